@@ -1,0 +1,186 @@
+package procfs
+
+// This file reads /proc/PID/maps, described in proc_pid_maps(5).
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Perms are the four permission characters of a mapping: "rwxp" or "rwxs".
+type Perms struct {
+	Read, Write, Exec, Shared bool
+}
+
+func (p Perms) String() string {
+	b := []byte("---p")
+	if p.Read {
+		b[0] = 'r'
+	}
+	if p.Write {
+		b[1] = 'w'
+	}
+	if p.Exec {
+		b[2] = 'x'
+	}
+	if p.Shared {
+		b[3] = 's'
+	}
+	return string(b)
+}
+
+func parsePerms(s string) (Perms, bool) {
+	if len(s) != 4 {
+		return Perms{}, false
+	}
+	var p Perms
+	for i, want := range []byte("rwx") {
+		switch s[i] {
+		case want:
+			switch i {
+			case 0:
+				p.Read = true
+			case 1:
+				p.Write = true
+			case 2:
+				p.Exec = true
+			}
+		case '-':
+		default:
+			return Perms{}, false
+		}
+	}
+	switch s[3] {
+	case 's':
+		p.Shared = true
+	case 'p':
+	default:
+		return Perms{}, false
+	}
+	return p, true
+}
+
+// Region is one line of /proc/PID/maps: a virtual memory area.
+type Region struct {
+	Start, End uint64 // [Start, End)
+	Perms      Perms
+	Offset     uint64 // offset into the mapped file
+	Dev        string // major:minor of the mapped file's device, in hex
+	Inode      uint64
+	Path       string // pathname, pseudo-path such as "[heap]", or ""
+}
+
+// Size is the length of the region in bytes.
+func (r Region) Size() uint64 { return r.End - r.Start }
+
+// Contains reports whether addr lies inside the region.
+func (r Region) Contains(addr uint64) bool { return addr >= r.Start && addr < r.End }
+
+// Deleted reports whether the mapped file was deleted after mapping.
+func (r Region) Deleted() bool { return strings.HasSuffix(r.Path, " (deleted)") }
+
+// Pseudo reports whether the pathname is a kernel-made name in brackets,
+// such as [heap], [stack], [vdso] or [anon:NAME].
+func (r Region) Pseudo() bool {
+	return strings.HasPrefix(r.Path, "[") && strings.HasSuffix(r.Path, "]")
+}
+
+// Name is the first column of maps formatted the way procmem names region
+// files: %012x-%012x.
+func (r Region) Name() string {
+	return fmt.Sprintf("%012x-%012x", r.Start, r.End)
+}
+
+// Maps reads /proc/PID/maps.
+func Maps(pid int) ([]Region, error) {
+	b, err := readFile(pidPath(pid, "maps"))
+	if err != nil {
+		return nil, err
+	}
+	return parseMaps(bytes.NewReader(b))
+}
+
+func parseMaps(r io.Reader) ([]Region, error) {
+	var regions []Region
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		region, err := parseMapsLine(sc.Text())
+		if err != nil {
+			return nil, fmt.Errorf("%w: maps line %d: %v", ErrParse, n, err)
+		}
+		regions = append(regions, region)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: maps: %v", ErrParse, err)
+	}
+	return regions, nil
+}
+
+// parseMapsLine parses one maps line. The pathname is whatever follows the
+// inode after the kernel's column padding, so it may contain spaces.
+func parseMapsLine(line string) (Region, error) {
+	var fields [5]string
+	rest := line
+	for i := range fields {
+		rest = strings.TrimLeft(rest, " ")
+		end := strings.IndexByte(rest, ' ')
+		if end < 0 {
+			end = len(rest)
+		}
+		fields[i], rest = rest[:end], rest[end:]
+		if fields[i] == "" {
+			return Region{}, fmt.Errorf("%q: too few fields", line)
+		}
+	}
+	var r Region
+	var ok bool
+	r.Start, r.End, ok = parseRange(fields[0])
+	if !ok {
+		return Region{}, fmt.Errorf("%q: bad address range", line)
+	}
+	if r.Perms, ok = parsePerms(fields[1]); !ok {
+		return Region{}, fmt.Errorf("%q: bad permissions", line)
+	}
+	var err error
+	if r.Offset, err = strconv.ParseUint(fields[2], 16, 64); err != nil {
+		return Region{}, fmt.Errorf("%q: bad offset", line)
+	}
+	if strings.Count(fields[3], ":") != 1 {
+		return Region{}, fmt.Errorf("%q: bad device", line)
+	}
+	r.Dev = fields[3]
+	if r.Inode, err = strconv.ParseUint(fields[4], 10, 64); err != nil {
+		return Region{}, fmt.Errorf("%q: bad inode", line)
+	}
+	r.Path = strings.TrimLeft(rest, " ")
+	return r, nil
+}
+
+// parseRange parses "START-END" in hex with START < END.
+func parseRange(s string) (start, end uint64, ok bool) {
+	a, b, found := strings.Cut(s, "-")
+	if !found {
+		return 0, 0, false
+	}
+	start, err1 := strconv.ParseUint(a, 16, 64)
+	end, err2 := strconv.ParseUint(b, 16, 64)
+	if err1 != nil || err2 != nil || start >= end {
+		return 0, 0, false
+	}
+	return start, end, true
+}
+
+// ParseRegionName parses a region file name as made by Region.Name. It
+// accepts only the canonical spelling, so one region has one name.
+func ParseRegionName(name string) (start, end uint64, ok bool) {
+	start, end, ok = parseRange(name)
+	if !ok || name != (Region{Start: start, End: end}).Name() {
+		return 0, 0, false
+	}
+	return start, end, true
+}

@@ -1,0 +1,155 @@
+package procfs
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseMapsFixture(t *testing.T) {
+	f, err := os.Open("testdata/fixture.maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	regions, err := parseMaps(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(regions) != 28 {
+		t.Fatalf("got %d regions, want 28", len(regions))
+	}
+	byPath := map[string]Region{}
+	for _, r := range regions {
+		byPath[r.Path] = r
+	}
+	spaces := byPath["/tmp/fx/file with spaces.bin"]
+	want := Region{Start: 0x7f1761136000, End: 0x7f1761138000, Perms: Perms{Read: true, Shared: true},
+		Dev: "fe:00", Inode: 9978545, Path: "/tmp/fx/file with spaces.bin"}
+	if spaces != want {
+		t.Errorf("path with spaces:\n got %+v\nwant %+v", spaces, want)
+	}
+	if r := byPath["/tmp/fx/gone.bin (deleted)"]; !r.Deleted() {
+		t.Errorf("deleted file mapping not found or not Deleted(): %+v", r)
+	}
+	heap := byPath["[heap]"]
+	if heap.Size() != 0x21000 || !heap.Pseudo() || heap.Perms.String() != "rw-p" {
+		t.Errorf("heap: %+v", heap)
+	}
+	vsyscall := byPath["[vsyscall]"]
+	if vsyscall.Start != 0xffffffffff600000 || vsyscall.Perms.String() != "--xp" {
+		t.Errorf("vsyscall: %+v", vsyscall)
+	}
+	if r := regions[7]; r.Path != "" || r.Perms.String() != "rw-p" {
+		t.Errorf("anonymous region: %+v", r)
+	}
+}
+
+func TestParseMapsLine(t *testing.T) {
+	tests := []struct {
+		line string
+		want Region
+	}{
+		{"7f00-7f10 rw-p 00000000 00:00 0                          [anon:my buffer]",
+			Region{Start: 0x7f00, End: 0x7f10, Perms: Perms{Read: true, Write: true}, Dev: "00:00", Path: "[anon:my buffer]"}},
+		{"7f00-7f10 rw-p 00000000 00:00 0                          [stack:1234]",
+			Region{Start: 0x7f00, End: 0x7f10, Perms: Perms{Read: true, Write: true}, Dev: "00:00", Path: "[stack:1234]"}},
+		{"1000-2000 r-xs 0000a000 fd:01 77 /a b/c (deleted)",
+			Region{Start: 0x1000, End: 0x2000, Perms: Perms{Read: true, Exec: true, Shared: true}, Offset: 0xa000, Dev: "fd:01", Inode: 77, Path: "/a b/c (deleted)"}},
+		{"1000-2000 ---p 00000000 00:00 0",
+			Region{Start: 0x1000, End: 0x2000, Dev: "00:00"}},
+	}
+	for _, tt := range tests {
+		got, err := parseMapsLine(tt.line)
+		if err != nil {
+			t.Errorf("parseMapsLine(%q): %v", tt.line, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("parseMapsLine(%q)\n got %+v\nwant %+v", tt.line, got, tt.want)
+		}
+	}
+}
+
+func TestParseMapsErrors(t *testing.T) {
+	if regions, err := parseMaps(strings.NewReader("")); err != nil || len(regions) != 0 {
+		t.Errorf("empty input: %v, %v", regions, err)
+	}
+	for _, line := range []string{
+		"\t", "1000-2000", "2000-1000 rw-p 0 00:00 0", "1000-2000 rwzp 0 00:00 0",
+		"1000-2000 rw-p 0 0000 0", "1000-2000 rw-p x 00:00 0", "1000-2000 rw-p 0 00:00 -1",
+		"zz-2000 rw-p 0 00:00 0", "1000-2000 rw-q 0 00:00 0",
+	} {
+		_, err := parseMaps(strings.NewReader(line + "\n"))
+		if !errors.Is(err, ErrParse) {
+			t.Errorf("parseMaps(%q) = %v, want ErrParse", line, err)
+		}
+	}
+}
+
+func TestRegionName(t *testing.T) {
+	r := Region{Start: 0x55f8a0b3d000, End: 0x55f8a0b5e000}
+	if got := r.Name(); got != "55f8a0b3d000-55f8a0b5e000" {
+		t.Errorf("Name() = %q", got)
+	}
+	start, end, ok := ParseRegionName(r.Name())
+	if !ok || start != r.Start || end != r.End {
+		t.Errorf("ParseRegionName round trip: %x %x %v", start, end, ok)
+	}
+	for _, bad := range []string{"1000-2000", "55F8A0B3D000-55F8A0B5E000", "0055f8a0b3d000-55f8a0b5e000", "heap", "000000002000-000000001000"} {
+		if _, _, ok := ParseRegionName(bad); ok {
+			t.Errorf("ParseRegionName(%q) accepted a non-canonical name", bad)
+		}
+	}
+}
+
+func TestMapsSelf(t *testing.T) {
+	regions, err := Maps(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stack bool
+	for _, r := range regions {
+		stack = stack || r.Path == "[stack]"
+	}
+	if !stack {
+		t.Errorf("no [stack] in own maps: %v", regions)
+	}
+}
+
+// fuzzSeeds adds every fixture whose name ends in suffix to the corpus.
+func fuzzSeeds(f *testing.F, suffix string) {
+	files, _ := filepath.Glob("testdata/*." + suffix)
+	if len(files) == 0 {
+		f.Fatalf("no testdata/*.%s fixtures", suffix)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+func FuzzParseMaps(f *testing.F) {
+	fuzzSeeds(f, "maps")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		regions, err := parseMaps(strings.NewReader(string(b)))
+		if err != nil && !errors.Is(err, ErrParse) {
+			t.Fatalf("error does not wrap ErrParse: %v", err)
+		}
+		for _, r := range regions {
+			if r.Start >= r.End {
+				t.Fatalf("empty or inverted region %+v", r)
+			}
+			again, err := parseMapsLine(strings.Join([]string{r.Name(), r.Perms.String(), "0", r.Dev, "0", r.Path}, " "))
+			if err != nil || again.Start != r.Start || again.End != r.End || !reflect.DeepEqual(again.Perms, r.Perms) {
+				t.Fatalf("region %+v does not round-trip: %+v %v", r, again, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,75 @@
+package procfs
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestParseStat(t *testing.T) {
+	b, err := os.ReadFile("testdata/fixture.stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := parseStat(strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Comm != "fx" || s.PID != 3029 || s.State != 'S' || s.StartTime == 0 {
+		t.Errorf("got %+v", s)
+	}
+	// A command name may contain spaces and parentheses.
+	s, err = parseStat(strings.NewReader("42 (a) b (c)) R 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 12345 0 0\n"))
+	if err != nil || s.Comm != "a) b (c)" || s.StartTime != 12345 || s.PPID != 1 {
+		t.Errorf("tricky comm: %+v, %v", s, err)
+	}
+}
+
+func TestParseStatErrors(t *testing.T) {
+	for _, in := range []string{"", "42 fx S 1", "42 (fx) S 1 2 3", "x (fx) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0", ")( (", "42 (fx) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 -5 0"} {
+		if _, err := parseStat(strings.NewReader(in)); !errors.Is(err, ErrParse) {
+			t.Errorf("parseStat(%q) = %v, want ErrParse", in, err)
+		}
+	}
+}
+
+func FuzzParseStat(f *testing.F) {
+	fuzzSeeds(f, "stat")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := parseStat(strings.NewReader(string(b))); err != nil && !errors.Is(err, ErrParse) {
+			t.Fatalf("error does not wrap ErrParse: %v", err)
+		}
+	})
+}
+
+func TestParseStatus(t *testing.T) {
+	b, err := os.ReadFile("testdata/fixture.status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := parseStatus(strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "fx" || s.Tgid != 3029 || s.Uid != [4]uint32{} || s.Sizes["VmRSS"] == 0 || s.Sizes["VmPTE"]%1024 != 0 {
+		t.Errorf("got %+v", s)
+	}
+}
+
+func TestParseStatusErrors(t *testing.T) {
+	for _, in := range []string{"", "Tgid: 1\nUid: 0 0 0\nGid: 0 0 0 0\n", "Tgid: x\nUid: 0 0 0 0\nGid: 0 0 0 0\n", "Tgid: 1\nUid: 0 0 0 0\nGid: 0 0 0 0\nVmRSS: x kB\n"} {
+		if _, err := parseStatus(strings.NewReader(in)); !errors.Is(err, ErrParse) {
+			t.Errorf("parseStatus(%q) = %v, want ErrParse", in, err)
+		}
+	}
+}
+
+func FuzzParseStatus(f *testing.F) {
+	fuzzSeeds(f, "status")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := parseStatus(strings.NewReader(string(b))); err != nil && !errors.Is(err, ErrParse) {
+			t.Fatalf("error does not wrap ErrParse: %v", err)
+		}
+	})
+}

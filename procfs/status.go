@@ -1,0 +1,92 @@
+package procfs
+
+// This file reads /proc/PID/status, described in proc_pid_status(5).
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Status holds the fields of /proc/PID/status that procmem uses. The id
+// arrays are real, effective, saved and filesystem ids, in that order.
+type Status struct {
+	Name string
+	Tgid int
+	Uid  [4]uint32
+	Gid  [4]uint32
+	// Sizes is every "Vm*", "Rss*" and "Huge*" field in bytes.
+	Sizes map[string]uint64
+}
+
+// ReadStatus reads /proc/PID/status.
+func ReadStatus(pid int) (Status, error) {
+	b, err := readFile(pidPath(pid, "status"))
+	if err != nil {
+		return Status{}, err
+	}
+	return parseStatus(bytes.NewReader(b))
+}
+
+func parseStatus(r io.Reader) (Status, error) {
+	s := Status{Tgid: -1, Sizes: map[string]uint64{}}
+	var haveUid, haveGid bool
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		name, value, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		value = strings.TrimSpace(value)
+		var err error
+		switch {
+		case name == "Name":
+			s.Name = value
+		case name == "Tgid":
+			s.Tgid, err = strconv.Atoi(value)
+		case name == "Uid":
+			s.Uid, err = parseIDs(value)
+			haveUid = true
+		case name == "Gid":
+			s.Gid, err = parseIDs(value)
+			haveGid = true
+		case strings.HasSuffix(value, " kB"):
+			var v uint64
+			v, err = strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(value, " kB")), 10, 64)
+			if err == nil && v > (1<<64-1)/1024 {
+				err = fmt.Errorf("overflow")
+			}
+			s.Sizes[name] = v * 1024
+		}
+		if err != nil {
+			return Status{}, fmt.Errorf("%w: status line %d: %q", ErrParse, n, sc.Text())
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Status{}, fmt.Errorf("%w: status: %v", ErrParse, err)
+	}
+	if s.Tgid < 0 || !haveUid || !haveGid {
+		return Status{}, fmt.Errorf("%w: status: missing Tgid, Uid or Gid", ErrParse)
+	}
+	return s, nil
+}
+
+func parseIDs(value string) ([4]uint32, error) {
+	var ids [4]uint32
+	f := strings.Fields(value)
+	if len(f) != 4 {
+		return ids, fmt.Errorf("want 4 ids")
+	}
+	for i := range f {
+		v, err := strconv.ParseUint(f[i], 10, 32)
+		if err != nil {
+			return ids, err
+		}
+		ids[i] = uint32(v)
+	}
+	return ids, nil
+}
