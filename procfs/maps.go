@@ -184,3 +184,6 @@ func ParseRegionName(name string) (start, end uint64, ok bool) {
 	}
 	return start, end, true
 }
+
+// ParseMaps parses the text of a maps file.
+func ParseMaps(r io.Reader) ([]Region, error) { return parseMaps(r) }

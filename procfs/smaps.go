@@ -156,3 +156,6 @@ var VmFlagMeaning = map[string]string{
 	"dp": "always lazily freeable mapping",
 	"gu": "maybe contains guard regions",
 }
+
+// ParseSmaps parses the text of an smaps file.
+func ParseSmaps(r io.Reader) ([]Mapping, error) { return parseSmaps(r) }

@@ -1,0 +1,95 @@
+// Package report formats what procmem prints: the region table of info,
+// the statm summary and the hexdump. The formats follow the original
+// procmem's and are shared by the command line and the filesystem's info
+// and statm files, so both always say the same.
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+var units = []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+
+// Size formats a byte count in binary units with two decimals, switching
+// to the next unit at 1000 so the number never needs more than three
+// digits before the point: 4096 is "4.00KiB", 1000 KiB is "0.98MiB".
+func Size(n uint64) string {
+	if n < 1000 {
+		return fmt.Sprintf("%dB", n)
+	}
+	v := float64(n)
+	i := 0
+	for v >= 1000 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.2f%s", v, units[i])
+}
+
+// RegionLine is one row of the info table:
+// "START-END  SIZE  PERMS  PATH", the size right-aligned in 10 columns.
+func RegionLine(r procfs.Region) string {
+	line := fmt.Sprintf("%s  %10s  %s  %s", r.Name(), Size(r.Size()), r.Perms, r.Path)
+	return strings.TrimRight(line, " ")
+}
+
+// Info writes the info table of the given regions and its total line.
+func Info(w io.Writer, regions []procfs.Region) error {
+	var b strings.Builder
+	var total uint64
+	for _, r := range regions {
+		total += r.Size()
+		b.WriteString(RegionLine(r))
+		b.WriteByte('\n')
+	}
+	writeTotal(&b, total)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeTotal(b *strings.Builder, total uint64) {
+	b.WriteString(strings.Repeat("-", 72))
+	fmt.Fprintf(b, "\nTotal: %s - %d bytes\n", Size(total), total)
+}
+
+// InfoVerbose writes the info table with every smaps field of each mapping
+// and its VmFlags spelled out.
+func InfoVerbose(w io.Writer, mappings []procfs.Mapping) error {
+	var b strings.Builder
+	var total uint64
+	for _, m := range mappings {
+		total += m.Size()
+		b.WriteString(RegionLine(m.Region))
+		b.WriteByte('\n')
+		for _, f := range m.Fields {
+			v := fmt.Sprint(f.Value)
+			if f.Bytes {
+				v = Size(f.Value)
+			}
+			fmt.Fprintf(&b, "    %-18s: %10s\n", f.Name, v)
+		}
+		b.WriteString("    VmFlags:\n")
+		for _, flag := range m.VmFlags {
+			meaning := procfs.VmFlagMeaning[flag]
+			if meaning == "" {
+				meaning = "unknown flag"
+			}
+			fmt.Fprintf(&b, "        %s - %s\n", flag, meaning)
+		}
+		b.WriteByte('\n')
+	}
+	writeTotal(&b, total)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Statm writes the five lines of the statm summary.
+func Statm(w io.Writer, s procfs.Statm) error {
+	_, err := fmt.Fprintf(w, "%9s  total program size\n%9s  resident set size\n%9s  shared size\n%9s  text\n%9s  data + stack\n",
+		Size(s.Size), Size(s.Resident), Size(s.Shared), Size(s.Text), Size(s.Data))
+	return err
+}
