@@ -20,6 +20,7 @@ import (
 type Process struct {
 	PID       int
 	StartTime uint64 // from /proc/PID/stat; with PID, identifies the process
+	Zombie    bool   // exited, not yet reaped: no memory left to show
 	dir       int
 }
 
@@ -42,6 +43,7 @@ func Open(pid int) (*Process, error) {
 		return nil, err
 	}
 	p.StartTime = st.StartTime
+	p.Zombie = st.Exited()
 	return p, nil
 }
 
@@ -285,4 +287,13 @@ func ResolveName(name string) (int, error) {
 // IsGone reports whether err means the process no longer exists.
 func IsGone(err error) bool {
 	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) || errors.Is(err, io.EOF)
+}
+
+// OpenFile opens a file of the process's /proc directory.
+func (p *Process) OpenFile(name string, flags int) (*os.File, error) {
+	fd, err := p.openat(name, flags)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p.path(name)), nil
 }

@@ -19,6 +19,10 @@ type Stat struct {
 	StartTime uint64 // field 22: start time after boot, in clock ticks
 }
 
+// Exited reports whether the process has exited and awaits its parent's
+// wait (zombie, state Z) or is being torn down (X).
+func (s Stat) Exited() bool { return s.State == 'Z' || s.State == 'X' }
+
 // ReadStat reads /proc/PID/stat.
 func ReadStat(pid int) (Stat, error) {
 	b, err := readFile(pidPath(pid, "stat"))

@@ -1,0 +1,152 @@
+// Package fs serves process memory as a FUSE filesystem: one directory per
+// process, one file per memory region of /proc/PID/maps, reads and writes
+// on those files becoming offset I/O on /proc/PID/mem.
+//
+// The tree is built on demand from /proc on every lookup and readdir; no
+// state about processes is kept beyond the inodes the kernel holds. Inode
+// numbers derive from what identifies an object (pid, process start time,
+// region bounds), so a lookup of the same object yields the same inode and
+// a reused PID never aliases an old one.
+package fs
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Config holds the mount flags.
+type Config struct {
+	ReadOnly   bool // every write path fails with EROFS
+	ForceWrite bool // allow writes to regions without 'w'
+	AllowOther bool // let other users in, under access control
+	Debug      bool // log every FUSE request
+}
+
+// FS is one mounted filesystem.
+type FS struct {
+	cfg      Config
+	bootTime time.Time // to turn process start ticks into times
+	uid      uint32    // the daemon's own ids
+	gid      uint32
+	access   *accessControl
+}
+
+const (
+	blockSize = 1 << 20
+	// How long the kernel may cache names and attributes that cannot
+	// change for the object they name (a region's bounds are its name).
+	stableTimeout = time.Second
+	// A process directory must disappear within a second of the exit.
+	procTimeout = 500 * time.Millisecond
+	// clockTicks is USER_HZ, the unit of start times in /proc/PID/stat:
+	// 100 on every architecture Linux supports.
+	clockTicks = 100
+)
+
+// New prepares a filesystem with the given flags.
+func New(cfg Config) *FS {
+	fsys := &FS{cfg: cfg, bootTime: bootTime(), uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}
+	fsys.access = newAccessControl(fsys.uid, fsys.gid)
+	return fsys
+}
+
+// Mount mounts the filesystem at dir and serves it in the background.
+func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
+	zero := time.Duration(0)
+	opts := &gofs.Options{
+		// Timeouts are set per entry: 0 unless the object is stable.
+		EntryTimeout:    &zero,
+		AttrTimeout:     &zero,
+		NegativeTimeout: &zero,
+		// Permission bits come from the region's perms; "---p" is 0000
+		// and must stay so.
+		NullPermissions: true,
+		MountOptions: fuse.MountOptions{
+			FsName:            "procmem",
+			Name:              "procmem",
+			AllowOther:        fsys.cfg.AllowOther,
+			Options:           []string{"default_permissions"},
+			MaxWrite:          1 << 20,
+			DisableSplice:     true,
+			Debug:             fsys.cfg.Debug,
+			DirectMount:       true,
+			DirectMountStrict: os.Geteuid() == 0,
+		},
+	}
+	if fsys.cfg.ReadOnly {
+		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
+	}
+	return gofs.Mount(dir, newRoot(fsys), opts)
+}
+
+// bootTime reads btime from /proc/stat.
+func bootTime() time.Time {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Unix(0, 0)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(sec, 0)
+			}
+		}
+	}
+	return time.Unix(0, 0)
+}
+
+// startTime converts a start time in clock ticks after boot to wall time.
+func (fsys *FS) startTime(ticks uint64) time.Time {
+	return fsys.bootTime.Add(time.Duration(ticks) * time.Second / clockTicks)
+}
+
+// Inode kinds, mixed into inode numbers so that different objects of one
+// process never share a number.
+const (
+	kindProc uint64 = iota + 1
+	kindRegion
+	kindInfo
+	kindStatm
+	kindLink
+	kindSelf
+)
+
+// inode derives an inode number from what identifies an object.
+func inode(parts ...uint64) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	for _, p := range parts {
+		binary.LittleEndian.PutUint64(b[:], p)
+		h.Write(b[:])
+	}
+	ino := h.Sum64()
+	if ino <= 1 || ino == ^uint64(0) { // reserved by go-fuse and the kernel
+		ino = 2
+	}
+	return ino
+}
+
+// inodeName derives an inode number from a name within a process.
+func inodeName(kind uint64, pid int, start uint64, name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return inode(kind, uint64(pid), start, h.Sum64())
+}
+
+func setTimes(a *fuse.Attr, t time.Time) {
+	a.SetTimes(&t, &t, &t)
+}
+
+// stableEntry marks an entry as cacheable by the kernel for d.
+func stableEntry(out *fuse.EntryOut, d time.Duration) {
+	out.SetEntryTimeout(d)
+	out.SetAttrTimeout(d)
+}
+

@@ -1,0 +1,121 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+// regionFile is one memory region. Its name is its bounds, so the bounds
+// never change; the permissions may (mprotect) and are re-read on stat.
+type regionFile struct {
+	node
+	dir        *procDir
+	start, end uint64
+
+	mu    sync.Mutex
+	perms procfs.Perms // as last seen in maps
+}
+
+var (
+	_ = (gofs.NodeGetattrer)((*regionFile)(nil))
+	_ = (gofs.NodeSetattrer)((*regionFile)(nil))
+	_ = (gofs.NodeOpener)((*regionFile)(nil))
+)
+
+func (n *regionFile) stableAttr() gofs.StableAttr {
+	return gofs.StableAttr{Mode: syscall.S_IFREG, Ino: inode(kindRegion, uint64(n.dir.pid), n.dir.start, n.start, n.end), Gen: n.dir.start}
+}
+
+// mode turns region permissions into file permission bits for the owner:
+// r gives read, w gives write (every region is writable with --force-write,
+// none on a read-only mount).
+func (n *regionFile) mode(p procfs.Perms) uint32 {
+	var m uint32
+	if p.Read {
+		m |= 0o400
+	}
+	if (p.Write || n.fsys.cfg.ForceWrite) && !n.fsys.cfg.ReadOnly {
+		m |= 0o200
+	}
+	return m
+}
+
+func (n *regionFile) fillAttr(a *fuse.Attr) {
+	n.mu.Lock()
+	perms := n.perms
+	n.mu.Unlock()
+	a.Mode = syscall.S_IFREG | n.mode(perms)
+	a.Size = n.end - n.start
+	a.Blksize = blockSize
+	a.Nlink = 1
+	a.Uid, a.Gid = n.dir.uid, n.dir.gid
+	a.Ino = n.stableAttr().Ino
+	setTimes(a, n.fsys.startTime(n.dir.start))
+}
+
+// refresh re-reads the region's permissions; a region that is gone keeps
+// its last known attributes, so fstat on an open file still answers.
+func (n *regionFile) refresh() (procfs.Perms, syscall.Errno) {
+	r, errno := n.dir.findRegion(n.start, n.end)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if errno == 0 {
+		n.perms = r.Perms
+	}
+	return n.perms, errno
+}
+
+func (n *regionFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.refresh()
+	n.fillAttr(&out.Attr)
+	out.SetTimeout(stableTimeout)
+	return 0
+}
+
+// Setattr accepts truncation to any size and time changes and changes
+// nothing, so "cp file region" and "dd of=region" (O_TRUNC) overwrite in
+// place; memory is never zeroed and the size stays the region's.
+func (n *regionFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	if in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID) != 0 {
+		return syscall.EPERM
+	}
+	n.refresh()
+	n.fillAttr(&out.Attr)
+	return 0
+}
+
+func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	perms, errno := n.refresh()
+	switch {
+	case errno != 0:
+		return nil, 0, errno
+	case write && n.fsys.cfg.ReadOnly:
+		return nil, 0, syscall.EROFS
+	case write && !perms.Write && !n.fsys.cfg.ForceWrite:
+		return nil, 0, syscall.EACCES
+	}
+	p, errno := n.dir.pin()
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	defer p.Close()
+	m, err := n.fsys.access.openMem(ctx, p, write)
+	if err != nil {
+		return nil, 0, toErrno(err)
+	}
+	fuseFlags := uint32(fuse.FOPEN_DIRECT_IO)
+	if write {
+		fuseFlags |= fuse.FOPEN_PARALLEL_DIRECT_WRITES
+	}
+	return &regionHandle{mem: m, start: n.start, end: n.end}, fuseFlags, 0
+}

@@ -1,0 +1,105 @@
+package fs
+
+import (
+	"context"
+	"strconv"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+// rootNode is the mount's top directory: "self" and one directory per
+// process, like /proc.
+type rootNode struct{ dirNode }
+
+var (
+	_ = (gofs.NodeLookuper)((*rootNode)(nil))
+	_ = (gofs.NodeReaddirer)((*rootNode)(nil))
+	_ = (gofs.NodeGetattrer)((*rootNode)(nil))
+	_ = (gofs.NodeSetattrer)((*rootNode)(nil))
+)
+
+func newRoot(fsys *FS) *rootNode {
+	r := &rootNode{}
+	r.fsys = fsys
+	return r
+}
+
+func (r *rootNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFDIR | 0o555
+	out.Nlink = 2
+	setTimes(&out.Attr, r.fsys.bootTime)
+	return 0
+}
+
+func (r *rootNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return r.denied()
+}
+
+func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if name == "self" {
+		n := &selfLink{}
+		n.fsys = r.fsys
+		out.Mode = syscall.S_IFLNK | 0o777
+		return r.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFLNK, Ino: inode(kindSelf)}), 0
+	}
+	pid, err := strconv.Atoi(name)
+	if err != nil || pid <= 0 || name != strconv.Itoa(pid) {
+		return nil, syscall.ENOENT
+	}
+	d, errno := r.fsys.newProcDir(pid)
+	if errno != 0 {
+		return nil, errno
+	}
+	d.fillAttr(&out.Attr)
+	out.SetEntryTimeout(procTimeout)
+	out.SetAttrTimeout(procTimeout)
+	return r.NewInode(ctx, d, d.stableAttr()), 0
+}
+
+func (r *rootNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	pids, err := procfs.PIDs()
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	entries := make([]fuse.DirEntry, 0, len(pids)+1)
+	entries = append(entries, fuse.DirEntry{Name: "self", Mode: syscall.S_IFLNK, Ino: inode(kindSelf)})
+	for _, pid := range pids {
+		st, err := procfs.ReadStat(pid)
+		if err != nil || st.Exited() {
+			continue // exited meanwhile
+		}
+		entries = append(entries, fuse.DirEntry{Name: strconv.Itoa(pid), Mode: syscall.S_IFDIR, Ino: inode(kindProc, uint64(pid), st.StartTime)})
+	}
+	return gofs.NewListDirStream(entries), 0
+}
+
+// selfLink points to the directory of the process that reads it.
+type selfLink struct{ node }
+
+var _ = (gofs.NodeReadlinker)((*selfLink)(nil))
+var _ = (gofs.NodeGetattrer)((*selfLink)(nil))
+
+func (s *selfLink) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFLNK | 0o777
+	out.Nlink = 1
+	setTimes(&out.Attr, s.fsys.bootTime)
+	return 0
+}
+
+// Readlink answers with the caller's thread-group id: FUSE reports the
+// calling thread, and a thread's directory is its process's.
+func (s *selfLink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	caller, ok := fuse.FromContext(ctx)
+	if !ok || caller.Pid == 0 {
+		return nil, syscall.ENOENT
+	}
+	st, err := procfs.ReadStatus(int(caller.Pid))
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return []byte(strconv.Itoa(st.Tgid)), 0
+}

@@ -1,0 +1,128 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/procmem/procmem/report"
+)
+
+// textFile is "info" or "statm": the text procmem's info and statm verbs
+// print, made when the file is opened.
+type textFile struct {
+	node
+	dir   *procDir
+	statm bool
+}
+
+var (
+	_ = (gofs.NodeGetattrer)((*textFile)(nil))
+	_ = (gofs.NodeSetattrer)((*textFile)(nil))
+	_ = (gofs.NodeOpener)((*textFile)(nil))
+)
+
+func (t *textFile) stableAttr() gofs.StableAttr {
+	kind := kindInfo
+	if t.statm {
+		kind = kindStatm
+	}
+	return gofs.StableAttr{Mode: syscall.S_IFREG, Ino: inode(kind, uint64(t.dir.pid), t.dir.start), Gen: t.dir.start}
+}
+
+// fillAttr fills the attributes with the given content size, or the size
+// the content would have now when size is negative.
+func (t *textFile) fillAttr(a *fuse.Attr, size int) {
+	if size < 0 {
+		if b, errno := t.content(); errno == 0 {
+			size = len(b)
+		}
+	}
+	a.Mode = syscall.S_IFREG | 0o400
+	a.Size = uint64(max(size, 0))
+	a.Blksize = blockSize
+	a.Nlink = 1
+	a.Uid, a.Gid = t.dir.uid, t.dir.gid
+	a.Ino = t.stableAttr().Ino
+	setTimes(a, t.fsys.startTime(t.dir.start))
+}
+
+// content renders the file from the process's current state.
+func (t *textFile) content() ([]byte, syscall.Errno) {
+	var b bytes.Buffer
+	if t.statm {
+		p, errno := t.dir.pin()
+		if errno != 0 {
+			return nil, errno
+		}
+		defer p.Close()
+		s, err := p.Statm()
+		if err != nil {
+			return nil, toErrno(err)
+		}
+		report.Statm(&b, s)
+		return b.Bytes(), 0
+	}
+	regions, errno := t.dir.snapshot(snapshotAge)
+	if errno != 0 {
+		return nil, errno
+	}
+	report.Info(&b, regions)
+	return b.Bytes(), 0
+}
+
+func (t *textFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if h, ok := f.(*textHandle); ok {
+		t.fillAttr(&out.Attr, len(h.data))
+		return 0
+	}
+	t.fillAttr(&out.Attr, -1)
+	return 0
+}
+
+func (t *textFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return t.denied()
+}
+
+// Open renders the text once, so every read of one open file sees the
+// same snapshot. The caller must be allowed to read /proc/PID/maps.
+func (t *textFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+		return nil, 0, t.denied()
+	}
+	p, errno := t.dir.pin()
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	err := t.fsys.access.check(ctx, p, "maps")
+	p.Close()
+	if err != nil {
+		return nil, 0, toErrno(err)
+	}
+	if !t.statm {
+		// Render from maps as they are now, not from a snapshot.
+		if _, errno := t.dir.snapshot(0); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	data, errno := t.content()
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return &textHandle{data: data}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// textHandle serves one rendering of a text file.
+type textHandle struct{ data []byte }
+
+var _ = (gofs.FileReader)((*textHandle)(nil))
+
+func (h *textHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off < 0 || off >= int64(len(h.data)) {
+		return fuse.ReadResultData(nil), 0
+	}
+	return fuse.ReadResultData(h.data[off:min(int64(len(h.data)), off+int64(len(dest)))]), 0
+}

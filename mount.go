@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/procmem/procmem/fs"
+)
+
+func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
+	var cfg fs.Config
+	flags.BoolVar(&cfg.ReadOnly, "read-only", false, "refuse every write, truncate and attribute change with EROFS")
+	flags.BoolVar(&cfg.AllowOther, "allow-other", false, "let other users use the mount; each open is decided as the kernel decides /proc/PID/mem for that user")
+	flags.BoolVar(&cfg.ForceWrite, "force-write", false, "allow writes to regions without 'w' (code, read-only data) as /proc/PID/mem does")
+	flags.BoolVar(&cfg.Debug, "debug", false, "log every FUSE request and reply to stderr")
+	return func(e *env, args []string) error {
+		if len(args) != 1 {
+			return usagef("mount: want one MOUNTPOINT")
+		}
+		if cfg.ReadOnly && cfg.ForceWrite {
+			return usagef("mount: --read-only and --force-write exclude each other")
+		}
+		return serve(e, fs.New(cfg), args[0])
+	}
+}
+
+// serve mounts at dir and serves until the filesystem is unmounted or a
+// signal asks to stop: the first SIGINT/SIGTERM unmounts cleanly, a second
+// one detaches lazily if files were still open.
+func serve(e *env, fsys *fs.FS, dir string) error {
+	if err := prepareMountpoint(e, dir); err != nil {
+		return err
+	}
+	// Catch the signals before mounting, so none is lost in between.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	server, err := fsys.Mount(dir)
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", dir, err)
+	}
+	fmt.Fprintf(e.stdout, "procmem mounted at %s\n", dir)
+	go func() {
+		for n := 0; ; n++ {
+			if _, ok := <-sigs; !ok {
+				return
+			}
+			if n == 0 {
+				if err := server.Unmount(); err != nil {
+					stderrf(e, "unmount %s: %v (files still open?); send the signal again to detach lazily", dir, err)
+				}
+				continue
+			}
+			if err := detach(dir); err != nil {
+				stderrf(e, "lazy unmount of %s: %v", dir, err)
+			}
+		}
+	}()
+	server.Wait()
+	return nil
+}
+
+// prepareMountpoint creates dir if missing and recovers a mountpoint left
+// behind by a daemon that was killed ("transport endpoint is not connected").
+func prepareMountpoint(e *env, dir string) error {
+	_, err := os.Stat(dir)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		return os.MkdirAll(dir, 0o755)
+	case errors.Is(err, syscall.ENOTCONN):
+		if err := detach(dir); err != nil {
+			return fmt.Errorf("%s is a stale mount of a dead daemon and could not be unmounted: %w", dir, err)
+		}
+		stderrf(e, "recovered stale mount at %s left by a daemon that died", dir)
+		return nil
+	}
+	return err
+}
+
+// detach unmounts dir lazily: at once for new users, for good once the
+// last open file is closed.
+func detach(dir string) error {
+	if os.Geteuid() == 0 {
+		return syscall.Unmount(dir, syscall.MNT_DETACH)
+	}
+	out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("fusermount3: %v: %s", err, out)
+	}
+	return nil
+}
