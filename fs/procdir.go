@@ -89,6 +89,15 @@ func (d *procDir) pin() (*procfs.Process, syscall.Errno) {
 	return p, 0
 }
 
+// alive tells whether the process is still the one of this directory.
+func (d *procDir) alive() syscall.Errno {
+	p, errno := d.pin()
+	if errno == 0 {
+		p.Close()
+	}
+	return errno
+}
+
 // snapshot returns the process's regions, read afresh unless the last
 // read is younger than maxAge.
 func (d *procDir) snapshot(maxAge time.Duration) ([]procfs.Region, syscall.Errno) {
@@ -179,16 +188,16 @@ func links(regions []procfs.Region) map[string]procfs.Region {
 	return found
 }
 
-// findLink resolves a link name against current maps.
+// findLink resolves a link name against the current maps, never a
+// snapshot: a link must follow its region at once (a heap that grows gets
+// a new name).
 func (d *procDir) findLink(name string) (procfs.Region, syscall.Errno) {
-	for _, age := range []time.Duration{snapshotAge, 0} {
-		regions, errno := d.snapshot(age)
-		if errno != 0 {
-			return procfs.Region{}, errno
-		}
-		if r, ok := links(regions)[name]; ok {
-			return r, 0
-		}
+	regions, errno := d.snapshot(0)
+	if errno != 0 {
+		return procfs.Region{}, errno
+	}
+	if r, ok := links(regions)[name]; ok {
+		return r, 0
 	}
 	return procfs.Region{}, syscall.ENOENT
 }
@@ -216,7 +225,7 @@ func (d *procDir) Opendir(ctx context.Context) syscall.Errno {
 func (d *procDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	switch name {
 	case "info", "statm":
-		if _, errno := d.pin(); errno != 0 {
+		if errno := d.alive(); errno != 0 {
 			return nil, errno
 		}
 		t := &textFile{dir: d, statm: name == "statm"}

@@ -1,0 +1,148 @@
+//go:build linux
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mount is a running "procmem mount" daemon.
+type mount struct {
+	t       *testing.T
+	dir     string
+	cmd     *exec.Cmd
+	stdout  bytes.Buffer
+	stderr  bytes.Buffer
+	baseFDs int
+	exited  chan struct{}
+}
+
+// startMount mounts procmem with the given flags on a fresh directory and
+// unmounts it when the test ends, failing the test if the daemon does not
+// exit 0 on SIGTERM, leaves the mount behind or leaked descriptors.
+func startMount(t *testing.T, flags ...string) *mount {
+	t.Helper()
+	requireFUSE(t)
+	m := &mount{t: t, dir: filepath.Join(t.TempDir(), "mnt"), exited: make(chan struct{})}
+	m.cmd = exec.Command(procmemBin, append(append([]string{"mount"}, flags...), m.dir)...)
+	m.cmd.Stdout, m.cmd.Stderr = &m.stdout, &m.stderr
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { m.cmd.Wait(); close(m.exited) }()
+	t.Cleanup(m.cleanup)
+	deadline := time.Now().Add(15 * time.Second)
+	for !isMounted(m.dir) {
+		select {
+		case <-m.exited:
+			t.Fatalf("procmem mount exited early: %v\n%s", m.cmd.ProcessState, m.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("procmem mount not ready in 15s:\n%s", m.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m.baseFDs = m.fds()
+	return m
+}
+
+func requireFUSE(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		skipOrFail(t, "no /dev/fuse: %v", err)
+	}
+}
+
+// isMounted reports whether dir is a procmem mount point.
+func isMounted(dir string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && fields[4] == dir && strings.Contains(sc.Text(), "procmem") {
+			return true
+		}
+	}
+	return false
+}
+
+// fds counts the daemon's open file descriptors.
+func (m *mount) fds() int {
+	entries, err := os.ReadDir("/proc/" + itoa(m.cmd.Process.Pid) + "/fd")
+	if err != nil {
+		m.t.Fatalf("daemon fds: %v", err)
+	}
+	return len(entries)
+}
+
+// path is a path inside the mount.
+func (m *mount) path(elem ...string) string {
+	return filepath.Join(append([]string{m.dir}, elem...)...)
+}
+
+// alive fails the test if the daemon stopped serving.
+func (m *mount) alive() {
+	m.t.Helper()
+	if _, err := os.ReadDir(m.dir); err != nil {
+		m.t.Fatalf("daemon no longer serving: %v\n%s", err, m.stderr.String())
+	}
+}
+
+// stop sends SIGTERM and waits for the daemon; it must exit 0 and leave
+// no mount behind.
+func (m *mount) stop() {
+	m.t.Helper()
+	select {
+	case <-m.exited:
+		return
+	default:
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.exited:
+	case <-time.After(15 * time.Second):
+		m.cmd.Process.Kill()
+		<-m.exited
+		syscall.Unmount(m.dir, syscall.MNT_DETACH)
+		m.t.Fatalf("daemon did not exit on SIGTERM:\n%s", m.stderr.String())
+	}
+	if code := m.cmd.ProcessState.ExitCode(); code != 0 {
+		m.t.Errorf("daemon exited %d on SIGTERM:\n%s", code, m.stderr.String())
+	}
+	if isMounted(m.dir) {
+		syscall.Unmount(m.dir, syscall.MNT_DETACH)
+		m.t.Errorf("mount left behind at %s", m.dir)
+	}
+}
+
+func (m *mount) cleanup() {
+	select {
+	case <-m.exited:
+	default:
+		// Every file the test opened is closed by now; the kernel sends
+		// RELEASE asynchronously, so give it a moment.
+		var n int
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if n = m.fds(); n <= m.baseFDs {
+				break
+			}
+		}
+		if n > m.baseFDs {
+			m.t.Errorf("daemon leaked file descriptors: %d open, %d after mounting", n, m.baseFDs)
+		}
+	}
+	m.stop()
+}

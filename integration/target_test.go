@@ -1,0 +1,251 @@
+//go:build linux
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+// target is a running testdata/target.c.
+type target struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	pid     int
+	in      io.WriteCloser
+	out     *bufio.Reader
+	addr    map[string]uint64 // what it announced: marker, pattern, ...
+	marker  string
+	pattern []byte // expected content of the pattern region
+}
+
+const defaultPatternSize = 64 << 20
+
+// patternByte is target.c's pattern_byte.
+func patternByte(i uint64) byte { return byte((i * 7) ^ (i >> 12) ^ 0x5a) }
+
+func expectedPattern(size uint64) []byte {
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = patternByte(uint64(i))
+	}
+	if size > 1<<20+16 {
+		copy(b[1<<20-3:], "STRADDLE")
+	}
+	return b
+}
+
+// startTarget runs the target binary at path (targetBin if empty) and
+// stops it when the test ends.
+func startTarget(t *testing.T, path string, patternSize uint64) *target {
+	t.Helper()
+	if path == "" {
+		path = targetBin
+	}
+	cmd := exec.Command(path, fmt.Sprintf("%#x", patternSize))
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tg := &target{t: t, cmd: cmd, pid: cmd.Process.Pid, in: in, out: bufio.NewReader(outPipe), addr: map[string]uint64{}}
+	t.Cleanup(tg.stop)
+	for {
+		line, err := tg.readLine(30 * time.Second)
+		if err != nil {
+			t.Fatalf("target did not get ready: %v", err)
+		}
+		if line == "ready" {
+			break
+		}
+		name, value, _ := strings.Cut(line, " ")
+		v, err := strconv.ParseUint(strings.TrimPrefix(value, "0x"), 16, 64)
+		if name == "pid" {
+			v, err = strconv.ParseUint(value, 10, 64)
+		}
+		if err != nil {
+			t.Fatalf("target said %q: %v", line, err)
+		}
+		tg.addr[name] = v
+	}
+	tg.marker = fmt.Sprintf("PMMARK-%08x", tg.pid)
+	tg.pattern = expectedPattern(tg.addr["pattern_size"])
+	return tg
+}
+
+func (tg *target) stop() {
+	if tg.cmd.ProcessState != nil {
+		return
+	}
+	tg.cmd.Process.Kill()
+	tg.cmd.Wait()
+}
+
+// kill ends the target and reaps it.
+func (tg *target) kill() { tg.stop() }
+
+func (tg *target) readLine(timeout time.Duration) (string, error) {
+	type result struct {
+		line string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		line, err := tg.out.ReadString('\n')
+		ch <- result{strings.TrimSuffix(line, "\n"), err}
+	}()
+	select {
+	case r := <-ch:
+		return r.line, r.err
+	case <-time.After(timeout):
+		return "", fmt.Errorf("no answer from the target in %v", timeout)
+	}
+}
+
+// ask sends a command and returns the answer line.
+func (tg *target) ask(format string, a ...any) string {
+	tg.t.Helper()
+	if _, err := fmt.Fprintf(tg.in, format+"\n", a...); err != nil {
+		tg.t.Fatalf("target: %v", err)
+	}
+	line, err := tg.readLine(10 * time.Second)
+	if err != nil {
+		tg.t.Fatalf("target: %v", err)
+	}
+	return line
+}
+
+// peek returns what the target itself sees at addr.
+func (tg *target) peek(addr uint64, n int) []byte {
+	tg.t.Helper()
+	b, err := hex.DecodeString(tg.ask("peek %x %x", addr, n))
+	if err != nil || len(b) != n {
+		tg.t.Fatalf("peek %x %d: %q, %v", addr, n, b, err)
+	}
+	return b
+}
+
+func (tg *target) poke(addr uint64, b []byte) {
+	tg.t.Helper()
+	if got := tg.ask("poke %x %x", addr, b); got != "ok" {
+		tg.t.Fatalf("poke: %q", got)
+	}
+}
+
+// region returns the target's region that contains addr, from maps.
+func (tg *target) region(addr uint64) procfs.Region {
+	tg.t.Helper()
+	regions, err := procfs.Maps(tg.pid)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	for _, r := range regions {
+		if r.Contains(addr) {
+			return r
+		}
+	}
+	tg.t.Fatalf("0x%x is not mapped in the target", addr)
+	return procfs.Region{}
+}
+
+func (tg *target) regionByPath(path string) procfs.Region {
+	tg.t.Helper()
+	regions, err := procfs.Maps(tg.pid)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	for _, r := range regions {
+		if r.Path == path {
+			return r
+		}
+	}
+	tg.t.Fatalf("no %s in the target", path)
+	return procfs.Region{}
+}
+
+// state is the target's state letter from /proc/PID/stat.
+func (tg *target) state() byte {
+	st, err := procfs.ReadStat(tg.pid)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	return st.State
+}
+
+// result is what a command did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs a command to completion with a deadline.
+func run(t *testing.T, stdin string, name string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s %q did not finish in 2 minutes", name, args)
+	}
+	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+}
+
+// procmem runs the binary under test.
+func procmem(t *testing.T, args ...string) result {
+	t.Helper()
+	return run(t, "", procmemBin, args...)
+}
+
+// mustSucceed fails the test unless r exited 0.
+func mustSucceed(t *testing.T, r result, what string) {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", what, r.code, r.stdout, r.stderr)
+	}
+}
+
+// directRead reads the target's memory straight from /proc/PID/mem.
+func directRead(t *testing.T, pid int, addr uint64, n int) []byte {
+	t.Helper()
+	m, err := procfs.OpenMem(pid, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b := make([]byte, n)
+	if _, err := m.ReadFull(b, addr); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+
+func itoa(n int) string { return strconv.Itoa(n) }
