@@ -250,4 +250,3 @@ func parseRange(s string) (addrRange, error) {
 func stderrf(e *env, format string, a ...any) {
 	fmt.Fprintf(e.stderr, "procmem: "+format+"\n", a...)
 }
-

@@ -149,4 +149,3 @@ func stableEntry(out *fuse.EntryOut, d time.Duration) {
 	out.SetEntryTimeout(d)
 	out.SetAttrTimeout(d)
 }
-

@@ -279,4 +279,3 @@ func (d *procDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	sortEntries(entries[2+len(regions):])
 	return gofs.NewListDirStream(entries), 0
 }
-

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 func TestMountHeapWithXxdAndGrep(t *testing.T) {
@@ -452,4 +451,3 @@ func TestMountRefusesChanges(t *testing.T) {
 	}
 	m.alive()
 }
-

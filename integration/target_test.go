@@ -247,5 +247,4 @@ func directRead(t *testing.T, pid int, addr uint64, n int) []byte {
 	return b
 }
 
-
 func itoa(n int) string { return strconv.Itoa(n) }

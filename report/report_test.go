@@ -2,8 +2,8 @@ package report
 
 import (
 	"bytes"
-	"fmt"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,7 +136,6 @@ func TestHexdumpGolden(t *testing.T) {
 		golden(t, fmt.Sprintf("hexdump-w%d", width), b.Bytes())
 	}
 }
-
 
 func TestHexdumpSplitInvariance(t *testing.T) {
 	data := bytes.Repeat([]byte("ab\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"), 50)
