@@ -140,8 +140,11 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 	}
 	rest := gfs.Args()
 	if len(rest) == 0 {
-		mainUsage(stderr)
-		return usagef("no verb given")
+		names := make([]string, 0, len(verbs()))
+		for _, v := range verbs() {
+			names = append(names, v.name)
+		}
+		return usagef("no verb given: want one of %s", strings.Join(names, ", "))
 	}
 	if rest[0] == "help" {
 		return help(rest[1:], stdout)

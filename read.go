@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -224,6 +225,9 @@ func (rd *reader) region(m *procfs.Mem, r procfs.Region, buf []byte) ([]hole, er
 					return fmt.Errorf("address 0x%x does not fit a file offset", addr)
 				}
 				_, err = f.WriteAt(data, int64(addr))
+				if errors.Is(err, syscall.EFBIG) {
+					return fmt.Errorf("%s cannot hold offset 0x%x: its filesystem limits file size (tmpfs does not; or use --split)", name, addr)
+				}
 			} else {
 				if gap := addr - next; gap > 0 {
 					if _, err = f.Write(make([]byte, gap)); err != nil {
