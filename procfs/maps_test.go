@@ -153,3 +153,14 @@ func FuzzParseMaps(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseRegionName(f *testing.F) {
+	f.Add("55f8a0b3d000-55f8a0b5e000")
+	f.Add("ffffffffff600000-ffffffffff601000")
+	f.Fuzz(func(t *testing.T, name string) {
+		start, end, ok := ParseRegionName(name)
+		if ok && (start >= end || (Region{Start: start, End: end}).Name() != name) {
+			t.Fatalf("ParseRegionName(%q) = %x, %x", name, start, end)
+		}
+	})
+}

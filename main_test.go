@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+func TestParseRange(t *testing.T) {
+	tests := []struct {
+		in         string
+		start, end uint64
+		ok         bool
+	}{
+		{"1000", 0x1000, 0x1001, true},
+		{"0x1000:2000", 0x1000, 0x2000, true},
+		{"1000:+10", 0x1000, 0x1010, true},
+		{"1000:+0x10", 0x1000, 0x1010, true},
+		{"1000:-10", 0xff0, 0x1000, true},
+		{"ffffffffffffffff", 0, 0, false},
+		{"ffffffffffffff00:+100", 0, 0, false},
+		{"10:-20", 0, 0, false},
+		{"2000:1000", 0, 0, false},
+		{"1000:1000", 0, 0, false},
+		{"1000:+0", 0, 0, false},
+		{"", 0, 0, false},
+		{":", 0, 0, false},
+		{"1000:", 0, 0, false},
+		{"x", 0, 0, false},
+		{"+1000", 0, 0, false},
+		{"1000:++1", 0, 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseRange(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && (got.start != tt.start || got.end != tt.end)) {
+			t.Errorf("parseRange(%q) = %x-%x, %v; want %x-%x ok=%v", tt.in, got.start, got.end, err, tt.start, tt.end, tt.ok)
+		}
+	}
+}
+
+func FuzzParseRange(f *testing.F) {
+	for _, s := range []string{"1000", "1000:2000", "1000:+10", "1000:-10", "0x7fff:+0x10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := parseRange(s)
+		if err == nil && r.start >= r.end {
+			t.Fatalf("parseRange(%q) = empty range %x-%x", s, r.start, r.end)
+		}
+	})
+}
+
+func TestParseHexBytes(t *testing.T) {
+	for in, want := range map[string][]byte{
+		"deadbeef": {0xde, 0xad, 0xbe, 0xef}, "de ad be ef": {0xde, 0xad, 0xbe, 0xef},
+		"0xde,0xad": {0xde, 0xad}, "DE:AD": {0xde, 0xad},
+	} {
+		got, err := parseHexBytes(in)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("parseHexBytes(%q) = % x, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "abc", "zz", "0x", " "} {
+		if _, err := parseHexBytes(in); err == nil {
+			t.Errorf("parseHexBytes(%q) succeeded", in)
+		}
+	}
+}
+
+func FuzzParseHexBytes(f *testing.F) {
+	f.Add("de ad be ef")
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := parseHexBytes(s)
+		if err == nil && len(b) == 0 {
+			t.Fatalf("parseHexBytes(%q) accepted nothing", s)
+		}
+	})
+}
+
+func TestEncodeValue(t *testing.T) {
+	le, be := binary.LittleEndian, binary.BigEndian
+	tests := []struct {
+		typ, value string
+		order      binary.AppendByteOrder
+		want       []byte
+	}{
+		{"uint8", "255", le, []byte{0xff}},
+		{"int8", "-1", le, []byte{0xff}},
+		{"int16", "-2", be, []byte{0xff, 0xfe}},
+		{"uint32", "0xC0DEFACE", le, []byte{0xce, 0xfa, 0xde, 0xc0}},
+		{"uint32", "0xC0DEFACE", be, []byte{0xc0, 0xde, 0xfa, 0xce}},
+		{"int64", "-1", le, bytes.Repeat([]byte{0xff}, 8)},
+		{"float", "1.5", le, []byte{0, 0, 0xc0, 0x3f}},
+		{"double", "1.5", be, []byte{0x3f, 0xf8, 0, 0, 0, 0, 0, 0}},
+	}
+	for _, tt := range tests {
+		got, err := encodeValue(tt.typ, tt.value, tt.order)
+		if err != nil || !bytes.Equal(got, tt.want) {
+			t.Errorf("encodeValue(%s, %s) = % x, %v; want % x", tt.typ, tt.value, got, err, tt.want)
+		}
+	}
+	for _, bad := range [][2]string{{"uint8", "256"}, {"int8", "128"}, {"uint32", "-1"}, {"float", "x"}, {"int128", "1"}} {
+		if _, err := encodeValue(bad[0], bad[1], le); err == nil {
+			t.Errorf("encodeValue(%s, %s) succeeded", bad[0], bad[1])
+		}
+	}
+}
+
+func TestCovered(t *testing.T) {
+	regions := []procfs.Region{{Start: 0x1000, End: 0x2000}, {Start: 0x2000, End: 0x3000}, {Start: 0x5000, End: 0x6000}}
+	for _, c := range []struct {
+		start, end uint64
+		want       bool
+	}{
+		{0x1000, 0x1001, true}, {0x1ff0, 0x2010, true}, {0x1000, 0x3000, true},
+		{0x2ff0, 0x3010, false}, {0x4000, 0x4001, false}, {0x5fff, 0x6001, false}, {0x0, 0x10, false},
+	} {
+		if got := covered(regions, c.start, c.end); got != c.want {
+			t.Errorf("covered(%x-%x) = %v", c.start, c.end, got)
+		}
+	}
+}
+
+// TestRunInProcess exercises run itself: exit codes and one-line errors.
+func TestRunInProcess(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-p", "self", "statm"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "total program size") {
+		t.Errorf("statm of self: %d %q %q", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"-p", "self", "write", "-a", "0", "-s", "x"}, &out, &errOut); code != 1 || !strings.HasPrefix(errOut.String(), "procmem: ") || strings.Count(errOut.String(), "\n") != 1 {
+		t.Errorf("write to page 0: %d %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"nope"}, &out, &errOut); code != 2 {
+		t.Errorf("unknown verb: exit %d", code)
+	}
+}
