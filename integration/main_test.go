@@ -48,7 +48,7 @@ func testMain(m *testing.M) int {
 
 // requireTool skips the test when a tool is missing, and fails it in CI
 // (CI set), where every tool must be installed by .ci/run.
-func requireTool(t *testing.T, names ...string) {
+func requireTool(t testing.TB, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		if _, err := exec.LookPath(name); err != nil {
@@ -57,7 +57,7 @@ func requireTool(t *testing.T, names ...string) {
 	}
 }
 
-func skipOrFail(t *testing.T, format string, a ...any) {
+func skipOrFail(t testing.TB, format string, a ...any) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf("CI must not skip: "+format, a...)
@@ -66,7 +66,7 @@ func skipOrFail(t *testing.T, format string, a ...any) {
 }
 
 // requireRoot is for tests that switch users or read other users' memory.
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "needs root")

@@ -16,7 +16,7 @@ import (
 
 // mount is a running "procmem mount" daemon.
 type mount struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	cmd     *exec.Cmd
 	stdout  bytes.Buffer
@@ -28,7 +28,7 @@ type mount struct {
 // startMount mounts procmem with the given flags on a fresh directory and
 // unmounts it when the test ends, failing the test if the daemon does not
 // exit 0 on SIGTERM, leaves the mount behind or leaked descriptors.
-func startMount(t *testing.T, flags ...string) *mount {
+func startMount(t testing.TB, flags ...string) *mount {
 	t.Helper()
 	requireFUSE(t)
 	m := &mount{t: t, dir: filepath.Join(t.TempDir(), "mnt"), exited: make(chan struct{})}
@@ -55,7 +55,7 @@ func startMount(t *testing.T, flags ...string) *mount {
 	return m
 }
 
-func requireFUSE(t *testing.T) {
+func requireFUSE(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		skipOrFail(t, "no /dev/fuse: %v", err)

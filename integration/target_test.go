@@ -20,7 +20,7 @@ import (
 
 // target is a running testdata/target.c.
 type target struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	pid     int
 	in      io.WriteCloser
@@ -48,7 +48,7 @@ func expectedPattern(size uint64) []byte {
 
 // startTarget runs the target binary at path (targetBin if empty) and
 // stops it when the test ends.
-func startTarget(t *testing.T, path string, patternSize uint64) *target {
+func startTarget(t testing.TB, path string, patternSize uint64) *target {
 	t.Helper()
 	if path == "" {
 		path = targetBin
@@ -197,7 +197,7 @@ type result struct {
 }
 
 // run runs a command to completion with a deadline.
-func run(t *testing.T, stdin string, name string, args ...string) result {
+func run(t testing.TB, stdin string, name string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	var stdout, stderr bytes.Buffer
@@ -219,13 +219,13 @@ func run(t *testing.T, stdin string, name string, args ...string) result {
 }
 
 // procmem runs the binary under test.
-func procmem(t *testing.T, args ...string) result {
+func procmem(t testing.TB, args ...string) result {
 	t.Helper()
 	return run(t, "", procmemBin, args...)
 }
 
 // mustSucceed fails the test unless r exited 0.
-func mustSucceed(t *testing.T, r result, what string) {
+func mustSucceed(t testing.TB, r result, what string) {
 	t.Helper()
 	if r.code != 0 {
 		t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", what, r.code, r.stdout, r.stderr)
@@ -233,7 +233,7 @@ func mustSucceed(t *testing.T, r result, what string) {
 }
 
 // directRead reads the target's memory straight from /proc/PID/mem.
-func directRead(t *testing.T, pid int, addr uint64, n int) []byte {
+func directRead(t testing.TB, pid int, addr uint64, n int) []byte {
 	t.Helper()
 	m, err := procfs.OpenMem(pid, false)
 	if err != nil {
