@@ -449,5 +449,26 @@ func TestMountRefusesChanges(t *testing.T) {
 	if n, err := f.ReadAt(make([]byte, 16), 1<<62); n != 0 {
 		t.Errorf("read far past the end: %d, %v", n, err)
 	}
+	if n, err := syscall.Pread(int(f.Fd()), make([]byte, 16), 1<<63-17); n != 0 || err != nil {
+		t.Errorf("read at 2^63-17: %d, %v; want EOF", n, err)
+	}
+	// A huge read returns the region; a huge write fills it and stops.
+	size := tg.addr["pattern_size"]
+	big := make([]byte, 64<<20)
+	if n, err := syscall.Pread(int(f.Fd()), big, 0); uint64(n) != size || err != nil {
+		t.Errorf("64 MiB read of a %d-byte region: %d, %v", size, n, err)
+	}
+	if n, err := syscall.Pwrite(int(f.Fd()), big[:0], 0); n != 0 || err != nil {
+		t.Errorf("zero-length write: %d, %v", n, err)
+	}
+	for i := range big[:size] {
+		big[i] = tg.pattern[i] ^ 0xff
+	}
+	if n, err := syscall.Pwrite(int(f.Fd()), big, 0); uint64(n) != size || err != nil {
+		t.Errorf("64 MiB write to a %d-byte region: %d, %v; want a short write of the region", size, n, err)
+	}
+	if got := tg.peek(tg.addr["pattern"]+size-4, 4); !bytes.Equal(got, big[size-4:size]) {
+		t.Errorf("end of region after the huge write: % x", got)
+	}
 	m.alive()
 }

@@ -53,7 +53,15 @@ func startTarget(t testing.TB, path string, patternSize uint64) *target {
 	if path == "" {
 		path = targetBin
 	}
-	cmd := exec.Command(path, fmt.Sprintf("%#x", patternSize))
+	return startTargetAs(t, nil, path, patternSize)
+}
+
+// startTargetAs runs the target through a command prefix that execs it,
+// such as setpriv or unshare, so it runs with other credentials.
+func startTargetAs(t testing.TB, prefix []string, path string, patternSize uint64) *target {
+	t.Helper()
+	args := append(append([]string(nil), prefix...), path, fmt.Sprintf("%#x", patternSize))
+	cmd := exec.Command(args[0], args[1:]...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +93,9 @@ func startTarget(t testing.TB, path string, patternSize uint64) *target {
 			t.Fatalf("target said %q: %v", line, err)
 		}
 		tg.addr[name] = v
+	}
+	if pid := int(tg.addr["pid"]); pid != tg.pid {
+		t.Fatalf("target says it is pid %d, started as %d: the prefix %q must exec it", pid, tg.pid, prefix)
 	}
 	tg.marker = fmt.Sprintf("PMMARK-%08x", tg.pid)
 	tg.pattern = expectedPattern(tg.addr["pattern_size"])

@@ -132,3 +132,4 @@ func (m *Mem) WriteFull(b []byte, addr uint64) (int, error) {
 	}
 	return done, nil
 }
+

@@ -6,6 +6,7 @@
  *   peek ADDR LEN    prints the LEN bytes at ADDR in hex
  *   poke ADDR HEX    writes the bytes at ADDR, prints "ok"
  *   grow N           grows the heap by N bytes (sbrk), prints the new end
+ *   nodump           makes the process non-dumpable (PR_SET_DUMPABLE 0)
  *   exit             exits
  * The marker is built at run time, so its bytes exist only in the heap.
  */
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 /* pattern_byte is the content of the pattern region at offset i; the tests
@@ -101,6 +103,8 @@ int main(int argc, char **argv) {
 		} else if (sscanf(line, "grow %llx", &len) == 1) {
 			sbrk((intptr_t)len);
 			printf("%p\n", sbrk(0));
+		} else if (strncmp(line, "nodump", 6) == 0) {
+			printf("%s\n", prctl(PR_SET_DUMPABLE, 0) == 0 ? "ok" : "failed");
 		} else if (strncmp(line, "exit", 4) == 0) {
 			return 0;
 		} else {

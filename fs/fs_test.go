@@ -1,0 +1,153 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+func TestToErrno(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want syscall.Errno
+	}{
+		{nil, 0},
+		{syscall.EIO, syscall.EIO},
+		{fmt.Errorf("read at 0x1000: %w", syscall.EIO), syscall.EIO},
+		{&os.PathError{Op: "open", Path: "/proc/1/mem", Err: syscall.EACCES}, syscall.EACCES},
+		{fmt.Errorf("x: %w", syscall.ESRCH), syscall.ENOENT},
+		{io.EOF, syscall.ENOENT},
+		{fmt.Errorf("0x1: %w", procfs.ErrAddressRange), syscall.EIO},
+		{errors.New("something else"), syscall.EIO},
+	} {
+		if got := toErrno(c.err); got != c.want {
+			t.Errorf("toErrno(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+func TestLinks(t *testing.T) {
+	regions := []procfs.Region{
+		{Start: 0x1000, End: 0x2000, Path: "[heap]"},
+		{Start: 0x2000, End: 0x3000, Path: "[anon:buf]"},
+		{Start: 0x3000, End: 0x4000, Path: "[anon:buf]"},
+		{Start: 0x4000, End: 0x5000, Path: "[anon:a/b]"},
+		{Start: 0x5000, End: 0x6000, Path: "/usr/lib/libc.so.6"},
+		{Start: 0x6000, End: 0x7000, Path: "[stack]"},
+		{Start: 0x7000, End: 0x8000, Path: "[info]"},
+	}
+	got := links(regions)
+	if len(got) != 2 || got["heap"].Start != 0x1000 || got["stack"].Start != 0x6000 {
+		t.Errorf("links = %v; want heap and stack only (anon:buf is not unique, a/b and info cannot be names)", got)
+	}
+}
+
+func TestSearchRegion(t *testing.T) {
+	regions := []procfs.Region{{Start: 0x1000, End: 0x2000}, {Start: 0x3000, End: 0x5000}, {Start: 0x9000, End: 0xa000}}
+	for _, start := range []uint64{0x1000, 0x3000, 0x9000} {
+		if r, ok := searchRegion(regions, start); !ok || r.Start != start {
+			t.Errorf("searchRegion(%x) = %v, %v", start, r, ok)
+		}
+	}
+	for _, start := range []uint64{0, 0x2000, 0x4000, 0xa000} {
+		if _, ok := searchRegion(regions, start); ok {
+			t.Errorf("searchRegion(%x) found a region", start)
+		}
+	}
+}
+
+func TestSpan(t *testing.T) {
+	h := &regionHandle{start: 0x1000, end: 0x3000}
+	for _, c := range []struct {
+		off        int64
+		n          int
+		addr       uint64
+		wantLength int
+	}{
+		{0, 16, 0x1000, 16}, {0x1ff0, 64, 0x2ff0, 16}, {0x2000, 1, 0, 0}, {-1, 1, 0, 0},
+		{1<<63 - 1, 1 << 30, 0, 0}, {0, 1 << 30, 0x1000, 0x2000},
+	} {
+		addr, n := h.span(c.off, c.n)
+		if addr != c.addr || n != c.wantLength {
+			t.Errorf("span(%x, %d) = %x, %d; want %x, %d", c.off, c.n, addr, n, c.addr, c.wantLength)
+		}
+	}
+}
+
+func TestInodesDiffer(t *testing.T) {
+	seen := map[uint64]string{}
+	add := func(ino uint64, what string) {
+		if ino <= 1 || ino == ^uint64(0) {
+			t.Errorf("%s: reserved inode %d", what, ino)
+		}
+		if prev, ok := seen[ino]; ok {
+			t.Errorf("%s and %s share inode %d", what, prev, ino)
+		}
+		seen[ino] = what
+	}
+	for pid := 1; pid < 50; pid++ {
+		for start := uint64(1); start < 4; start++ {
+			add(inode(kindProc, uint64(pid), start), fmt.Sprint("proc ", pid, start))
+			add(inode(kindInfo, uint64(pid), start), fmt.Sprint("info ", pid, start))
+			add(inode(kindRegion, uint64(pid), start, 0x1000, 0x2000), fmt.Sprint("region ", pid, start))
+			add(inodeName(kindLink, pid, start, "heap"), fmt.Sprint("heap ", pid, start))
+		}
+	}
+}
+
+// TestRunWithIDs checks that the switch to another user's ids holds on the
+// locked thread only, is undone afterwards, and holds under concurrency.
+func TestRunWithIDs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs as root: this test must not skip")
+		}
+		t.Skip("needs root to switch ids")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func(uid uint32) {
+			defer wg.Done()
+			err := runWithIDs(uid, uid, 0, 0, func() error {
+				runtime.Gosched()
+				if got := uint32(syscall.Geteuid()); got != uid {
+					return fmt.Errorf("euid %d inside, want %d", got, uid)
+				}
+				if got := uint32(syscall.Getegid()); got != uid {
+					return fmt.Errorf("egid %d inside, want %d", got, uid)
+				}
+				// The kernel decides as for the caller: root's files are closed.
+				if f, err := os.Open("/proc/1/mem"); err == nil {
+					f.Close()
+					return fmt.Errorf("uid %d opened /proc/1/mem", uid)
+				}
+				return nil
+			})
+			if err != nil {
+				errs <- err
+			}
+		}(uint32(60000 + i%4))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if syscall.Geteuid() != 0 || syscall.Getegid() != 0 {
+		t.Errorf("ids leaked to the process: euid %d egid %d", syscall.Geteuid(), syscall.Getegid())
+	}
+	if f, err := os.Open("/proc/self/mem"); err != nil {
+		t.Errorf("root can no longer open its own memory: %v", err)
+	} else {
+		f.Close()
+	}
+}
