@@ -73,7 +73,7 @@ func TestAccessControl(t *testing.T) {
 			t.Cleanup(func() { os.Remove(byteFile) })
 
 			checks := []struct {
-				what           string
+				what            string
 				direct, viaFUSE result
 			}{
 				{"read",

@@ -132,4 +132,3 @@ func (m *Mem) WriteFull(b []byte, addr uint64) (int, error) {
 	}
 	return done, nil
 }
-
