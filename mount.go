@@ -44,6 +44,9 @@ func serve(e *env, fsys *fs.FS, dir string) error {
 
 	server, err := fsys.Mount(dir)
 	if err != nil {
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("mount %s: %v (without root, mounting needs fusermount3 and read-write access to /dev/fuse)", dir, err)
+		}
 		return fmt.Errorf("mount %s: %w", dir, err)
 	}
 	fmt.Fprintf(e.stdout, "procmem mounted at %s\n", dir)

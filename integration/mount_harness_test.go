@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,10 +20,28 @@ type mount struct {
 	t       testing.TB
 	dir     string
 	cmd     *exec.Cmd
-	stdout  bytes.Buffer
-	stderr  bytes.Buffer
+	stderr  syncBuffer
 	baseFDs int
 	exited  chan struct{}
+}
+
+// syncBuffer is a bytes.Buffer that the daemon's output goroutine and the
+// test may use at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startMount mounts procmem with the given flags on a fresh directory and
@@ -30,26 +49,46 @@ type mount struct {
 // exit 0 on SIGTERM, leaves the mount behind or leaked descriptors.
 func startMount(t testing.TB, flags ...string) *mount {
 	t.Helper()
+	return startMountAt(t, nil, filepath.Join(t.TempDir(), "mnt"), flags...)
+}
+
+// startMountAt mounts on dir, running the daemon through a command prefix
+// (such as setpriv) when one is given.
+func startMountAt(t testing.TB, prefix []string, dir string, flags ...string) *mount {
+	t.Helper()
 	requireFUSE(t)
-	m := &mount{t: t, dir: filepath.Join(t.TempDir(), "mnt"), exited: make(chan struct{})}
-	m.cmd = exec.Command(procmemBin, append(append([]string{"mount"}, flags...), m.dir)...)
-	m.cmd.Stdout, m.cmd.Stderr = &m.stdout, &m.stderr
+	m := &mount{t: t, dir: dir, exited: make(chan struct{})}
+	args := append(append(append(append([]string(nil), prefix...), procmemBin, "mount"), flags...), m.dir)
+	m.cmd = exec.Command(args[0], args[1:]...)
+	m.cmd.Stderr = &m.stderr
+	stdout, err := m.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The daemon says "procmem mounted at DIR" once it serves.
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "procmem mounted at ") {
+				close(ready)
+			}
+		}
+	}()
 	go func() { m.cmd.Wait(); close(m.exited) }()
 	t.Cleanup(m.cleanup)
-	deadline := time.Now().Add(15 * time.Second)
-	for !isMounted(m.dir) {
-		select {
-		case <-m.exited:
-			t.Fatalf("procmem mount exited early: %v\n%s", m.cmd.ProcessState, m.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("procmem mount not ready in 15s:\n%s", m.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-ready:
+	case <-m.exited:
+		t.Fatalf("procmem mount exited early: %v\n%s", m.cmd.ProcessState, m.stderr.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("procmem mount not ready in 15s:\n%s", m.stderr.String())
+	}
+	if !isMounted(m.dir) {
+		t.Fatalf("procmem says it mounted, but %s is not in mountinfo", m.dir)
 	}
 	m.baseFDs = m.fds()
 	return m

@@ -1,0 +1,118 @@
+//go:build linux
+
+package integration
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMountRecoversStaleMount kills a daemon with SIGKILL, which leaves a
+// dead mount ("transport endpoint is not connected"); the next mount on the
+// same directory must say so, recover it and serve.
+func TestMountRecoversStaleMount(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mnt")
+	m := startMountAt(t, nil, dir)
+	m.cmd.Process.Kill()
+	<-m.exited
+	if _, err := os.Stat(dir); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("after SIGKILL the mount point says %v, want ENOTCONN", err)
+	}
+	m2 := startMountAt(t, nil, dir)
+	if !strings.Contains(m2.stderr.String(), "recovered stale mount") {
+		t.Errorf("no word about the stale mount: %q", m2.stderr.String())
+	}
+	if _, err := os.Readlink(m2.path("self")); err != nil {
+		t.Errorf("the new mount does not serve: %v", err)
+	}
+}
+
+// TestMountAsUser mounts as an unprivileged user through fusermount3.
+func TestMountAsUser(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "setpriv", "fusermount3")
+	requireFUSE(t)
+	// fusermount3 opens /dev/fuse with the user's rights; Debian makes it
+	// 0666, some machines 0600.
+	st, err := os.Stat("/dev/fuse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o666 {
+		if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod("/dev/fuse", st.Mode().Perm()) })
+	}
+	openToAll(t, binDir)
+	base := t.TempDir()
+	openToAll(t, base)
+	dir := filepath.Join(base, "mnt")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(dir, 65534, 65534)
+	tg := startTargetAs(t, asNobody, targetBin, 1<<20)
+	m := startMountAt(t, asNobody, dir)
+	r := runAs(t, asNobody, "cat", m.path(itoa(tg.pid), "statm"))
+	if r.code != 0 || !strings.Contains(r.stdout, "total program size") {
+		t.Errorf("the user reading its own process: exit %d, %s", r.code, r.stderr)
+	}
+	if r := runAs(t, asNobody, "ls", m.path("1")); r.code == 0 {
+		t.Errorf("the user listed pid 1 through its own mount")
+	}
+	// Without --allow-other even root is kept out of a user's mount.
+	if _, err := os.ReadDir(dir); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("root reading the user's mount: %v, want EACCES", err)
+	}
+	m.stop()
+	if isMounted(dir) {
+		t.Errorf("still mounted after SIGTERM")
+	}
+}
+
+// TestMountSigtermWithOpenFile: SIGTERM while a region file is open cannot
+// unmount; a second one detaches the mount lazily, the open file is still
+// served, and the daemon exits 0 once it is closed.
+func TestMountSigtermWithOpenFile(t *testing.T) {
+	tg := startTarget(t, "", 1<<20)
+	m := startMount(t)
+	f, err := os.Open(m.path(itoa(tg.pid), tg.region(tg.addr["pattern"]).Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case <-m.exited:
+		t.Fatalf("daemon exited with a file still open")
+	default:
+	}
+	if !strings.Contains(m.stderr.String(), "send the signal again") {
+		t.Errorf("no word about the busy mount: %q", m.stderr.String())
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, "the lazy unmount", func() (string, bool) { return "", !isMounted(m.dir) })
+	b := make([]byte, 8)
+	if _, err := f.ReadAt(b, 0); err != nil || string(b) != string(tg.pattern[:8]) {
+		t.Errorf("the open file after the lazy unmount: %v", err)
+	}
+	f.Close()
+	select {
+	case <-m.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("daemon still running after the last file was closed")
+	}
+	if code := m.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if isMounted(m.dir) {
+		t.Errorf("mount left behind")
+	}
+}
