@@ -18,6 +18,8 @@ import (
 type regionHandle struct {
 	mem        *procfs.Mem
 	start, end uint64
+	pagemap    *procfs.Pagemap // also tells whether the address space lives
+	layout     layoutSource
 }
 
 var (
@@ -26,6 +28,7 @@ var (
 	_ = (gofs.FileFsyncer)((*regionHandle)(nil))
 	_ = (gofs.FileFlusher)((*regionHandle)(nil))
 	_ = (gofs.FileReleaser)((*regionHandle)(nil))
+	_ = (gofs.FileLseeker)((*regionHandle)(nil))
 )
 
 // span bounds a transfer of n bytes at offset off to the region. It
@@ -49,8 +52,8 @@ func (h *regionHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 	if n == 0 {
 		return fuse.ReadResultData(nil), 0
 	}
-	got, err := h.mem.Pread(dest[:n], addr)
-	if errors.Is(err, io.EOF) {
+	got, err := h.read(dest[:n], addr)
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ESRCH) {
 		return fuse.ReadResultData(nil), 0
 	}
 	if err != nil {
@@ -58,6 +61,71 @@ func (h *regionHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 	}
 	return fuse.ReadResultData(dest[:got]), 0
 }
+
+// read fills b with memory from addr: pages with data from the process,
+// holes as zeros without touching it.
+func (h *regionHandle) read(b []byte, addr uint64) (int, error) {
+	end := addr + uint64(len(b))
+	segs, err := h.layout.layout(addr, end)
+	if err != nil {
+		if gone(err) {
+			return 0, io.EOF
+		}
+		return h.mem.Pread(b, addr) // the layout is a refinement; memory is the truth
+	}
+	if !hasData(segs) {
+		// Nothing was read from the process, so make sure it is still the
+		// one the file was opened on: its pages, not zeros, after an exit.
+		if _, err := h.pagemap.Scan(h.start, h.start+1); gone(err) {
+			return 0, io.EOF
+		}
+	}
+	return readSegments(h.mem, b, addr, segs)
+}
+
+func hasData(segs []segment) bool {
+	for _, s := range segs {
+		if s.kind != segHole {
+			return true
+		}
+	}
+	return false
+}
+
+// gone reports whether an error says the address space is no more.
+func gone(err error) bool {
+	return errors.Is(err, syscall.ESRCH) || errors.Is(err, io.EOF)
+}
+
+// Lseek answers SEEK_DATA and SEEK_HOLE from the region's layout, so
+// cp --sparse, tar -S and the like copy only the pages that hold data.
+func (h *regionHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+	size := h.end - h.start
+	if whence != seekData && whence != seekHole {
+		return 0, syscall.EINVAL
+	}
+	if off >= size {
+		return 0, syscall.ENXIO
+	}
+	segs, err := h.layout.layout(h.start+off, h.end)
+	if err != nil {
+		return 0, toErrno(err)
+	}
+	for _, s := range segs {
+		if (s.kind == segHole) == (whence == seekHole) {
+			return s.start - h.start, 0
+		}
+	}
+	if whence == seekHole {
+		return size, 0
+	}
+	return 0, syscall.ENXIO
+}
+
+const (
+	seekData = 3
+	seekHole = 4
+)
 
 // Write writes memory inside the region only: a write at or past the end
 // fails with ENOSPC, one that crosses it is shortened.
@@ -88,6 +156,8 @@ func (h *regionHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { 
 func (h *regionHandle) Flush(ctx context.Context) syscall.Errno { return 0 }
 
 func (h *regionHandle) Release(ctx context.Context) syscall.Errno {
+	h.layout.Close()
+	h.pagemap.Close()
 	h.mem.Close()
 	return 0
 }

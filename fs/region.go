@@ -53,22 +53,25 @@ func (n *regionFile) fillAttr(a *fuse.Attr) {
 	a.Mode = syscall.S_IFREG | n.mode(perms)
 	a.Size = n.end - n.start
 	a.Blksize = blockSize
+	// du shows resident memory; a region with fewer blocks than its size
+	// is what makes cp look for holes with SEEK_DATA.
+	a.Blocks = n.dir.residentBytes(n.start, n.end) / 512
 	a.Nlink = 1
 	a.Uid, a.Gid = n.dir.uid, n.dir.gid
 	a.Ino = n.stableAttr().Ino
 	setTimes(a, n.fsys.startTime(n.dir.start))
 }
 
-// refresh re-reads the region's permissions; a region that is gone keeps
-// its last known attributes, so fstat on an open file still answers.
-func (n *regionFile) refresh() (procfs.Perms, syscall.Errno) {
+// refresh re-reads the region; a region that is gone keeps its last
+// known attributes, so fstat on an open file still answers.
+func (n *regionFile) refresh() (procfs.Region, syscall.Errno) {
 	r, errno := n.dir.findRegion(n.start, n.end)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if errno == 0 {
 		n.perms = r.Perms
 	}
-	return n.perms, errno
+	return r, errno
 }
 
 func (n *regionFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -95,13 +98,13 @@ func (n *regionFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.Se
 
 func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-	perms, errno := n.refresh()
+	region, errno := n.refresh()
 	switch {
 	case errno != 0:
 		return nil, 0, errno
 	case write && n.fsys.cfg.ReadOnly:
 		return nil, 0, syscall.EROFS
-	case write && !perms.Write && !n.fsys.cfg.ForceWrite:
+	case write && !region.Perms.Write && !n.fsys.cfg.ForceWrite:
 		return nil, 0, syscall.EACCES
 	}
 	p, errno := n.dir.pin()
@@ -113,9 +116,16 @@ func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}
+	// The caller may open mem, so the daemon may look at the page tables.
+	pm, err := p.OpenPagemap()
+	if err != nil {
+		m.Close()
+		return nil, 0, toErrno(err)
+	}
+	h := &regionHandle{mem: m, start: n.start, end: n.end, pagemap: pm, layout: openLayout(p, pm, region)}
 	fuseFlags := uint32(fuse.FOPEN_DIRECT_IO)
 	if write {
 		fuseFlags |= fuse.FOPEN_PARALLEL_DIRECT_WRITES
 	}
-	return &regionHandle{mem: m, start: n.start, end: n.end}, fuseFlags, 0
+	return h, fuseFlags, 0
 }

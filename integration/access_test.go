@@ -34,7 +34,7 @@ func openToAll(t *testing.T, dir string) {
 // /proc/PID/mem directly, for reading and for writing.
 func TestAccessControl(t *testing.T) {
 	requireRoot(t)
-	requireTool(t, "setpriv", "unshare", "dd", "cat", "ls")
+	requireTool(t, "setpriv", "unshare", "dd", "cat", "ls", "getfattr")
 	openToAll(t, binDir)
 	m := startMount(t, "--allow-other")
 	openToAll(t, filepath.Dir(m.dir))
@@ -91,6 +91,9 @@ func TestAccessControl(t *testing.T) {
 				{"statm",
 					runAs(t, asNobody, "cat", "/proc/"+pid+"/maps"),
 					runAs(t, asNobody, "cat", m.path(pid, "statm"))},
+				{"extended attributes",
+					runAs(t, asNobody, "cat", "/proc/"+pid+"/smaps"),
+					runAs(t, asNobody, "getfattr", "-n", "user.procmem.Rss", file)},
 			}
 			for _, ch := range checks {
 				directOK, fuseOK := ch.direct.code == 0, ch.viaFUSE.code == 0

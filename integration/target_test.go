@@ -58,9 +58,9 @@ func startTarget(t testing.TB, path string, patternSize uint64) *target {
 
 // startTargetAs runs the target through a command prefix that execs it,
 // such as setpriv or unshare, so it runs with other credentials.
-func startTargetAs(t testing.TB, prefix []string, path string, patternSize uint64) *target {
+func startTargetAs(t testing.TB, prefix []string, path string, patternSize uint64, extra ...string) *target {
 	t.Helper()
-	args := append(append([]string(nil), prefix...), path, fmt.Sprintf("%#x", patternSize))
+	args := append(append(append([]string(nil), prefix...), path, fmt.Sprintf("%#x", patternSize)), extra...)
 	cmd := exec.Command(args[0], args[1:]...)
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -297,3 +297,9 @@ func (p *Process) OpenFile(name string, flags int) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), p.path(name)), nil
 }
+
+// OpenMapFile opens the file a shared or file-backed region maps, through
+// /proc/PID/map_files, which the kernel allows only with CAP_SYS_ADMIN.
+func (p *Process) OpenMapFile(r Region) (*os.File, error) {
+	return p.OpenFile(fmt.Sprintf("map_files/%x-%x", r.Start, r.End), unix.O_RDONLY)
+}

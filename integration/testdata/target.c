@@ -9,6 +9,13 @@
  *   nodump           makes the process non-dumpable (PR_SET_DUMPABLE 0)
  *   exit             exits
  * The marker is built at run time, so its bytes exist only in the heap.
+ *
+ * With "sparse FILE [SIZE]" after the pattern size it also sets up what has
+ * holes: a MAP_NORESERVE reservation of SIZE (default 64 GiB) with three
+ * touched pages (the first, the middle and the last), a 16 MiB memfd with one page written through the fd
+ * (at 1 MiB, never mapped here) and one through the mapping (at 8 MiB), and
+ * a private read-only mapping of FILE, written with file_byte() first and
+ * never touched.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -17,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 /* pattern_byte is the content of the pattern region at offset i; the tests
@@ -27,6 +35,61 @@ static unsigned char pattern_byte(uint64_t i) {
 
 /* map returns a private anonymous mapping between two PROT_NONE guard
  * pages, so it never merges with a neighbour into a larger region. */
+static unsigned char file_byte(uint64_t i) {
+	return (unsigned char)(i * 13 + (i >> 8));
+}
+
+static void sparse_setup(const char *path, size_t rsize, long page) {
+	char *r = mmap(NULL, rsize + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED || mprotect(r + page, rsize, PROT_READ | PROT_WRITE) != 0) {
+		perror("reservation");
+		exit(1);
+	}
+	r += page;
+	size_t at[3] = {0, rsize / 2, rsize - page};
+	for (int i = 0; i < 3; i++)
+		for (long j = 0; j < page; j++)
+			r[at[i] + j] = (char)('A' + i + j % 7);
+
+	size_t msize = 16 << 20;
+	int fd = memfd_create("procmem-test", 0);
+	if (fd < 0 || ftruncate(fd, msize) != 0) {
+		perror("memfd");
+		exit(1);
+	}
+	char buf[65536];
+	memset(buf, 'W', page);
+	if (pwrite(fd, buf, page, 1 << 20) != page) {
+		perror("memfd write");
+		exit(1);
+	}
+	char *m = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		perror("memfd mmap");
+		exit(1);
+	}
+	memset(m + (8 << 20), 'M', page);
+
+	int ffd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	for (size_t i = 0; i < sizeof buf; i++)
+		buf[i] = file_byte(i);
+	if (ffd < 0 || write(ffd, buf, sizeof buf) != sizeof buf) {
+		perror("file");
+		exit(1);
+	}
+	char *f = mmap(NULL, sizeof buf, PROT_READ, MAP_PRIVATE, ffd, 0);
+	if (f == MAP_FAILED) {
+		perror("file mmap");
+		exit(1);
+	}
+	printf("reservation %p\n", (void *)r);
+	printf("reservation_size %#zx\n", rsize);
+	printf("memfd %p\n", (void *)m);
+	printf("memfd_size %#zx\n", msize);
+	printf("filemap %p\n", (void *)f);
+	printf("filemap_size %#zx\n", sizeof buf);
+}
+
 static void *map(size_t size, int prot) {
 	long page = sysconf(_SC_PAGESIZE);
 	char *p = mmap(NULL, size + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -73,6 +136,8 @@ int main(int argc, char **argv) {
 	strcpy(rodata, "read-only page");
 	mprotect(rodata, page, PROT_READ);
 
+	if (argc > 3 && strcmp(argv[2], "sparse") == 0)
+		sparse_setup(argv[3], argc > 4 ? strtoull(argv[4], NULL, 0) : 64ULL << 30, page);
 	printf("pid %d\n", getpid());
 	printf("marker %p\n", (void *)marker);
 	printf("values %p\n", (void *)values);

@@ -1,0 +1,157 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+)
+
+// Extended attributes "user.procmem.*" describe a region (every smaps
+// field, VmFlags, perms, pathname, bounds) and a process (name, command
+// line, start time), so getfattr -d shows what info -v would. They reveal
+// what /proc/PID/smaps does, so reading them takes the same permission.
+
+const xattrPrefix = "user.procmem."
+
+type xattr struct{ name, value string }
+
+var (
+	_ = (gofs.NodeGetxattrer)((*regionFile)(nil))
+	_ = (gofs.NodeListxattrer)((*regionFile)(nil))
+	_ = (gofs.NodeGetxattrer)((*procDir)(nil))
+	_ = (gofs.NodeListxattrer)((*procDir)(nil))
+)
+
+func (n *regionFile) xattrs() ([]xattr, syscall.Errno) {
+	mappings, errno := n.dir.smaps()
+	if errno != 0 {
+		return nil, errno
+	}
+	for _, m := range mappings {
+		if m.Start != n.start || m.End != n.end {
+			continue
+		}
+		attrs := []xattr{
+			{"start", fmt.Sprintf("0x%x", m.Start)},
+			{"end", fmt.Sprintf("0x%x", m.End)},
+			{"perms", m.Perms.String()},
+			{"pathname", m.Path},
+			{"offset", fmt.Sprintf("0x%x", m.Offset)},
+			{"dev", m.Dev},
+			{"inode", strconv.FormatUint(m.Inode, 10)},
+		}
+		for _, f := range m.Fields {
+			attrs = append(attrs, xattr{f.Name, strconv.FormatUint(f.Value, 10)})
+		}
+		return append(attrs, xattr{"VmFlags", strings.Join(m.VmFlags, " ")}), 0
+	}
+	return nil, syscall.ENOENT
+}
+
+func (n *regionFile) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	attrs, errno := n.xattrs()
+	if errno != 0 {
+		return 0, errno
+	}
+	return listReply(attrs, dest)
+}
+
+func (n *regionFile) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(name, xattrPrefix) {
+		return 0, syscall.ENODATA
+	}
+	if errno := n.dir.checkLayoutAccess(ctx); errno != 0 {
+		return 0, errno
+	}
+	attrs, errno := n.xattrs()
+	if errno != 0 {
+		return 0, errno
+	}
+	return getReply(attrs, name, dest)
+}
+
+func (d *procDir) xattrs() ([]xattr, syscall.Errno) {
+	p, errno := d.pin()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer p.Close()
+	st, err := p.Stat()
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	args, err := p.Cmdline()
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return []xattr{
+		{"pid", strconv.Itoa(d.pid)},
+		{"name", st.Comm},
+		{"cmdline", strings.Join(args, " ")},
+		{"starttime", d.fsys.startTime(d.start).UTC().Format(time.RFC3339Nano)},
+	}, 0
+}
+
+func (d *procDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	attrs, errno := d.xattrs()
+	if errno != 0 {
+		return 0, errno
+	}
+	return listReply(attrs, dest)
+}
+
+func (d *procDir) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(name, xattrPrefix) {
+		return 0, syscall.ENODATA
+	}
+	if errno := d.checkLayoutAccess(ctx); errno != 0 {
+		return 0, errno
+	}
+	attrs, errno := d.xattrs()
+	if errno != 0 {
+		return 0, errno
+	}
+	return getReply(attrs, name, dest)
+}
+
+// checkLayoutAccess lets the caller on only if the kernel would let it
+// read /proc/PID/maps.
+func (d *procDir) checkLayoutAccess(ctx context.Context) syscall.Errno {
+	p, errno := d.pin()
+	if errno != 0 {
+		return errno
+	}
+	defer p.Close()
+	return toErrno(d.fsys.access.check(ctx, p, "maps"))
+}
+
+// listReply answers listxattr: NUL-terminated names, or the size needed.
+func listReply(attrs []xattr, dest []byte) (uint32, syscall.Errno) {
+	var b []byte
+	for _, a := range attrs {
+		b = append(append(b, xattrPrefix+a.name...), 0)
+	}
+	if len(dest) < len(b) {
+		return uint32(len(b)), syscall.ERANGE
+	}
+	return uint32(copy(dest, b)), 0
+}
+
+// getReply answers getxattr for one name, or the size needed.
+func getReply(attrs []xattr, name string, dest []byte) (uint32, syscall.Errno) {
+	for _, a := range attrs {
+		if xattrPrefix+a.name != name {
+			continue
+		}
+		if len(dest) < len(a.value) {
+			return uint32(len(a.value)), syscall.ERANGE
+		}
+		return uint32(copy(dest, a.value)), 0
+	}
+	return 0, syscall.ENODATA
+}
