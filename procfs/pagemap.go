@@ -63,8 +63,8 @@ func (pm *Pagemap) Close() error { return pm.f.Close() }
 
 // pmScanArg is struct pm_scan_arg of linux/fs.h.
 type pmScanArg struct {
-	size, flags, start, end, walkEnd, vec, vecLen, maxPages uint64
-	categoryInverted, categoryMask, categoryAnyofMask, returnMask      uint64
+	size, flags, start, end, walkEnd, vec, vecLen, maxPages       uint64
+	categoryInverted, categoryMask, categoryAnyofMask, returnMask uint64
 }
 
 // pageRegion is struct page_region.
