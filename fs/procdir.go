@@ -286,7 +286,11 @@ func (d *procDir) findLink(name string) (procfs.Region, syscall.Errno) {
 }
 
 func (d *procDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if errno := d.alive(); errno != 0 {
+		return errno
+	}
 	d.fillAttr(&out.Attr)
+	out.SetTimeout(procTimeout)
 	return 0
 }
 

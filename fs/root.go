@@ -32,6 +32,8 @@ func (r *rootNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.Att
 	out.Mode = syscall.S_IFDIR | 0o555
 	out.Nlink = 2
 	setTimes(&out.Attr, r.fsys.bootTime)
+	// Never changes; with default_permissions every path walk checks it.
+	out.SetTimeout(stableTimeout)
 	return 0
 }
 

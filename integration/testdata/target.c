@@ -16,6 +16,9 @@
  * (at 1 MiB, never mapped here) and one through the mapping (at 8 MiB), and
  * a private read-only mapping of FILE, written with file_byte() first and
  * never touched.
+ *
+ * With "mappings N" it maps N more single pages whose protections
+ * alternate, so that each is a region of its own.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -136,8 +139,21 @@ int main(int argc, char **argv) {
 	strcpy(rodata, "read-only page");
 	mprotect(rodata, page, PROT_READ);
 
-	if (argc > 3 && strcmp(argv[2], "sparse") == 0)
-		sparse_setup(argv[3], argc > 4 ? strtoull(argv[4], NULL, 0) : 64ULL << 30, page);
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "sparse") == 0 && i + 2 < argc) {
+			sparse_setup(argv[i + 1], strtoull(argv[i + 2], NULL, 0), page);
+			i += 2;
+		} else if (strcmp(argv[i], "mappings") == 0 && i + 1 < argc) {
+			long n = strtol(argv[++i], NULL, 0);
+			char *m = mmap(NULL, n * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (m == MAP_FAILED) {
+				perror("mappings");
+				exit(1);
+			}
+			for (long j = 0; j < n; j += 2)
+				mprotect(m + j * page, page, PROT_READ);
+		}
+	}
 	printf("pid %d\n", getpid());
 	printf("marker %p\n", (void *)marker);
 	printf("values %p\n", (void *)values);
