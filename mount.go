@@ -73,11 +73,14 @@ func serve(e *env, fsys *fs.FS, dir string) error {
 // prepareMountpoint creates dir if missing and recovers a mountpoint left
 // behind by a daemon that was killed ("transport endpoint is not connected").
 func prepareMountpoint(e *env, dir string) error {
-	_, err := os.Stat(dir)
+	// statfs always reaches a FUSE server (stat may be answered from the
+	// kernel's attribute cache), so a dead one shows as ENOTCONN.
+	var st syscall.Statfs_t
+	err := syscall.Statfs(dir, &st)
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, syscall.ENOENT):
 		return os.MkdirAll(dir, 0o755)
 	case errors.Is(err, syscall.ENOTCONN):
 		if err := detach(dir); err != nil {
@@ -86,7 +89,7 @@ func prepareMountpoint(e *env, dir string) error {
 		stderrf(e, "recovered stale mount at %s left by a daemon that died", dir)
 		return nil
 	}
-	return err
+	return &os.PathError{Op: "statfs", Path: dir, Err: err}
 }
 
 // detach unmounts dir lazily: at once for new users, for good once the

@@ -20,7 +20,7 @@ func TestMountRecoversStaleMount(t *testing.T) {
 	m := startMountAt(t, nil, dir)
 	m.cmd.Process.Kill()
 	<-m.exited
-	if _, err := os.Stat(dir); !errors.Is(err, syscall.ENOTCONN) {
+	if _, err := os.ReadDir(dir); !errors.Is(err, syscall.ENOTCONN) {
 		t.Fatalf("after SIGKILL the mount point says %v, want ENOTCONN", err)
 	}
 	m2 := startMountAt(t, nil, dir)
