@@ -2,49 +2,343 @@
 
 package integration
 
+// Benchmarks that measure procmem side by side with the kernel's own
+// interface (and with a null FUSE server, the transport's ceiling) in one
+// run, on the same target, and report medians and ratios. Run them all:
+//
+//	go test ./integration -run '^$' -bench . -benchtime 5x
+//
+// Each iteration measures every contender once, alternating, so noise on
+// the shared machine hits both sides alike.
+
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procmem/procmem/procfs"
 )
 
-// BenchmarkDdRegion copies a 1 GiB filled region with dd bs=1M through the
-// mount and, alternating in the same run, straight from /proc/PID/mem with
-// the same dd, and reports both throughputs and their ratio (medians).
-//
-//	go test ./integration -run '^$' -bench DdRegion -benchtime 5x
-func BenchmarkDdRegion(b *testing.B) {
+var (
+	nullfsOnce sync.Once
+	nullfsBin  string
+)
+
+// startNullFS mounts the null server with one file of the given size and
+// returns the file's path.
+func startNullFS(b *testing.B, size uint64) string {
+	nullfsOnce.Do(func() {
+		nullfsBin = filepath.Join(binDir, "nullfs")
+		if out, err := exec.Command("go", "build", "-o", nullfsBin, "./nullfs").CombinedOutput(); err != nil {
+			b.Fatalf("building nullfs: %v\n%s", err, out)
+		}
+	})
+	dir := filepath.Join(b.TempDir(), "null")
+	os.Mkdir(dir, 0o755)
+	cmd := exec.Command(nullfsBin, dir, fmt.Sprint(size))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if isMounted(dir) {
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	waitFor(b, "nullfs", func() (string, bool) { _, err := os.Stat(filepath.Join(dir, "data")); return "", err == nil })
+	return filepath.Join(dir, "data")
+}
+
+// timed runs a command and returns how long it took.
+func timed(b *testing.B, name string, args ...string) time.Duration {
+	b.Helper()
+	start := time.Now()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		b.Fatalf("%s %q: %v\n%s", name, args, err, out)
+	}
+	return time.Since(start)
+}
+
+// samples collects durations per contender.
+type samples map[string][]time.Duration
+
+func (s samples) median(name string) time.Duration {
+	d := append([]time.Duration(nil), s[name]...)
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	if len(d) == 0 {
+		return 0
+	}
+	return d[len(d)/2]
+}
+
+// report adds the median of each contender in ms and the ratios asked for.
+func (s samples) report(b *testing.B, ratios ...[2]string) {
+	for name := range s {
+		b.ReportMetric(float64(s.median(name).Microseconds())/1000, name+"-ms")
+	}
+	for _, r := range ratios {
+		b.ReportMetric(s.median(r[0]).Seconds()/s.median(r[1]).Seconds(), r[0]+"/"+r[1])
+	}
+}
+
+func gbps(size uint64, d time.Duration) float64 { return float64(size) / d.Seconds() / 1e9 }
+
+// BenchmarkDd1GiB: dd bs=1M of a 1 GiB filled region through the mount,
+// straight from /proc/PID/mem, and from the null server.
+func BenchmarkDd1GiB(b *testing.B) {
 	tg := startTarget(b, "", 1<<30)
 	m := startMount(b)
+	null := startNullFS(b, 1<<30)
 	pat := tg.region(tg.addr["pattern"])
-	file := m.path(itoa(tg.pid), pat.Name())
-	viaMount := []string{"if=" + file, "of=/dev/null", "bs=1M"}
-	direct := []string{fmt.Sprintf("if=/proc/%d/mem", tg.pid), "of=/dev/null", "bs=1M", "iflag=skip_bytes,count_bytes",
-		fmt.Sprintf("skip=%d", pat.Start), fmt.Sprintf("count=%d", pat.Size())}
-	timeDd := func(args []string) time.Duration {
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		s["direct"] = append(s["direct"], timed(b, "dd", fmt.Sprintf("if=/proc/%d/mem", tg.pid), "of=/dev/null", "bs=1M",
+			"iflag=skip_bytes,count_bytes", fmt.Sprintf("skip=%d", pat.Start), fmt.Sprintf("count=%d", pat.Size())))
+		s["procmem"] = append(s["procmem"], timed(b, "dd", "if="+m.path(itoa(tg.pid), pat.Name()), "of=/dev/null", "bs=1M"))
+		s["null"] = append(s["null"], timed(b, "dd", "if="+null, "of=/dev/null", "bs=1M"))
+	}
+	for _, name := range []string{"direct", "procmem", "null"} {
+		b.ReportMetric(gbps(pat.Size(), s.median(name)), name+"-GB/s")
+	}
+	b.ReportMetric(s.median("direct").Seconds()/s.median("procmem").Seconds(), "procmem/direct-throughput")
+	b.ReportMetric(s.median("null").Seconds()/s.median("procmem").Seconds(), "procmem/null-throughput")
+}
+
+// BenchmarkSmallIO: 4 KiB reads through the mount and from the null
+// server (the FUSE round trip), and 1 MiB writes through the mount and
+// straight to /proc/PID/mem.
+func BenchmarkSmallIO(b *testing.B) {
+	tg := startTarget(b, "", 64<<20)
+	m := startMount(b)
+	null := startNullFS(b, 64<<20)
+	pat := tg.region(tg.addr["pattern"])
+	region, err := os.OpenFile(m.path(itoa(tg.pid), pat.Name()), os.O_RDWR, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer region.Close()
+	nf, err := os.Open(null)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nf.Close()
+	mem, err := procfs.OpenMem(tg.pid, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mem.Close()
+	buf := make([]byte, 1<<20)
+	const reads = 5000
+	readLoop := func(f *os.File) time.Duration {
 		start := time.Now()
-		if out, err := exec.Command("dd", args...).CombinedOutput(); err != nil {
-			b.Fatalf("dd %q: %v\n%s", args, err, out)
+		for j := 0; j < reads; j++ {
+			if _, err := syscall.Pread(int(f.Fd()), buf[:4096], int64(j%4096)*4096); err != nil {
+				b.Fatal(err)
+			}
 		}
 		return time.Since(start)
 	}
-	var mountTimes, directTimes []time.Duration
-	b.ResetTimer()
+	copy(buf, tg.pattern)
+	s := samples{}
 	for i := 0; i < b.N; i++ {
-		directTimes = append(directTimes, timeDd(direct))
-		mountTimes = append(mountTimes, timeDd(viaMount))
+		s["read4k-procmem"] = append(s["read4k-procmem"], readLoop(region))
+		s["read4k-null"] = append(s["read4k-null"], readLoop(nf))
+		start := time.Now()
+		for off := 0; off < len(tg.pattern); off += len(buf) {
+			if _, err := syscall.Pwrite(int(region.Fd()), tg.pattern[off:off+len(buf)], int64(off)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s["write1m-procmem"] = append(s["write1m-procmem"], time.Since(start))
+		start = time.Now()
+		for off := 0; off < len(tg.pattern); off += len(buf) {
+			if _, err := mem.WriteFull(tg.pattern[off:off+len(buf)], pat.Start+uint64(off)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s["write1m-direct"] = append(s["write1m-direct"], time.Since(start))
 	}
-	gbps := func(d time.Duration) float64 { return float64(pat.Size()) / d.Seconds() / 1e9 }
-	dm, mm := median(directTimes), median(mountTimes)
-	b.ReportMetric(gbps(dm), "direct-GB/s")
-	b.ReportMetric(gbps(mm), "mount-GB/s")
-	b.ReportMetric(dm.Seconds()/mm.Seconds(), "ratio")
+	b.ReportMetric(float64(s.median("read4k-procmem").Microseconds())/reads, "procmem-us/4k-read")
+	b.ReportMetric(float64(s.median("read4k-null").Microseconds())/reads, "null-us/4k-read")
+	b.ReportMetric(s.median("read4k-null").Seconds()/s.median("read4k-procmem").Seconds(), "procmem/null-4k-throughput")
+	b.ReportMetric(gbps(uint64(len(tg.pattern)), s.median("write1m-procmem")), "procmem-write-GB/s")
+	b.ReportMetric(gbps(uint64(len(tg.pattern)), s.median("write1m-direct")), "direct-write-GB/s")
+	b.ReportMetric(s.median("write1m-direct").Seconds()/s.median("write1m-procmem").Seconds(), "procmem/direct-write-throughput")
 }
 
-func median(d []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
+// BenchmarkTools64MiB: xxd and grep -c of a 64 MiB region through the
+// mount and of a copy of it in tmpfs.
+func BenchmarkTools64MiB(b *testing.B) {
+	requireTool(b, "xxd", "grep")
+	tg := startTarget(b, "", 64<<20)
+	m := startMount(b)
+	pat := tg.region(tg.addr["pattern"])
+	file := m.path(itoa(tg.pid), pat.Name())
+	shm, err := os.MkdirTemp("/dev/shm", "procmem-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(shm) })
+	copyPath := filepath.Join(shm, "region")
+	if err := os.WriteFile(copyPath, tg.pattern, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	grepCount := func(path string) time.Duration {
+		start := time.Now()
+		// grep exits 1 when nothing matches; either is fine here.
+		exec.Command("grep", "-c", "-a", "STRADDLE", path).Run()
+		return time.Since(start)
+	}
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		s["xxd-procmem"] = append(s["xxd-procmem"], timed(b, "sh", "-c", `xxd "$1" >/dev/null`, "sh", file))
+		s["xxd-tmpfs"] = append(s["xxd-tmpfs"], timed(b, "sh", "-c", `xxd "$1" >/dev/null`, "sh", copyPath))
+		s["grep-procmem"] = append(s["grep-procmem"], grepCount(file))
+		s["grep-tmpfs"] = append(s["grep-tmpfs"], grepCount(copyPath))
+	}
+	s.report(b, [2]string{"xxd-procmem", "xxd-tmpfs"}, [2]string{"grep-procmem", "grep-tmpfs"})
+}
+
+// BenchmarkListing: ls -l of a process with 60,000 regions against cat of
+// its maps, and ls of the root with 1,000 processes against ls /proc.
+func BenchmarkListing(b *testing.B) {
+	tg := startTargetAs(b, nil, targetBin, 1<<20, "mappings", "60000")
+	m := startMount(b)
+	startSleepers(b, 1000)
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		s["ls-l-procmem"] = append(s["ls-l-procmem"], timed(b, "sh", "-c", `ls -l "$1" >/dev/null`, "sh", m.path(itoa(tg.pid))))
+		s["ls-procmem"] = append(s["ls-procmem"], timed(b, "sh", "-c", `ls "$1" >/dev/null`, "sh", m.path(itoa(tg.pid))))
+		s["cat-maps"] = append(s["cat-maps"], timed(b, "sh", "-c", `cat "$1" >/dev/null`, "sh", fmt.Sprintf("/proc/%d/maps", tg.pid)))
+		s["ls-root-procmem"] = append(s["ls-root-procmem"], timed(b, "sh", "-c", `ls "$1" >/dev/null`, "sh", m.dir))
+		s["ls-proc"] = append(s["ls-proc"], timed(b, "sh", "-c", `ls /proc >/dev/null`))
+	}
+	s.report(b, [2]string{"ls-l-procmem", "cat-maps"}, [2]string{"ls-procmem", "cat-maps"}, [2]string{"ls-root-procmem", "ls-proc"})
+}
+
+// startSleepers starts n sleeping processes for the benchmark's duration.
+func startSleepers(b *testing.B, n int) {
+	var cmds []*exec.Cmd
+	b.Cleanup(func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	})
+	for i := 0; i < n; i++ {
+		c := exec.Command("sleep", "3600")
+		if err := c.Start(); err != nil {
+			b.Fatal(err)
+		}
+		cmds = append(cmds, c)
+	}
+}
+
+// BenchmarkFirstByte: latency of the first 16 bytes of the heap, through
+// the mount with head and dd, and straight from /proc/PID/mem with dd.
+func BenchmarkFirstByte(b *testing.B) {
+	tg := startTarget(b, "", 1<<20)
+	m := startMount(b)
+	heap := tg.regionByPath("[heap]")
+	file := m.path(itoa(tg.pid), "heap")
+	s := samples{}
+	for i := 0; i < b.N*20; i++ {
+		s["head-procmem"] = append(s["head-procmem"], timed(b, "head", "-c", "16", file))
+		s["dd-procmem"] = append(s["dd-procmem"], timed(b, "dd", "if="+file, "of=/dev/null", "bs=16", "count=1", "status=none"))
+		s["dd-direct"] = append(s["dd-direct"], timed(b, "dd", fmt.Sprintf("if=/proc/%d/mem", tg.pid), "of=/dev/null", "bs=16", "count=1",
+			"iflag=skip_bytes", fmt.Sprintf("skip=%d", heap.Start), "status=none"))
+	}
+	s.report(b, [2]string{"dd-procmem", "dd-direct"})
+}
+
+// BenchmarkDaemonFootprint: the daemon's peak RSS after listing 1,000
+// processes and reading from 100 of them, and its CPU time while idle.
+func BenchmarkDaemonFootprint(b *testing.B) {
+	m := startMount(b)
+	startSleepers(b, 1000)
+	for i := 0; i < b.N; i++ {
+		entries, err := os.ReadDir(m.dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		read := 0
+		for _, e := range entries {
+			if read == 100 {
+				break
+			}
+			if _, err := os.ReadFile(m.path(e.Name(), "statm")); err == nil {
+				if _, err := os.ReadFile(m.path(e.Name(), "stack")); err == nil {
+					read++
+				}
+			}
+		}
+		if read < 100 {
+			b.Fatalf("read from only %d processes", read)
+		}
+	}
+	st, err := procfs.ReadStatus(m.cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(st.Sizes["VmHWM"])/(1<<20), "daemon-peak-RSS-MiB")
+	cpu := func() uint64 {
+		raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid))
+		f := strings.Fields(string(raw)[strings.LastIndexByte(string(raw), ')')+1:])
+		var u, s uint64
+		fmt.Sscan(f[11], &u)
+		fmt.Sscan(f[12], &s)
+		return u + s
+	}
+	c0 := cpu()
+	time.Sleep(3 * time.Second)
+	b.ReportMetric(float64(cpu()-c0), "daemon-idle-CPU-ticks/3s")
+}
+
+// BenchmarkSparseCopy: cp --sparse=always of a 4 GiB reservation with three
+// touched pages through the mount, against dd of the same range straight
+// from /proc/PID/mem: time, and what each does to the target.
+func BenchmarkSparseCopy(b *testing.B) {
+	const size = 4 << 30
+	tg, _ := startSparseTarget(b, size)
+	m := startMount(b)
+	res := tg.region(tg.addr["reservation"])
+	dir := b.TempDir()
+	s := samples{}
+	grow := map[string]map[string]uint64{}
+	measure := func(name string, run func() time.Duration) {
+		before := memStatus(b, tg.pid)
+		s[name] = append(s[name], run())
+		after := memStatus(b, tg.pid)
+		grow[name] = map[string]uint64{}
+		for k := range before {
+			grow[name][k] = after[k] - before[k]
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		measure("cp-sparse-procmem", func() time.Duration {
+			defer os.Remove(filepath.Join(dir, "copy"))
+			return timed(b, "cp", "--sparse=always", m.path(itoa(tg.pid), res.Name()), filepath.Join(dir, "copy"))
+		})
+	}
+	// Reading through /proc/PID/mem leaves the pages behind, so once is
+	// enough (and all the target can afford).
+	measure("dd-direct", func() time.Duration {
+		return timed(b, "dd", fmt.Sprintf("if=/proc/%d/mem", tg.pid), "of=/dev/null", "bs=1M",
+			"iflag=skip_bytes,count_bytes", fmt.Sprintf("skip=%d", res.Start), fmt.Sprintf("count=%d", res.Size()))
+	})
+	s.report(b, [2]string{"cp-sparse-procmem", "dd-direct"})
+	for name, g := range grow {
+		for k, v := range g {
+			b.ReportMetric(float64(v)/(1<<20), name+"-"+k+"-MiB")
+		}
+	}
 }

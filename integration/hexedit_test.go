@@ -62,7 +62,7 @@ func TestMountHexedit(t *testing.T) {
 }
 
 // waitFor polls cond until it holds, failing the test after 10 seconds.
-func waitFor(t *testing.T, what string, cond func() (string, bool)) string {
+func waitFor(t testing.TB, what string, cond func() (string, bool)) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
