@@ -6,7 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/spf13/pflag"
 
@@ -41,6 +45,9 @@ func serve(e *env, fsys *fs.FS, dir string) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 
 	server, err := fsys.Mount(dir)
 	if err != nil {
@@ -50,24 +57,62 @@ func serve(e *env, fsys *fs.FS, dir string) error {
 		return fmt.Errorf("mount %s: %w", dir, err)
 	}
 	fmt.Fprintf(e.stdout, "procmem mounted at %s\n", dir)
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		for n := 0; ; n++ {
-			if _, ok := <-sigs; !ok {
+		for {
+			select {
+			case <-done:
 				return
-			}
-			if n == 0 {
-				if err := server.Unmount(); err != nil {
-					stderrf(e, "unmount %s: %v (files still open?); send the signal again to detach lazily", dir, err)
-				}
-				continue
-			}
-			if err := detach(dir); err != nil {
-				stderrf(e, "lazy unmount of %s: %v", dir, err)
+			case <-usr1:
+				stderrf(e, "stats: %s", daemonStats())
 			}
 		}
 	}()
+	go stopOnSignal(e, server, dir, sigs, done)
 	server.Wait()
 	return nil
+}
+
+// stopOnSignal unmounts on the first SIGINT/SIGTERM. While files are still
+// open the kernel refuses (EBUSY), so it tries again until they are closed;
+// a second signal detaches the mount lazily instead: gone for new users at
+// once, served until the last open file is closed.
+func stopOnSignal(e *env, server *fuse.Server, dir string, sigs <-chan os.Signal, done <-chan struct{}) {
+	select {
+	case <-sigs:
+	case <-done:
+		return
+	}
+	retry := time.NewTicker(100 * time.Millisecond)
+	defer retry.Stop()
+	for warned := false; ; {
+		err := server.Unmount()
+		if err == nil {
+			return
+		}
+		if !warned {
+			stderrf(e, "unmount %s: %v: waiting for open files to be closed; send the signal again to detach lazily", dir, err)
+			warned = true
+		}
+		select {
+		case <-sigs:
+			if err := detach(dir); err != nil {
+				stderrf(e, "lazy unmount of %s: %v", dir, err)
+			}
+			return
+		case <-done:
+			return
+		case <-retry.C:
+		}
+	}
+}
+
+// daemonStats says what the daemon holds: goroutines and open descriptors,
+// for finding leaks (kill -USR1).
+func daemonStats() string {
+	fds, _ := os.ReadDir("/proc/self/fd")
+	return fmt.Sprintf("goroutines %d fds %d", runtime.NumGoroutine(), len(fds)-1)
 }
 
 // prepareMountpoint creates dir if missing and recovers a mountpoint left

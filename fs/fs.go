@@ -36,6 +36,7 @@ type FS struct {
 	uid      uint32    // the daemon's own ids
 	gid      uint32
 	access   *accessControl
+	root     *rootNode
 }
 
 const (
@@ -83,7 +84,8 @@ func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
 	if fsys.cfg.ReadOnly {
 		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
 	}
-	return gofs.Mount(dir, newRoot(fsys), opts)
+	fsys.root = newRoot(fsys)
+	return gofs.Mount(dir, fsys.root, opts)
 }
 
 // bootTime reads btime from /proc/stat.

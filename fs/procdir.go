@@ -2,8 +2,10 @@ package fs
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +23,8 @@ type procDir struct {
 	start uint64 // process start time: with pid, the process's identity
 	uid   uint32 // the process's effective ids own its files
 	gid   uint32
+
+	forgotten atomic.Bool // the kernel was told to drop this directory
 
 	mu       sync.Mutex
 	regions  []procfs.Region
@@ -83,14 +87,27 @@ func (d *procDir) fillAttr(a *fuse.Attr) {
 // was made for; a reused PID answers ENOENT.
 func (d *procDir) pin() (*procfs.Process, syscall.Errno) {
 	p, err := procfs.Open(d.pid)
-	if err != nil {
-		return nil, syscall.ENOENT
-	}
-	if p.StartTime != d.start || p.Zombie {
+	if err == nil && (p.StartTime != d.start || p.Zombie) {
 		p.Close()
+		err = syscall.ESRCH
+	}
+	if err != nil {
+		d.forget()
 		return nil, syscall.ENOENT
 	}
 	return p, 0
+}
+
+// forget tells the kernel, once, to drop its cached entry for this
+// process's directory, so that a new process with the same PID shows up at
+// once instead of when the entry times out. It must not run inside a
+// request on the root (the kernel holds the directory's lock), hence the
+// goroutine.
+func (d *procDir) forget() {
+	if d.fsys.root == nil || d.forgotten.Swap(true) {
+		return
+	}
+	go d.fsys.root.NotifyEntry(strconv.Itoa(d.pid))
 }
 
 // alive tells whether the process is still the one of this directory.

@@ -4,6 +4,8 @@ package integration
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,5 +116,98 @@ func TestMountSigtermWithOpenFile(t *testing.T) {
 	}
 	if isMounted(m.dir) {
 		t.Errorf("mount left behind")
+	}
+}
+
+// TestHandleAfterExec: a file opened before the process execs reads EOF and
+// cannot write afterwards; it never shows the new program's memory.
+func TestHandleAfterExec(t *testing.T) {
+	tg := startTarget(t, "", 1<<20)
+	m := startMount(t)
+	pat := tg.region(tg.addr["pattern"])
+	f, err := os.OpenFile(m.path(itoa(tg.pid), pat.Name()), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fmt.Fprintf(tg.in, "exec\n")
+	for {
+		line, err := tg.readLine(30 * time.Second)
+		if err != nil {
+			t.Fatalf("target after exec: %v", err)
+		}
+		if line == "ready" {
+			break
+		}
+	}
+	b := make([]byte, 16)
+	if n, err := f.ReadAt(b, 0); n != 0 || err != io.EOF {
+		t.Errorf("read after exec: %d bytes, %v; want EOF", n, err)
+	}
+	if n, err := f.WriteAt([]byte("x"), 0); n != 0 || err == nil {
+		t.Errorf("write after exec: %d, %v; want a failure", n, err)
+	}
+	if _, err := os.ReadFile(m.path(itoa(tg.pid), "info")); err != nil {
+		t.Errorf("the new program's info: %v", err)
+	}
+}
+
+// TestPidReuse forces the PID of an exited process onto a new one (through
+// ns_last_pid): a file opened on the old process never reads or writes the
+// new one, and the new process's directory is a new inode.
+func TestPidReuse(t *testing.T) {
+	requireRoot(t)
+	old := startTarget(t, "", 1<<20)
+	m := startMount(t)
+	pid := old.pid
+	pat := old.region(old.addr["pattern"])
+	f, err := os.OpenFile(m.path(itoa(pid), pat.Name()), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("OLD-ONLY"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var oldIno uint64
+	if st, err := os.Stat(m.path(itoa(pid))); err == nil {
+		oldIno = st.Sys().(*syscall.Stat_t).Ino
+	}
+	old.kill()
+
+	var reused *target
+	for try := 0; try < 200 && reused == nil; try++ {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(itoa(pid-1)), 0); err != nil {
+			skipOrFail(t, "cannot steer PIDs: %v", err)
+		}
+		tg := startTarget(t, "", 1<<20)
+		if tg.pid == pid {
+			reused = tg
+		} else {
+			tg.kill()
+		}
+	}
+	if reused == nil {
+		t.Fatalf("could not get pid %d again", pid)
+	}
+	b := make([]byte, 8)
+	if n, err := f.ReadAt(b, 0); n != 0 {
+		t.Errorf("the old file read %d bytes (%q, %v) from the process that reused its pid", n, b[:n], err)
+	}
+	if n, err := f.WriteAt([]byte("LEAKED!!"), 0); n != 0 || err == nil {
+		t.Errorf("the old file wrote to the process that reused its pid: %d, %v", n, err)
+	}
+	newPat := reused.region(reused.addr["pattern"])
+	if got := reused.peek(newPat.Start, 8); string(got) != string(reused.pattern[:8]) {
+		t.Errorf("the new process's memory changed: %q", got)
+	}
+	// Once procmem has seen the old process gone (the reads above), the
+	// name leads to the new process, under a new inode.
+	waitFor(t, "the new process's directory", func() (string, bool) {
+		st, err := os.Stat(m.path(itoa(pid)))
+		return fmt.Sprint(err), err == nil && st.Sys().(*syscall.Stat_t).Ino != oldIno
+	})
+	if got, err := os.ReadFile(m.path(itoa(pid), newPat.Name())); err != nil || string(got[:8]) != string(reused.pattern[:8]) {
+		t.Errorf("a fresh open reads the new process: %v", err)
 	}
 }

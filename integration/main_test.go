@@ -39,7 +39,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building procmem:", err)
 		return 1
 	}
-	if out, err := exec.Command("cc", "-O0", "-g", "-Wall", "-o", targetBin, "testdata/target.c").CombinedOutput(); err != nil {
+	if out, err := exec.Command("cc", "-O0", "-g", "-Wall", "-pthread", "-o", targetBin, "testdata/target.c").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building the target (needs a C compiler): %v\n%s", err, out)
 		return 1
 	}

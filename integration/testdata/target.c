@@ -7,6 +7,7 @@
  *   poke ADDR HEX    writes the bytes at ADDR, prints "ok"
  *   grow N           grows the heap by N bytes (sbrk), prints the new end
  *   nodump           makes the process non-dumpable (PR_SET_DUMPABLE 0)
+ *   exec             execs itself anew (same pid, new address space)
  *   exit             exits
  * The marker is built at run time, so its bytes exist only in the heap.
  *
@@ -19,6 +20,10 @@
  *
  * With "mappings N" it maps N more single pages whose protections
  * alternate, so that each is a region of its own.
+ *
+ * With "churn" a second thread maps, touches, mprotects and unmaps memory
+ * and grows and shrinks the heap without pause; the pattern, fence and
+ * rodata regions are left alone.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -28,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 /* pattern_byte is the content of the pattern region at offset i; the tests
@@ -93,6 +99,38 @@ static void sparse_setup(const char *path, size_t rsize, long page) {
 	printf("filemap_size %#zx\n", sizeof buf);
 }
 
+static void *churn(void *arg) {
+	long page = sysconf(_SC_PAGESIZE);
+	enum { slots = 256 };
+	char *maps[slots] = {0};
+	size_t sizes[slots] = {0};
+	void *blocks[slots] = {0};
+	unsigned seed = (unsigned)getpid();
+	(void)arg;
+	for (;;) {
+		int i = rand_r(&seed) % slots;
+		if (maps[i]) {
+			munmap(maps[i], sizes[i]);
+			maps[i] = NULL;
+		} else {
+			sizes[i] = (1 + rand_r(&seed) % 64) * page;
+			maps[i] = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (maps[i] == MAP_FAILED) {
+				maps[i] = NULL;
+			} else {
+				memset(maps[i], i, page);
+				if (sizes[i] > 2 * (size_t)page)
+					mprotect(maps[i] + page, page, rand_r(&seed) % 2 ? PROT_READ : PROT_NONE);
+			}
+		}
+		int j = rand_r(&seed) % slots;
+		free(blocks[j]);
+		blocks[j] = rand_r(&seed) % 2 ? malloc(1 + rand_r(&seed) % (256 << 10)) : NULL;
+		usleep(20); /* churn hard, but leave the machine to the test */
+	}
+	return NULL;
+}
+
 static void *map(size_t size, int prot) {
 	long page = sysconf(_SC_PAGESIZE);
 	char *p = mmap(NULL, size + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -143,6 +181,9 @@ int main(int argc, char **argv) {
 		if (strcmp(argv[i], "sparse") == 0 && i + 2 < argc) {
 			sparse_setup(argv[i + 1], strtoull(argv[i + 2], NULL, 0), page);
 			i += 2;
+		} else if (strcmp(argv[i], "churn") == 0) {
+			pthread_t t;
+			pthread_create(&t, NULL, churn, NULL);
 		} else if (strcmp(argv[i], "mappings") == 0 && i + 1 < argc) {
 			long n = strtol(argv[++i], NULL, 0);
 			char *m = mmap(NULL, n * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -186,6 +227,9 @@ int main(int argc, char **argv) {
 			printf("%p\n", sbrk(0));
 		} else if (strncmp(line, "nodump", 6) == 0) {
 			printf("%s\n", prctl(PR_SET_DUMPABLE, 0) == 0 ? "ok" : "failed");
+		} else if (strncmp(line, "exec", 4) == 0) {
+			execv("/proc/self/exe", argv);
+			printf("exec failed\n");
 		} else if (strncmp(line, "exit", 4) == 0) {
 			return 0;
 		} else {
