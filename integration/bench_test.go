@@ -93,22 +93,37 @@ func (s samples) report(b *testing.B, ratios ...[2]string) {
 func gbps(size uint64, d time.Duration) float64 { return float64(size) / d.Seconds() / 1e9 }
 
 // BenchmarkDd1GiB: dd bs=1M of a 1 GiB filled region through the mount,
-// straight from /proc/PID/mem, and from the null server.
+// straight from /proc/PID/mem (dd, and 1 MiB preads in the test process),
+// and from the null server.
 func BenchmarkDd1GiB(b *testing.B) {
 	tg := startTarget(b, "", 1<<30)
 	m := startMount(b)
 	null := startNullFS(b, 1<<30)
 	pat := tg.region(tg.addr["pattern"])
+	mem, err := procfs.OpenMem(tg.pid, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mem.Close()
+	buf := make([]byte, 1<<20)
 	s := samples{}
 	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		for addr := pat.Start; addr < pat.End; addr += uint64(len(buf)) {
+			if _, err := mem.ReadFull(buf, addr); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s["pread"] = append(s["pread"], time.Since(start))
 		s["direct"] = append(s["direct"], timed(b, "dd", fmt.Sprintf("if=/proc/%d/mem", tg.pid), "of=/dev/null", "bs=1M",
 			"iflag=skip_bytes,count_bytes", fmt.Sprintf("skip=%d", pat.Start), fmt.Sprintf("count=%d", pat.Size())))
 		s["procmem"] = append(s["procmem"], timed(b, "dd", "if="+m.path(itoa(tg.pid), pat.Name()), "of=/dev/null", "bs=1M"))
 		s["null"] = append(s["null"], timed(b, "dd", "if="+null, "of=/dev/null", "bs=1M"))
 	}
-	for _, name := range []string{"direct", "procmem", "null"} {
+	for _, name := range []string{"pread", "direct", "procmem", "null"} {
 		b.ReportMetric(gbps(pat.Size(), s.median(name)), name+"-GB/s")
 	}
+	b.ReportMetric(s.median("pread").Seconds()/s.median("procmem").Seconds(), "procmem/pread-throughput")
 	b.ReportMetric(s.median("direct").Seconds()/s.median("procmem").Seconds(), "procmem/direct-throughput")
 	b.ReportMetric(s.median("null").Seconds()/s.median("procmem").Seconds(), "procmem/null-throughput")
 }
