@@ -29,40 +29,87 @@ type hole struct {
 // errGone is returned when the target's address space disappears mid-way.
 var errGone = errors.New("the process exited")
 
-// scanMemory reads [start, end) in chunks and hands every readable piece to
-// fn. A page that cannot be read is skipped and recorded as a hole, so one
-// bad page does not hide the rest of a region.
-func scanMemory(ctx context.Context, m *procfs.Mem, start, end uint64, buf []byte, fn func(addr uint64, data []byte) error) ([]hole, error) {
+// scanWindow is how much of a region one look at its layout covers.
+const scanWindow = 64 << 20
+
+// sink takes what scanMemory finds: readable data, and stretches that hold
+// no data (returned as zeros without touching the process).
+type sink struct {
+	data  func(addr uint64, b []byte) error
+	zeros func(addr, n uint64) error
+}
+
+// scanMemory reads [start, end) of a region. Where the layout says there is
+// no data it hands the sink zeros and leaves the process alone; the rest
+// it reads in chunks. A page that cannot be read is skipped and recorded
+// as a hole, so one bad page does not hide the rest of a region.
+func scanMemory(ctx context.Context, m *procfs.Mem, layout *procfs.Layout, start, end uint64, buf []byte, out sink) ([]hole, error) {
 	var holes []hole
-	page := uint64(os.Getpagesize())
-	for addr := start; addr < end; {
+	unreadable := func(s, e uint64, err error) {
+		if n := len(holes); n > 0 && holes[n-1].end == s && errors.Is(err, errors.Unwrap(holes[n-1].err)) {
+			holes[n-1].end = e
+			return
+		}
+		holes = append(holes, hole{s, e, err})
+	}
+	read := false
+	for at, wend := start, start; at < end; at = wend {
 		if err := ctx.Err(); err != nil {
 			return holes, err
 		}
-		n := uint64(len(buf))
-		if end-addr < n {
-			n = end - addr
+		wend = end
+		if end-at > scanWindow { // not at+scanWindow: it overflows near 2^64
+			wend = at + scanWindow
 		}
+		segs, err := layout.Segments(at, wend)
+		if errors.Is(err, syscall.ESRCH) {
+			return holes, errGone
+		}
+		if err != nil {
+			segs = []procfs.Segment{{Start: at, End: wend, Kind: procfs.Data}}
+		}
+		for _, s := range segs {
+			switch s.Kind {
+			case procfs.Hole:
+				err = out.zeros(s.Start, s.End-s.Start)
+			case procfs.Unreadable:
+				unreadable(s.Start, s.End, fmt.Errorf("guard page: %w", syscall.EIO))
+			default:
+				read = true
+				err = readData(m, s.Start, s.End, buf, out.data, unreadable)
+			}
+			if err != nil {
+				return holes, err
+			}
+		}
+	}
+	if !read && layout.Alive() != nil {
+		return holes, errGone
+	}
+	return holes, nil
+}
+
+// readData reads [start, end) from memory in chunks of len(buf).
+func readData(m *procfs.Mem, start, end uint64, buf []byte, data func(uint64, []byte) error, unreadable func(s, e uint64, err error)) error {
+	page := uint64(os.Getpagesize())
+	for addr := start; addr < end; {
+		n := min(uint64(len(buf)), end-addr)
 		got, err := m.Pread(buf[:n], addr)
 		if got > 0 {
-			if err := fn(addr, buf[:got]); err != nil {
-				return holes, err
+			if err := data(addr, buf[:got]); err != nil {
+				return err
 			}
 			addr += uint64(got)
 			continue
 		}
 		if errors.Is(err, io.EOF) {
-			return holes, errGone
+			return errGone
 		}
 		next := min((addr/page+1)*page, end)
-		if len(holes) > 0 && holes[len(holes)-1].end == addr && errors.Is(err, errors.Unwrap(holes[len(holes)-1].err)) {
-			holes[len(holes)-1].end = next
-		} else {
-			holes = append(holes, hole{addr, next, err})
-		}
+		unreadable(addr, next, err)
 		addr = next
 	}
-	return holes, nil
+	return nil
 }
 
 func reportHoles(e *env, r procfs.Region, holes []hole) {
@@ -138,7 +185,8 @@ type reader struct {
 	width         int
 	outfile, png  string
 	split, sparse bool
-	out           *os.File // the single -o file, when not split
+	out           *os.File         // the single -o file, when not split
+	base          map[string]int64 // where the next region starts in a plain -o file
 	written       map[string]uint64
 	order         []string
 }
@@ -155,6 +203,7 @@ func (rd *reader) run(regions []procfs.Region) (err error) {
 	}
 	defer m.Close()
 	rd.written = map[string]uint64{}
+	rd.base = map[string]int64{}
 	if rd.outfile != "" && !rd.split {
 		if rd.out, err = os.Create(rd.outfile); err != nil {
 			return err
@@ -168,7 +217,7 @@ func (rd *reader) run(regions []procfs.Region) (err error) {
 	buf := make([]byte, chunkSize)
 	failed := 0
 	for _, r := range regions {
-		holes, err := rd.region(m, r, buf)
+		holes, err := rd.region(p, m, r, buf)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", r.Name(), r.Path, err)
 		}
@@ -195,14 +244,14 @@ func (rd *reader) note(name string, n uint64) {
 }
 
 // region reads one region into every output the flags ask for.
-func (rd *reader) region(m *procfs.Mem, r procfs.Region, buf []byte) ([]hole, error) {
-	var sinks []func(addr uint64, data []byte) error
+func (rd *reader) region(p *procfs.Process, m *procfs.Mem, r procfs.Region, buf []byte) ([]hole, error) {
+	var sinks []sink
 	var finish []func() error
 
 	if rd.outfile == "" && rd.png == "" {
 		fmt.Fprintln(rd.stdout, report.RegionLine(r))
 		h := report.NewHexdump(rd.stdout, rd.width)
-		sinks = append(sinks, func(addr uint64, data []byte) error { return h.Write(addr, data) })
+		sinks = append(sinks, sink{h.Write, h.Zeros})
 		finish = append(finish, h.Flush)
 	}
 	if rd.outfile != "" {
@@ -213,51 +262,52 @@ func (rd *reader) region(m *procfs.Mem, r procfs.Region, buf []byte) ([]hole, er
 			if f, err = os.Create(name); err != nil {
 				return nil, err
 			}
-			finish = append(finish, f.Close)
 		}
-		// Unreadable stretches become zeros in a plain file, so every
-		// region keeps its length; a sparse file leaves them as holes.
-		next := r.Start
-		sinks = append(sinks, func(addr uint64, data []byte) error {
-			var err error
-			if rd.sparse {
-				if addr > 1<<63-1 {
-					return fmt.Errorf("address 0x%x does not fit a file offset", addr)
-				}
-				_, err = f.WriteAt(data, int64(addr))
-				if errors.Is(err, syscall.EFBIG) {
-					return fmt.Errorf("%s cannot hold offset 0x%x: its filesystem limits file size (tmpfs does not; or use --split)", name, addr)
-				}
-			} else {
-				if gap := addr - next; gap > 0 {
-					if _, err = f.Write(make([]byte, gap)); err != nil {
-						return err
-					}
-				}
-				_, err = f.Write(data)
+		// Stretches without data, and pages that cannot be read, become
+		// holes in the file: zeros to whoever reads it, no disk used. A
+		// plain file keeps every region at its length; a sparse one puts
+		// it at its own address.
+		pos := func(addr uint64) (int64, error) {
+			if !rd.sparse {
+				return rd.base[name] + int64(addr-r.Start), nil
 			}
-			next = addr + uint64(len(data))
-			rd.note(name, uint64(len(data)))
-			return err
-		})
-		if !rd.sparse {
-			finish = append(finish, func() error {
-				if next < r.End {
-					_, err := f.Write(make([]byte, r.End-next))
+			if addr > 1<<63-1 {
+				return 0, fmt.Errorf("address 0x%x does not fit a file offset", addr)
+			}
+			return int64(addr), nil
+		}
+		sinks = append(sinks, sink{
+			data: func(addr uint64, b []byte) error {
+				off, err := pos(addr)
+				if err != nil {
 					return err
 				}
-				return nil
-			})
-		}
-		if rd.sparse {
-			finish = append(finish, func() error {
-				// Extend the file over a trailing hole too.
-				st, err := f.Stat()
-				if err == nil && st.Size() < int64(r.End) {
-					err = f.Truncate(int64(r.End))
+				_, err = f.WriteAt(b, off)
+				if errors.Is(err, syscall.EFBIG) {
+					return fmt.Errorf("%s cannot hold offset 0x%x: its filesystem limits file size (tmpfs does not; or use --split)", name, off)
 				}
+				rd.note(name, uint64(len(b)))
 				return err
-			})
+			},
+			zeros: func(addr, n uint64) error { rd.note(name, n); return nil },
+		})
+		finish = append(finish, func() error {
+			// Extend the file over a trailing hole.
+			end, err := pos(r.End)
+			if err != nil {
+				return err
+			}
+			if !rd.sparse {
+				rd.base[name] = end
+			}
+			st, err := f.Stat()
+			if err == nil && st.Size() < end {
+				err = f.Truncate(end)
+			}
+			return err
+		})
+		if rd.split {
+			finish = append(finish, f.Close)
 		}
 	}
 	if rd.png != "" {
@@ -266,9 +316,9 @@ func (rd *reader) region(m *procfs.Mem, r procfs.Region, buf []byte) ([]hole, er
 		}
 		img := image.NewGray(image.Rect(0, 0, 1024, int((r.Size()+1023)/1024)))
 		name := fmt.Sprintf("%s-%016x.png", rd.png, r.Start)
-		sinks = append(sinks, func(addr uint64, data []byte) error {
-			copy(img.Pix[addr-r.Start:], data)
-			return nil
+		sinks = append(sinks, sink{
+			data:  func(addr uint64, b []byte) error { copy(img.Pix[addr-r.Start:], b); return nil },
+			zeros: func(addr, n uint64) error { return nil }, // the image starts black
 		})
 		finish = append(finish, func() error {
 			f, err := os.Create(name)
@@ -284,13 +334,28 @@ func (rd *reader) region(m *procfs.Mem, r procfs.Region, buf []byte) ([]hole, er
 		})
 	}
 
-	holes, err := scanMemory(rd.ctx, m, r.Start, r.End, buf, func(addr uint64, data []byte) error {
-		for _, sink := range sinks {
-			if err := sink(addr, data); err != nil {
-				return err
+	layout, err := p.OpenLayout(r)
+	if err != nil {
+		return nil, err
+	}
+	defer layout.Close()
+	holes, err := scanMemory(rd.ctx, m, layout, r.Start, r.End, buf, sink{
+		data: func(addr uint64, b []byte) error {
+			for _, s := range sinks {
+				if err := s.data(addr, b); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		},
+		zeros: func(addr, n uint64) error {
+			for _, s := range sinks {
+				if err := s.zeros(addr, n); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	})
 	for _, f := range finish {
 		if ferr := f(); err == nil {

@@ -143,7 +143,16 @@ func search(e *env, regions []procfs.Region, needle []byte) error {
 	for _, r := range regions {
 		var windowAddr uint64
 		window = window[:0]
-		holes, err := scanMemory(e.ctx, m, r.Start, r.End, buf, func(addr uint64, data []byte) error {
+		layout, err := p.OpenLayout(r)
+		if err != nil {
+			return err
+		}
+		holes, err := scanMemory(e.ctx, m, layout, r.Start, r.End, buf, sink{zeros: func(addr, n uint64) error {
+			// Pages without data are not searched: only zero bytes could
+			// match there.
+			window = window[:0]
+			return nil
+		}, data: func(addr uint64, data []byte) error {
 			if len(window) > 0 && windowAddr+uint64(len(window)) != addr {
 				window = window[:0] // a hole: nothing spans it
 			}
@@ -162,8 +171,13 @@ func search(e *env, regions []procfs.Region, needle []byte) error {
 				fmt.Fprintf(e.stdout, "%016x  %s  %s+0x%x\n", at, r.Perms, label(r), at-r.Start)
 				rowStart := at - at%width
 				rowEnd := at + uint64(len(needle))
-				context := make([]byte, rowEnd-rowStart+width)
-				n, _ := m.ReadFull(context[:min(uint64(len(context)), r.End-rowStart)], rowStart)
+				// The rows around the match, read as the filesystem reads:
+				// a neighbouring page without data stays untouched.
+				context := make([]byte, min(rowEnd-rowStart+width, r.End-rowStart))
+				n := 0
+				if segs, err := layout.Segments(rowStart, rowStart+uint64(len(context))); err == nil {
+					n, _ = procfs.ReadSegments(m, context, rowStart, segs)
+				}
 				for row := 0; row < n && rowStart+uint64(row) < rowEnd; row += width {
 					line = report.FormatRow(line[:0], rowStart+uint64(row), context[row:min(row+width, n)], width)
 					e.stdout.Write(append([]byte("  "), line...))
@@ -174,7 +188,8 @@ func search(e *env, regions []procfs.Region, needle []byte) error {
 			windowAddr += uint64(len(window) - keep)
 			window = window[:keep]
 			return nil
-		})
+		}})
+		layout.Close()
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", r.Name(), r.Path, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -37,26 +38,31 @@ func setupWatch(fs *pflag.FlagSet) func(*env, []string) error {
 		if rng.end-rng.start > 64<<20 {
 			return fmt.Errorf("watch: range of %s is too large (at most 64.00MiB)", report.Size(rng.end-rng.start))
 		}
-		m, err := procfs.OpenMem(e.pid, false)
+		p, err := procfs.Open(e.pid)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		m, err := p.OpenMem(false)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		return watch(e, m, rng, *width, *interval)
+		return watch(e, p, m, rng, *width, *interval)
 	}
 }
 
 // watch prints the range, then prints it again each time it changes, until
 // the context ends (Ctrl-C) or the process exits.
-func watch(e *env, m *procfs.Mem, rng addrRange, width int, interval time.Duration) error {
+func watch(e *env, p *procfs.Process, m *procfs.Mem, rng addrRange, width int, interval time.Duration) error {
 	fmt.Fprintf(e.stdout, "watching 0x%x-0x%x of process %d\n", rng.start, rng.end, e.pid)
 	cur := make([]byte, rng.end-rng.start)
 	var prev []byte
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		if _, err := m.ReadFull(cur, rng.start); err != nil {
-			if errors.Is(err, io.EOF) {
+		if err := readRange(p, m, cur, rng.start); err != nil {
+			if errors.Is(err, io.EOF) || procfs.IsGone(err) {
 				return errGone
 			}
 			return err
@@ -80,4 +86,46 @@ func watch(e *env, m *procfs.Mem, rng addrRange, width int, interval time.Durati
 		case <-tick.C:
 		}
 	}
+}
+
+// readRange fills b with the memory at addr as the filesystem reads it:
+// pages without data are zeros and stay untouched. Every byte must be
+// mapped.
+func readRange(p *procfs.Process, m *procfs.Mem, b []byte, addr uint64) error {
+	regions, err := p.Maps()
+	if err != nil {
+		return err
+	}
+	end := addr + uint64(len(b))
+	at := addr
+	for _, r := range regions {
+		if r.End <= at || r.Start >= end {
+			continue
+		}
+		if r.Start > at {
+			break
+		}
+		stop := min(r.End, end)
+		layout, err := p.OpenLayout(r)
+		if err != nil {
+			return err
+		}
+		segs, err := layout.Segments(at, stop)
+		if err == nil {
+			var n int
+			n, err = procfs.ReadSegments(m, b[at-addr:stop-addr], at, segs)
+			if err == nil && uint64(n) < stop-at {
+				err = fmt.Errorf("read at 0x%x: %w", at+uint64(n), syscall.EIO)
+			}
+		}
+		layout.Close()
+		if err != nil {
+			return err
+		}
+		at = stop
+		if at == end {
+			return nil
+		}
+	}
+	return fmt.Errorf("0x%x-0x%x is not mapped", at, end)
 }

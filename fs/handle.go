@@ -18,8 +18,7 @@ import (
 type regionHandle struct {
 	mem        *procfs.Mem
 	start, end uint64
-	pagemap    *procfs.Pagemap // also tells whether the address space lives
-	layout     layoutSource
+	layout     *procfs.Layout
 }
 
 var (
@@ -65,31 +64,19 @@ func (h *regionHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 // read fills b with memory from addr: pages with data from the process,
 // holes as zeros without touching it.
 func (h *regionHandle) read(b []byte, addr uint64) (int, error) {
-	end := addr + uint64(len(b))
-	segs, err := h.layout.layout(addr, end)
+	segs, err := h.layout.Segments(addr, addr+uint64(len(b)))
 	if err != nil {
 		if gone(err) {
 			return 0, io.EOF
 		}
 		return h.mem.Pread(b, addr) // the layout is a refinement; memory is the truth
 	}
-	if !hasData(segs) {
-		// Nothing was read from the process, so make sure it is still the
-		// one the file was opened on: its pages, not zeros, after an exit.
-		if _, err := h.pagemap.Scan(h.start, h.start+1); gone(err) {
-			return 0, io.EOF
-		}
+	// Reading nothing from the process would not notice that it is gone:
+	// after an exit the file reads EOF, never zeros.
+	if !procfs.HasData(segs) && h.layout.Alive() != nil {
+		return 0, io.EOF
 	}
-	return readSegments(h.mem, b, addr, segs)
-}
-
-func hasData(segs []segment) bool {
-	for _, s := range segs {
-		if s.kind != segHole {
-			return true
-		}
-	}
-	return false
+	return procfs.ReadSegments(h.mem, b, addr, segs)
 }
 
 // gone reports whether an error says the address space is no more.
@@ -107,13 +94,13 @@ func (h *regionHandle) Lseek(ctx context.Context, off uint64, whence uint32) (ui
 	if off >= size {
 		return 0, syscall.ENXIO
 	}
-	segs, err := h.layout.layout(h.start+off, h.end)
+	segs, err := h.layout.Segments(h.start+off, h.end)
 	if err != nil {
 		return 0, toErrno(err)
 	}
 	for _, s := range segs {
-		if (s.kind == segHole) == (whence == seekHole) {
-			return s.start - h.start, 0
+		if (s.Kind == procfs.Hole) == (whence == seekHole) {
+			return s.Start - h.start, 0
 		}
 	}
 	if whence == seekHole {
@@ -157,7 +144,6 @@ func (h *regionHandle) Flush(ctx context.Context) syscall.Errno { return 0 }
 
 func (h *regionHandle) Release(ctx context.Context) syscall.Errno {
 	h.layout.Close()
-	h.pagemap.Close()
 	h.mem.Close()
 	return 0
 }

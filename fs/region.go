@@ -117,12 +117,12 @@ func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 		return nil, 0, toErrno(err)
 	}
 	// The caller may open mem, so the daemon may look at the page tables.
-	pm, err := p.OpenPagemap()
+	layout, err := p.OpenLayout(region)
 	if err != nil {
 		m.Close()
 		return nil, 0, toErrno(err)
 	}
-	h := &regionHandle{mem: m, start: n.start, end: n.end, pagemap: pm, layout: openLayout(p, pm, region)}
+	h := &regionHandle{mem: m, start: n.start, end: n.end, layout: layout}
 	fuseFlags := uint32(fuse.FOPEN_DIRECT_IO)
 	if write {
 		fuseFlags |= fuse.FOPEN_PARALLEL_DIRECT_WRITES

@@ -225,3 +225,41 @@ func TestDuAndXattrs(t *testing.T) {
 		t.Errorf("unknown attribute: %d %s", r.code, r.stderr)
 	}
 }
+
+// TestCommandLineLeavesHolesAlone: read and search of a process with a
+// large mostly empty reservation do not allocate memory in it.
+func TestCommandLineLeavesHolesAlone(t *testing.T) {
+	const size = 4 << 30
+	tg, _ := startSparseTarget(t, size)
+	pid := itoa(tg.pid)
+	page := tg.addr["page"]
+	res := tg.region(tg.addr["reservation"])
+	before := memStatus(t, tg.pid)
+
+	if r := procmem(t, "-p", pid, "search", "-s", "nowhere to be found 4711"); r.code != 1 || !strings.Contains(r.stderr, "no match") {
+		t.Errorf("search: exit %d, %s", r.code, r.stderr)
+	}
+	r := procmem(t, "-p", pid, "search", "-s", string(reservationPage(1, page)[:64]))
+	if !strings.HasPrefix(r.stdout, fmt.Sprintf("%016x", res.Start+size/2)) {
+		t.Errorf("search for the middle page: %s%s", r.stdout, r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "res")
+	mustSucceed(t, procmem(t, "-p", pid, "read", "-r", fmt.Sprintf("%x:%x", res.Start, res.End), "-o", out), "read -o of the reservation")
+	want := [][2]int64{{0, int64(page)}, {size / 2, size/2 + int64(page)}, {size - int64(page), size}}
+	if got := dataSegments(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("read -o: data at %v, want %v", got, want)
+	}
+	if st, err := os.Stat(out); err != nil || st.Size() != size {
+		t.Errorf("read -o: %v", err)
+	}
+	dump := procmem(t, "-p", pid, "read", "-r", fmt.Sprintf("%x:+%x", res.Start, 3*page))
+	if !strings.Contains(dump.stdout, fmt.Sprintf("  -- skipped zeroes: %d\n", 2*page/16)) {
+		t.Errorf("hexdump of a touched page and two holes:\n%s", dump.stdout)
+	}
+	after := memStatus(t, tg.pid)
+	for k := range before {
+		if after[k] > before[k]+1<<20 {
+			t.Errorf("%s grew from %d to %d bytes", k, before[k], after[k])
+		}
+	}
+}

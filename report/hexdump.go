@@ -62,6 +62,34 @@ func (h *Hexdump) Write(addr uint64, data []byte) error {
 	return nil
 }
 
+// Zeros adds n zero bytes at addr without asking for them in memory: a
+// stretch that holds no data. Whole zero rows only add to the count.
+func (h *Hexdump) Zeros(addr, n uint64) error {
+	var zero [64]byte
+	for n > 0 && (len(h.row) > 0 || !h.started || addr != h.next) {
+		k := min(n, uint64(len(zero)))
+		if len(h.row) > 0 || !h.started || addr != h.next {
+			k = min(k, uint64(h.width-len(h.row)))
+		}
+		h.Write(addr, zero[:k])
+		addr, n = addr+k, n-k
+	}
+	rows := n / uint64(h.width)
+	if rows > 0 {
+		h.zeroRows += int(rows)
+		h.rowAddr += rows * uint64(h.width)
+		addr += rows * uint64(h.width)
+		h.next = addr
+		n -= rows * uint64(h.width)
+	}
+	for n > 0 {
+		k := min(n, uint64(len(zero)))
+		h.Write(addr, zero[:k])
+		addr, n = addr+k, n-k
+	}
+	return nil
+}
+
 // Flush writes the last partial row and any pending run of zero rows.
 func (h *Hexdump) Flush() error {
 	h.flushRow()

@@ -155,3 +155,25 @@ func TestHexdumpSplitInvariance(t *testing.T) {
 		}
 	}
 }
+
+// TestHexdumpZeros: a stretch given as Zeros prints as if it had been
+// written out as zero bytes.
+func TestHexdumpZeros(t *testing.T) {
+	for _, c := range []struct{ before, zeros, after int }{{0, 4096, 3}, {5, 100, 0}, {16, 1 << 20, 16}, {7, 9, 1}, {0, 0, 5}} {
+		for _, width := range []int{16, 20} {
+			var want, got bytes.Buffer
+			data := append(append(bytes.Repeat([]byte{1}, c.before), make([]byte, c.zeros)...), bytes.Repeat([]byte{2}, c.after)...)
+			h := NewHexdump(&want, width)
+			h.Write(0x1000, data)
+			h.Flush()
+			h = NewHexdump(&got, width)
+			h.Write(0x1000, data[:c.before])
+			h.Zeros(0x1000+uint64(c.before), uint64(c.zeros))
+			h.Write(0x1000+uint64(c.before+c.zeros), data[c.before+c.zeros:])
+			h.Flush()
+			if got.String() != want.String() {
+				t.Errorf("%+v width %d:\n%s", c, width, lineDiff(want.String(), got.String()))
+			}
+		}
+	}
+}
