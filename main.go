@@ -235,6 +235,19 @@ func stopProcess(pid int) (resume func(), err error) {
 	return nil, fmt.Errorf("process %d did not stop after SIGSTOP", pid)
 }
 
+// openMemory pins the target process and opens its memory; release closes
+// both.
+func openMemory(pid int, write bool) (p *procfs.Process, m *procfs.Mem, release func(), err error) {
+	if p, err = procfs.Open(pid); err != nil {
+		return nil, nil, nil, err
+	}
+	if m, err = p.OpenMem(write); err != nil {
+		p.Close()
+		return nil, nil, nil, err
+	}
+	return p, m, func() { m.Close(); p.Close() }, nil
+}
+
 // regionFilter is the set of flags that select regions: info, read, search.
 type regionFilter struct {
 	path     string

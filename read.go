@@ -192,16 +192,11 @@ type reader struct {
 }
 
 func (rd *reader) run(regions []procfs.Region) (err error) {
-	p, err := procfs.Open(rd.pid)
+	p, m, release, err := openMemory(rd.pid, false)
 	if err != nil {
 		return err
 	}
-	defer p.Close()
-	m, err := p.OpenMem(false)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
+	defer release()
 	rd.written = map[string]uint64{}
 	rd.base = map[string]int64{}
 	if rd.outfile != "" && !rd.split {

@@ -124,16 +124,11 @@ func encodeValue(typ, value string, order binary.AppendByteOrder) ([]byte, error
 // the region and offset, and the hexdump rows that hold it. Chunks overlap
 // by len(needle)-1 bytes so matches across chunk boundaries are found.
 func search(e *env, regions []procfs.Region, needle []byte) error {
-	p, err := procfs.Open(e.pid)
+	p, m, release, err := openMemory(e.pid, false)
 	if err != nil {
 		return err
 	}
-	defer p.Close()
-	m, err := p.OpenMem(false)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
+	defer release()
 
 	const width = 16
 	buf := make([]byte, chunkSize)

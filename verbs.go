@@ -126,11 +126,11 @@ func setupWrite(fs *pflag.FlagSet) func(*env, []string) error {
 // writeMemory writes data at addr after checking that every byte lies in
 // mapped memory, so a write that cannot complete changes nothing.
 func writeMemory(pid int, addr uint64, data []byte) error {
-	p, err := procfs.Open(pid)
+	p, m, release, err := openMemory(pid, true)
 	if err != nil {
 		return err
 	}
-	defer p.Close()
+	defer release()
 	regions, err := p.Maps()
 	if err != nil {
 		return err
@@ -139,11 +139,6 @@ func writeMemory(pid int, addr uint64, data []byte) error {
 	if end < addr || !covered(regions, addr, end) {
 		return fmt.Errorf("0x%x-0x%x is not mapped in process %d: nothing written", addr, addr+uint64(len(data)), pid)
 	}
-	m, err := p.OpenMem(true)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
 	n, err := m.WriteFull(data, addr)
 	if err != nil {
 		return fmt.Errorf("wrote only %d of %d bytes: %w", n, len(data), err)

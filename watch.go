@@ -38,16 +38,11 @@ func setupWatch(fs *pflag.FlagSet) func(*env, []string) error {
 		if rng.end-rng.start > 64<<20 {
 			return fmt.Errorf("watch: range of %s is too large (at most 64.00MiB)", report.Size(rng.end-rng.start))
 		}
-		p, err := procfs.Open(e.pid)
+		p, m, release, err := openMemory(e.pid, false)
 		if err != nil {
 			return err
 		}
-		defer p.Close()
-		m, err := p.OpenMem(false)
-		if err != nil {
-			return err
-		}
-		defer m.Close()
+		defer release()
 		return watch(e, p, m, rng, *width, *interval)
 	}
 }
