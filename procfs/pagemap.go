@@ -97,7 +97,8 @@ func (pm *Pagemap) scanIoctl(start, end uint64) ([]PageRange, error) {
 	if pm.noGuard {
 		returned &^= PageGuard
 	}
-	var vec [512]pageRegion
+	// At most one run per page; small reads need only a small vector.
+	vec := make([]pageRegion, min(512, (end-start)/pm.page+2))
 	var out []PageRange
 	for start < end {
 		arg := pmScanArg{
