@@ -24,6 +24,14 @@ func newAccessControl(uid, gid uint32) *accessControl {
 	return &accessControl{daemonUID: uid, daemonGID: gid}
 }
 
+// isDaemon reports whether the caller has the daemon's own uid and gid:
+// then what the daemon itself may read is what the caller may read, and
+// the daemon's own reads of /proc decide.
+func (a *accessControl) isDaemon(ctx context.Context) bool {
+	caller, ok := fuse.FromContext(ctx)
+	return ok && caller.Uid == a.daemonUID && caller.Gid == a.daemonGID
+}
+
 // asCaller runs open with the credentials of the request's caller.
 func (a *accessControl) asCaller(ctx context.Context, open func() error) error {
 	caller, ok := fuse.FromContext(ctx)

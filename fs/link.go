@@ -41,7 +41,12 @@ func (l *regionLink) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.A
 	return 0
 }
 
+// Readlink is asked on every resolution (the kernel does not cache
+// symlinks here), so it checks the caller each time, like Lookup.
 func (l *regionLink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if errno := l.dir.checkLayoutAccess(ctx); errno != 0 {
+		return nil, errno
+	}
 	r, errno := l.dir.findLink(l.name)
 	if errno != 0 {
 		return nil, errno

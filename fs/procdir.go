@@ -318,15 +318,15 @@ func (d *procDir) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAt
 // Opendir lets the caller list the regions only if the kernel would let
 // it read /proc/PID/maps: the names reveal the layout.
 func (d *procDir) Opendir(ctx context.Context) syscall.Errno {
-	p, errno := d.pin()
-	if errno != 0 {
-		return syscall.ENOENT
-	}
-	defer p.Close()
-	return toErrno(d.fsys.access.check(ctx, p, "maps"))
+	return d.checkLayoutAccess(ctx)
 }
 
+// Lookup answers only callers who may read the layout: that a region
+// exists, or where "heap" points, is what /proc/PID/maps protects.
 func (d *procDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := d.checkLayoutAccess(ctx); errno != 0 {
+		return nil, errno
+	}
 	switch name {
 	case "info", "statm":
 		if errno := d.alive(); errno != 0 {
