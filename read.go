@@ -20,8 +20,8 @@ import (
 // call costs nothing next to the copy, small enough to stay in cache.
 const chunkSize = 1 << 20
 
-// hole is a stretch of a region that could not be read.
-type hole struct {
+// unreadSpan is a stretch of a region that could not be read.
+type unreadSpan struct {
 	start, end uint64
 	err        error
 }
@@ -42,20 +42,20 @@ type sink struct {
 // scanMemory reads [start, end) of a region. Where the layout says there is
 // no data it hands the sink zeros and leaves the process alone; the rest
 // it reads in chunks. A page that cannot be read is skipped and recorded
-// as a hole, so one bad page does not hide the rest of a region.
-func scanMemory(ctx context.Context, m *procfs.Mem, layout *procfs.Layout, start, end uint64, buf []byte, out sink) ([]hole, error) {
-	var holes []hole
+// as unread, so one bad page does not hide the rest of a region.
+func scanMemory(ctx context.Context, m *procfs.Mem, layout *procfs.Layout, start, end uint64, buf []byte, out sink) ([]unreadSpan, error) {
+	var unread []unreadSpan
 	unreadable := func(s, e uint64, err error) {
-		if n := len(holes); n > 0 && holes[n-1].end == s && errors.Is(err, errors.Unwrap(holes[n-1].err)) {
-			holes[n-1].end = e
+		if n := len(unread); n > 0 && unread[n-1].end == s && errors.Is(err, errors.Unwrap(unread[n-1].err)) {
+			unread[n-1].end = e
 			return
 		}
-		holes = append(holes, hole{s, e, err})
+		unread = append(unread, unreadSpan{s, e, err})
 	}
 	read := false
 	for at, wend := start, start; at < end; at = wend {
 		if err := ctx.Err(); err != nil {
-			return holes, err
+			return unread, err
 		}
 		wend = end
 		if end-at > scanWindow { // not at+scanWindow: it overflows near 2^64
@@ -63,7 +63,7 @@ func scanMemory(ctx context.Context, m *procfs.Mem, layout *procfs.Layout, start
 		}
 		segs, err := layout.Segments(at, wend)
 		if errors.Is(err, syscall.ESRCH) {
-			return holes, errGone
+			return unread, errGone
 		}
 		if err != nil {
 			segs = []procfs.Segment{{Start: at, End: wend, Kind: procfs.Data}}
@@ -79,14 +79,14 @@ func scanMemory(ctx context.Context, m *procfs.Mem, layout *procfs.Layout, start
 				err = readData(m, s.Start, s.End, buf, out.data, unreadable)
 			}
 			if err != nil {
-				return holes, err
+				return unread, err
 			}
 		}
 	}
 	if !read && layout.Alive() != nil {
-		return holes, errGone
+		return unread, errGone
 	}
-	return holes, nil
+	return unread, nil
 }
 
 // readData reads [start, end) from memory in chunks of len(buf).
@@ -112,8 +112,8 @@ func readData(m *procfs.Mem, start, end uint64, buf []byte, data func(uint64, []
 	return nil
 }
 
-func reportHoles(e *env, r procfs.Region, holes []hole) {
-	for _, h := range holes {
+func reportUnread(e *env, r procfs.Region, unread []unreadSpan) {
+	for _, h := range unread {
 		cause := h.err
 		if u := errors.Unwrap(cause); u != nil {
 			cause = u
@@ -212,12 +212,12 @@ func (rd *reader) run(regions []procfs.Region) (err error) {
 	buf := make([]byte, chunkSize)
 	failed := 0
 	for _, r := range regions {
-		holes, err := rd.region(p, m, r, buf)
+		unread, err := rd.region(p, m, r, buf)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", r.Name(), r.Path, err)
 		}
-		if len(holes) > 0 {
-			reportHoles(rd.env, r, holes)
+		if len(unread) > 0 {
+			reportUnread(rd.env, r, unread)
 			failed++
 		}
 	}
@@ -239,7 +239,7 @@ func (rd *reader) note(name string, n uint64) {
 }
 
 // region reads one region into every output the flags ask for.
-func (rd *reader) region(p *procfs.Process, m *procfs.Mem, r procfs.Region, buf []byte) ([]hole, error) {
+func (rd *reader) region(p *procfs.Process, m *procfs.Mem, r procfs.Region, buf []byte) ([]unreadSpan, error) {
 	var sinks []sink
 	var finish []func() error
 
@@ -259,7 +259,7 @@ func (rd *reader) region(p *procfs.Process, m *procfs.Mem, r procfs.Region, buf 
 			}
 		}
 		// Stretches without data, and pages that cannot be read, become
-		// holes in the file: zeros to whoever reads it, no disk used. A
+		// unread in the file: zeros to whoever reads it, no disk used. A
 		// plain file keeps every region at its length; a sparse one puts
 		// it at its own address.
 		pos := func(addr uint64) (int64, error) {
@@ -334,7 +334,7 @@ func (rd *reader) region(p *procfs.Process, m *procfs.Mem, r procfs.Region, buf 
 		return nil, err
 	}
 	defer layout.Close()
-	holes, err := scanMemory(rd.ctx, m, layout, r.Start, r.End, buf, sink{
+	unread, err := scanMemory(rd.ctx, m, layout, r.Start, r.End, buf, sink{
 		data: func(addr uint64, b []byte) error {
 			for _, s := range sinks {
 				if err := s.data(addr, b); err != nil {
@@ -357,5 +357,5 @@ func (rd *reader) region(p *procfs.Process, m *procfs.Mem, r procfs.Region, buf 
 			err = ferr
 		}
 	}
-	return holes, err
+	return unread, err
 }

@@ -142,14 +142,14 @@ func search(e *env, regions []procfs.Region, needle []byte) error {
 		if err != nil {
 			return err
 		}
-		holes, err := scanMemory(e.ctx, m, layout, r.Start, r.End, buf, sink{zeros: func(addr, n uint64) error {
+		unread, err := scanMemory(e.ctx, m, layout, r.Start, r.End, buf, sink{zeros: func(addr, n uint64) error {
 			// Pages without data are not searched: only zero bytes could
 			// match there.
 			window = window[:0]
 			return nil
 		}, data: func(addr uint64, data []byte) error {
 			if len(window) > 0 && windowAddr+uint64(len(window)) != addr {
-				window = window[:0] // a hole: nothing spans it
+				window = window[:0] // a gap: nothing spans it
 			}
 			if len(window) == 0 {
 				windowAddr = addr
@@ -188,7 +188,7 @@ func search(e *env, regions []procfs.Region, needle []byte) error {
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", r.Name(), r.Path, err)
 		}
-		reportHoles(e, r, holes)
+		reportUnread(e, r, unread)
 	}
 	if matches == 0 {
 		return fmt.Errorf("no match in %d regions of process %d", len(regions), e.pid)
