@@ -84,10 +84,7 @@ func TestMountAsUser(t *testing.T) {
 func TestMountSigtermWithOpenFile(t *testing.T) {
 	tg := startTarget(t, "", 1<<20)
 	m := startMount(t)
-	f, err := os.Open(m.path(itoa(tg.pid), tg.region(tg.addr["pattern"]).Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := m.openPattern(tg, os.O_RDONLY)
 	defer f.Close()
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(500 * time.Millisecond)

@@ -132,6 +132,17 @@ func (m *mount) path(elem ...string) string {
 	return filepath.Join(append([]string{m.dir}, elem...)...)
 }
 
+// openPattern opens the file of tg's pattern region through the mount;
+// the test closes it.
+func (m *mount) openPattern(tg *target, flag int) *os.File {
+	m.t.Helper()
+	f, err := os.OpenFile(m.path(itoa(tg.pid), tg.region(tg.addr["pattern"]).Name()), flag, 0)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return f
+}
+
 // alive fails the test if the daemon stopped serving.
 func (m *mount) alive() {
 	m.t.Helper()

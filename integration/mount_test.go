@@ -386,10 +386,7 @@ func TestMountRegionsFollowMaps(t *testing.T) {
 func TestMountHandleBoundToProcess(t *testing.T) {
 	tg := startTarget(t, "", 1<<20)
 	m := startMount(t)
-	f, err := os.Open(m.path(itoa(tg.pid), tg.region(tg.addr["pattern"]).Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := m.openPattern(tg, os.O_RDONLY)
 	defer f.Close()
 	b := make([]byte, 16)
 	if _, err := f.ReadAt(b, 0); err != nil || !bytes.Equal(b, tg.pattern[:16]) {
@@ -435,10 +432,7 @@ func TestMountRefusesChanges(t *testing.T) {
 	if err := syscall.Fsync(-1); err == nil {
 		t.Fatal("fsync(-1) succeeded")
 	}
-	f, err := os.OpenFile(filepath.Join(dir, tg.region(tg.addr["pattern"]).Name()), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := m.openPattern(tg, os.O_RDWR)
 	defer f.Close()
 	if err := f.Sync(); err != nil {
 		t.Errorf("fsync: %v", err)
