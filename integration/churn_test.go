@@ -299,7 +299,7 @@ func TestChurn(t *testing.T) {
 			t.Errorf("target %d: the page after the written one changed", c.pid)
 		}
 		mapsNow, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", c.pid))
-		t.Logf("churner %d alive with %d regions", c.pid, strings.Count(string(mapsNow), "\n"))
+		t.Logf("churner %d alive with %d regions after %s mapping changes (mmap, munmap, mprotect)", c.pid, strings.Count(string(mapsNow), "\n"), c.ask("churned"))
 	}
 
 	// Report, and fail on undocumented errnos.

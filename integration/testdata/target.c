@@ -8,6 +8,7 @@
  *   grow N           grows the heap by N bytes (sbrk), prints the new end
  *   nodump           makes the process non-dumpable (PR_SET_DUMPABLE 0)
  *   exec             execs itself anew (same pid, new address space)
+ *   churned          prints how many mappings the churn thread has changed
  *   exit             exits
  * The marker is built at run time, so its bytes exist only in the heap.
  *
@@ -99,6 +100,9 @@ static void sparse_setup(const char *path, size_t rsize, long page) {
 	printf("filemap_size %#zx\n", sizeof buf);
 }
 
+/* mapping changes made by the churn thread: mmap, munmap, mprotect */
+static volatile long churned;
+
 static void *churn(void *arg) {
 	long page = sysconf(_SC_PAGESIZE);
 	enum { slots = 256 };
@@ -109,6 +113,7 @@ static void *churn(void *arg) {
 	(void)arg;
 	for (;;) {
 		int i = rand_r(&seed) % slots;
+		churned++;
 		if (maps[i]) {
 			munmap(maps[i], sizes[i]);
 			maps[i] = NULL;
@@ -119,8 +124,10 @@ static void *churn(void *arg) {
 				maps[i] = NULL;
 			} else {
 				memset(maps[i], i, page);
-				if (sizes[i] > 2 * (size_t)page)
+				if (sizes[i] > 2 * (size_t)page) {
 					mprotect(maps[i] + page, page, rand_r(&seed) % 2 ? PROT_READ : PROT_NONE);
+					churned++;
+				}
 			}
 		}
 		int j = rand_r(&seed) % slots;
@@ -227,6 +234,8 @@ int main(int argc, char **argv) {
 			printf("%p\n", sbrk(0));
 		} else if (strncmp(line, "nodump", 6) == 0) {
 			printf("%s\n", prctl(PR_SET_DUMPABLE, 0) == 0 ? "ok" : "failed");
+		} else if (strncmp(line, "churned", 7) == 0) {
+			printf("%ld\n", churned);
 		} else if (strncmp(line, "exec", 4) == 0) {
 			execv("/proc/self/exe", argv);
 			printf("exec failed\n");
