@@ -54,25 +54,11 @@ func (n *regionFile) xattrs() ([]xattr, syscall.Errno) {
 }
 
 func (n *regionFile) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	attrs, errno := n.xattrs()
-	if errno != 0 {
-		return 0, errno
-	}
-	return listReply(attrs, dest)
+	return listXattrs(n.xattrs, dest)
 }
 
 func (n *regionFile) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
-	if !strings.HasPrefix(name, xattrPrefix) {
-		return 0, syscall.ENODATA
-	}
-	if errno := n.dir.checkLayoutAccess(ctx); errno != 0 {
-		return 0, errno
-	}
-	attrs, errno := n.xattrs()
-	if errno != 0 {
-		return 0, errno
-	}
-	return getReply(attrs, name, dest)
+	return n.dir.getXattr(ctx, n.xattrs, name, dest)
 }
 
 func (d *procDir) xattrs() ([]xattr, syscall.Errno) {
@@ -98,25 +84,27 @@ func (d *procDir) xattrs() ([]xattr, syscall.Errno) {
 }
 
 func (d *procDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	attrs, errno := d.xattrs()
-	if errno != 0 {
-		return 0, errno
-	}
-	return listReply(attrs, dest)
+	return listXattrs(d.xattrs, dest)
 }
 
 func (d *procDir) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
+	return d.getXattr(ctx, d.xattrs, name, dest)
+}
+
+// getXattr answers getxattr for a node of this process directory, to
+// callers who may read the layout.
+func (d *procDir) getXattr(ctx context.Context, attrs func() ([]xattr, syscall.Errno), name string, dest []byte) (uint32, syscall.Errno) {
 	if !strings.HasPrefix(name, xattrPrefix) {
 		return 0, syscall.ENODATA
 	}
 	if errno := d.checkLayoutAccess(ctx); errno != 0 {
 		return 0, errno
 	}
-	attrs, errno := d.xattrs()
+	list, errno := attrs()
 	if errno != 0 {
 		return 0, errno
 	}
-	return getReply(attrs, name, dest)
+	return getReply(list, name, dest)
 }
 
 // checkLayoutAccess lets the caller on only if the kernel would let it
@@ -133,10 +121,14 @@ func (d *procDir) checkLayoutAccess(ctx context.Context) syscall.Errno {
 	return toErrno(d.fsys.access.check(ctx, p, "maps"))
 }
 
-// listReply answers listxattr: NUL-terminated names, or the size needed.
-func listReply(attrs []xattr, dest []byte) (uint32, syscall.Errno) {
+// listXattrs answers listxattr: NUL-terminated names, or the size needed.
+func listXattrs(attrs func() ([]xattr, syscall.Errno), dest []byte) (uint32, syscall.Errno) {
+	list, errno := attrs()
+	if errno != 0 {
+		return 0, errno
+	}
 	var b []byte
-	for _, a := range attrs {
+	for _, a := range list {
 		b = append(append(b, xattrPrefix+a.name...), 0)
 	}
 	if len(dest) < len(b) {
