@@ -424,13 +424,10 @@ func TestMountRefusesChanges(t *testing.T) {
 			t.Errorf("stat %q: %v, want ENOENT", name, err)
 		}
 	}
-	for _, name := range []string{"000000001000-000000002000", "1000-2000", "heapx", ".."} {
-		if _, err := os.Lstat(filepath.Join(dir, name)); name != ".." && !errors.Is(err, os.ErrNotExist) {
+	for _, name := range []string{"000000001000-000000002000", "1000-2000", "heapx"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("stat %q: %v, want ENOENT", name, err)
 		}
-	}
-	if err := syscall.Fsync(-1); err == nil {
-		t.Fatal("fsync(-1) succeeded")
 	}
 	f := m.openPattern(tg, os.O_RDWR)
 	defer f.Close()
