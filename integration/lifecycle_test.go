@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -116,36 +117,67 @@ func TestMountSigtermWithOpenFile(t *testing.T) {
 	}
 }
 
-// TestHandleAfterExec: a file opened before the process execs reads EOF and
-// cannot write afterwards; it never shows the new program's memory.
+// fixedPattern is where the lifecycle tests put the pattern of a process
+// and of the one that takes its place (after an exec, or on its PID), so
+// that a read bound to the PID instead of the address space would find
+// memory there and show it.
+const fixedPattern = "0x6f0000000000"
+
+// TestHandleAfterExec: a file opened before the process execs stays bound
+// to the address space it was opened on, never the new program's (which
+// has its pattern at the same address, filled with 0xEE). Once that
+// address space is gone the file reads EOF and cannot write; while a
+// process created with CLONE_VM still holds it, the file reads it, as
+// /proc/PID/mem itself does.
 func TestHandleAfterExec(t *testing.T) {
-	tg := startTarget(t, "", 1<<20)
-	m := startMount(t)
-	pat := tg.region(tg.addr["pattern"])
-	f, err := os.OpenFile(m.path(itoa(tg.pid), pat.Name()), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fmt.Fprintf(tg.in, "exec\n")
-	for {
-		line, err := tg.readLine(30 * time.Second)
-		if err != nil {
-			t.Fatalf("target after exec: %v", err)
-		}
-		if line == "ready" {
-			break
-		}
-	}
-	b := make([]byte, 16)
-	if n, err := f.ReadAt(b, 0); n != 0 || err != io.EOF {
-		t.Errorf("read after exec: %d bytes, %v; want EOF", n, err)
-	}
-	if n, err := f.WriteAt([]byte("x"), 0); n != 0 || err == nil {
-		t.Errorf("write after exec: %d, %v; want a failure", n, err)
-	}
-	if _, err := os.ReadFile(m.path(itoa(tg.pid), "info")); err != nil {
-		t.Errorf("the new program's info: %v", err)
+	for _, sibling := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "clone-vm-sibling"}[sibling], func(t *testing.T) {
+			tg := startTargetAs(t, nil, targetBin, 1<<20, "at", fixedPattern)
+			m := startMount(t)
+			pat := tg.region(tg.addr["pattern"])
+			f, err := os.OpenFile(m.path(itoa(tg.pid), pat.Name()), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if sibling {
+				tg.ask("sibling")
+			}
+			fmt.Fprintf(tg.in, "exec\n")
+			for {
+				line, err := tg.readLine(30 * time.Second)
+				if err != nil {
+					t.Fatalf("target after exec: %v", err)
+				}
+				if line == "ready" {
+					break
+				}
+			}
+			if got := tg.peek(pat.Start, 4); string(got) != "\xee\xee\xee\xee" {
+				t.Fatalf("the new image has no pattern at %#x: %x", pat.Start, got)
+			}
+			// Large and small reads: they take different paths (procfs/vmread.go).
+			for _, size := range []int{1 << 20, 16} {
+				b := make([]byte, size)
+				n, err := f.ReadAt(b, 0)
+				switch {
+				case bytes.Contains(b[:n], []byte{0xee, 0xee, 0xee, 0xee}):
+					t.Errorf("read of %d after exec shows the new image: %x...", size, b[:min(n, 8)])
+				case !sibling && (n != 0 || err != io.EOF):
+					t.Errorf("read of %d after exec: %d bytes, %v; want EOF", size, n, err)
+				case sibling && (n != size || !bytes.Equal(b, tg.pattern[:size])):
+					t.Errorf("read of %d after exec, old address space alive: %d bytes, %v; want its pattern", size, n, err)
+				}
+			}
+			if !sibling {
+				if n, err := f.WriteAt([]byte("x"), 0); n != 0 || err == nil {
+					t.Errorf("write after exec: %d, %v; want a failure", n, err)
+				}
+			}
+			if _, err := os.ReadFile(m.path(itoa(tg.pid), "info")); err != nil {
+				t.Errorf("the new program's info: %v", err)
+			}
+		})
 	}
 }
 
@@ -154,7 +186,7 @@ func TestHandleAfterExec(t *testing.T) {
 // new one, and the new process's directory is a new inode.
 func TestPidReuse(t *testing.T) {
 	requireRoot(t)
-	old := startTarget(t, "", 1<<20)
+	old := startTargetAs(t, nil, targetBin, 1<<20, "at", fixedPattern)
 	m := startMount(t)
 	pid := old.pid
 	pat := old.region(old.addr["pattern"])
@@ -177,7 +209,7 @@ func TestPidReuse(t *testing.T) {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(itoa(pid-1)), 0); err != nil {
 			skipOrFail(t, "cannot steer PIDs: %v", err)
 		}
-		tg := startTarget(t, "", 1<<20)
+		tg := startTargetAs(t, nil, targetBin, 1<<20, "at", fixedPattern)
 		if tg.pid == pid {
 			reused = tg
 		} else {
@@ -187,9 +219,14 @@ func TestPidReuse(t *testing.T) {
 	if reused == nil {
 		t.Fatalf("could not get pid %d again", pid)
 	}
-	b := make([]byte, 8)
-	if n, err := f.ReadAt(b, 0); n != 0 {
-		t.Errorf("the old file read %d bytes (%q, %v) from the process that reused its pid", n, b[:n], err)
+	if reused.addr["pattern"] != old.addr["pattern"] {
+		t.Fatalf("the new pattern is at %#x, not %#x", reused.addr["pattern"], old.addr["pattern"])
+	}
+	for _, size := range []int{1 << 20, 8} {
+		b := make([]byte, size)
+		if n, err := f.ReadAt(b, 0); n != 0 {
+			t.Errorf("the old file read %d bytes (%q..., %v) from the process that reused its pid", n, b[:min(n, 8)], err)
+		}
 	}
 	if n, err := f.WriteAt([]byte("LEAKED!!"), 0); n != 0 || err == nil {
 		t.Errorf("the old file wrote to the process that reused its pid: %d, %v", n, err)

@@ -20,6 +20,7 @@ type SegmentKind int
 const (
 	Hole       SegmentKind = iota // holds no data: reads as zeros, left untouched
 	Data                          // read from memory
+	Resident                      // data in pages the page tables show present or swapped
 	Unreadable                    // a guard region: reads fail with EIO
 )
 
@@ -134,7 +135,7 @@ func (l *Layout) anonSegments(start, end uint64) ([]Segment, error) {
 		segs.add(at, s, Hole)
 		switch {
 		case r.HoldsData():
-			segs.add(s, e, Data)
+			segs.add(s, e, Resident)
 		case r.Flags&PageGuard != 0:
 			segs.add(s, e, Unreadable)
 		default:
@@ -202,6 +203,7 @@ func HasData(segs []Segment) bool {
 // that cannot be read and returns what came before it, or the error if
 // nothing came before it.
 func ReadSegments(m *Mem, b []byte, addr uint64, segs []Segment) (int, error) {
+	fast := m.readResident(b, addr, segs)
 	done := 0
 	for _, s := range segs {
 		part := b[s.Start-addr : s.End-addr]
@@ -213,6 +215,12 @@ func ReadSegments(m *Mem, b []byte, addr uint64, segs []Segment) (int, error) {
 			continue
 		case Unreadable:
 			err = unix.EIO
+		case Resident:
+			if fast {
+				done += len(part)
+				continue
+			}
+			fallthrough
 		default:
 			var n int
 			n, err = m.ReadFull(part, s.Start)

@@ -164,11 +164,21 @@ func (p *Process) OpenMem(write bool) (*Mem, error) {
 	if write {
 		flags = unix.O_RDWR
 	}
+	// The image is read before mem is opened and compared after: if they
+	// match, no exec came between, and the image is the one mem is bound to.
+	vm := p.openVMReader()
 	fd, err := p.openat("mem", flags)
 	if err != nil {
+		vm.close()
 		return nil, err
 	}
-	return &Mem{fd: fd, pid: p.PID}, nil
+	m := &Mem{fd: fd, pid: p.PID}
+	if vm != nil && vm.same() {
+		m.vm = vm
+	} else {
+		vm.close()
+	}
+	return m, nil
 }
 
 // ProcessEntry is one line of the process list.

@@ -17,7 +17,23 @@ type Stat struct {
 	State     byte
 	PPID      int
 	StartTime uint64 // field 22: start time after boot, in clock ticks
+	Image     Image
 }
+
+// Image is where exec placed the program in the address space: fields
+// 26-28 and 45-51 of stat. The kernel shows them only to readers allowed to
+// look at the process's memory (zeros otherwise) and sets them anew on every
+// exec; with address space randomization two images of one process differ
+// in them, so procmem uses them to notice an exec.
+type Image struct {
+	StartCode, EndCode, StartStack     uint64
+	StartData, EndData, StartBrk       uint64
+	ArgStart, ArgEnd, EnvStart, EnvEnd uint64
+}
+
+// Known reports whether the fields were shown: every process with an
+// address space has a stack.
+func (im Image) Known() bool { return im.StartStack != 0 }
 
 // Exited reports whether the process has exited and awaits its parent's
 // wait (zombie, state Z) or is being torn down (X).
@@ -61,6 +77,21 @@ func parseStat(r io.Reader) (Stat, error) {
 	}
 	if s.StartTime, err = strconv.ParseUint(rest[19], 10, 64); err != nil {
 		return Stat{}, fmt.Errorf("%w: stat: bad starttime: %q", ErrParse, line)
+	}
+	// The image fields: all of them, or none on kernels before 3.3 (which
+	// have not fields 45-51).
+	if len(rest) >= 49 {
+		im := &s.Image
+		for i, f := range []*uint64{&im.StartCode, &im.EndCode, &im.StartStack} {
+			if *f, err = strconv.ParseUint(rest[23+i], 10, 64); err != nil {
+				return Stat{}, fmt.Errorf("%w: stat: bad field %d: %q", ErrParse, 26+i, line)
+			}
+		}
+		for i, f := range []*uint64{&im.StartData, &im.EndData, &im.StartBrk, &im.ArgStart, &im.ArgEnd, &im.EnvStart, &im.EnvEnd} {
+			if *f, err = strconv.ParseUint(rest[42+i], 10, 64); err != nil {
+				return Stat{}, fmt.Errorf("%w: stat: bad field %d: %q", ErrParse, 45+i, line)
+			}
+		}
 	}
 	return s, nil
 }

@@ -19,15 +19,25 @@ func TestParseStat(t *testing.T) {
 	if s.Comm != "fx" || s.PID != 3029 || s.State != 'S' || s.StartTime == 0 {
 		t.Errorf("got %+v", s)
 	}
+	want := Image{
+		StartCode: 94526037573632, EndCode: 94526037574621, StartStack: 140722023015056,
+		StartData: 94526037585360, EndData: 94526037586032, StartBrk: 94526336389120,
+		ArgStart: 140722023016986, ArgEnd: 140722023016991, EnvStart: 140722023016991, EnvEnd: 140722023018483,
+	}
+	if s.Image != want || !s.Image.Known() {
+		t.Errorf("image %+v, want %+v", s.Image, want)
+	}
 	// A command name may contain spaces and parentheses.
 	s, err = parseStat(strings.NewReader("42 (a) b (c)) R 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 12345 0 0\n"))
-	if err != nil || s.Comm != "a) b (c)" || s.StartTime != 12345 || s.PPID != 1 {
+	if err != nil || s.Comm != "a) b (c)" || s.StartTime != 12345 || s.PPID != 1 || s.Image.Known() {
 		t.Errorf("tricky comm: %+v, %v", s, err)
 	}
 }
 
 func TestParseStatErrors(t *testing.T) {
-	for _, in := range []string{"", "42 fx S 1", "42 (fx) S 1 2 3", "x (fx) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0", ")( (", "42 (fx) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 -5 0"} {
+	for _, in := range []string{"", "42 fx S 1", "42 (fx) S 1 2 3", "x (fx) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0", ")( (", "42 (fx) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 -5 0",
+		// A full line with a bad image field.
+		"1 (x) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 10 0 0 18446744073709551615 x 1 1 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 1 1 1 1 1 1 1 0"} {
 		if _, err := parseStat(strings.NewReader(in)); !errors.Is(err, ErrParse) {
 			t.Errorf("parseStat(%q) = %v, want ErrParse", in, err)
 		}

@@ -7,8 +7,12 @@
  *   poke ADDR HEX    writes the bytes at ADDR, prints "ok"
  *   grow N           grows the heap by N bytes (sbrk), prints the new end
  *   nodump           makes the process non-dumpable (PR_SET_DUMPABLE 0)
- *   exec             execs itself anew (same pid, new address space)
+ *   exec             execs itself anew (same pid, new address space); the
+ *                    new image fills its pattern with 0xEE, not pattern_byte
  *   churned          prints how many mappings the churn thread has changed
+ *   sibling          starts a process that shares this address space
+ *                    (clone CLONE_VM) and keeps it alive across an exec;
+ *                    prints its pid; it dies with this process
  *   exit             exits
  * The marker is built at run time, so its bytes exist only in the heap.
  *
@@ -21,6 +25,9 @@
  *
  * With "mappings N" it maps N more single pages whose protections
  * alternate, so that each is a region of its own.
+ *
+ * With "at ADDR" the pattern is mapped at ADDR (the next process, or the
+ * next image after an exec, finds its pattern where the last one had it).
  *
  * With "churn" a second thread maps, touches, mprotects and unmaps memory
  * and grows and shrinks the heap without pause; the pattern, fence and
@@ -35,6 +42,8 @@
 #include <sys/prctl.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 /* pattern_byte is the content of the pattern region at offset i; the tests
@@ -138,14 +147,31 @@ static void *churn(void *arg) {
 	return NULL;
 }
 
-static void *map(size_t size, int prot) {
+/* map maps size bytes between two PROT_NONE guard pages, at hint if it is
+ * not NULL (and fails if that is taken). */
+static void *map_at(void *hint, size_t size, int prot) {
 	long page = sysconf(_SC_PAGESIZE);
-	char *p = mmap(NULL, size + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED || mprotect(p + page, size, prot) != 0) {
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+	if (hint != NULL) {
+		hint = (char *)hint - page;
+		flags |= MAP_FIXED_NOREPLACE;
+	}
+	char *p = mmap(hint, size + 2 * page, PROT_NONE, flags, -1, 0);
+	if (p == MAP_FAILED || (hint != NULL && p != hint) || mprotect(p + page, size, prot) != 0) {
 		perror("mmap");
 		exit(1);
 	}
 	return p + page;
+}
+
+static void *map(size_t size, int prot) { return map_at(NULL, size, prot); }
+
+static int sibling(void *arg) {
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != *(pid_t *)arg)
+		_exit(0); /* the parent is already gone */
+	for (;;)
+		pause();
 }
 
 int main(int argc, char **argv) {
@@ -163,9 +189,14 @@ int main(int argc, char **argv) {
 	values->i64 = -1234567890123LL;
 	values->d = 3.0625;
 
-	unsigned char *pattern = map(pattern_size, PROT_READ | PROT_WRITE);
+	void *pattern_at = NULL;
+	for (int i = 2; i + 1 < argc; i++)
+		if (strcmp(argv[i], "at") == 0)
+			pattern_at = (void *)(uintptr_t)strtoull(argv[i + 1], NULL, 0);
+	unsigned char *pattern = map_at(pattern_at, pattern_size, PROT_READ | PROT_WRITE);
+	int execed = getenv("TARGET_EXECED") != NULL;
 	for (uint64_t i = 0; i < pattern_size; i++)
-		pattern[i] = pattern_byte(i);
+		pattern[i] = execed ? 0xEE : pattern_byte(i);
 	/* A needle straddling the first 1 MiB boundary of the pattern. */
 	if (pattern_size > (1 << 20) + 16)
 		memcpy(pattern + (1 << 20) - 3, "STRADDLE", 8);
@@ -188,6 +219,8 @@ int main(int argc, char **argv) {
 		if (strcmp(argv[i], "sparse") == 0 && i + 2 < argc) {
 			sparse_setup(argv[i + 1], strtoull(argv[i + 2], NULL, 0), page);
 			i += 2;
+		} else if (strcmp(argv[i], "at") == 0 && i + 1 < argc) {
+			i++; /* the pattern's address, used above */
 		} else if (strcmp(argv[i], "churn") == 0) {
 			pthread_t t;
 			pthread_create(&t, NULL, churn, NULL);
@@ -234,9 +267,16 @@ int main(int argc, char **argv) {
 			printf("%p\n", sbrk(0));
 		} else if (strncmp(line, "nodump", 6) == 0) {
 			printf("%s\n", prctl(PR_SET_DUMPABLE, 0) == 0 ? "ok" : "failed");
+		} else if (strncmp(line, "sibling", 7) == 0) {
+			static pid_t parent;
+			size_t size = 64 << 10;
+			char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+			parent = getpid();
+			printf("%d\n", clone(sibling, stack + size, CLONE_VM | SIGCHLD, &parent));
 		} else if (strncmp(line, "churned", 7) == 0) {
 			printf("%ld\n", churned);
 		} else if (strncmp(line, "exec", 4) == 0) {
+			setenv("TARGET_EXECED", "1", 1);
 			execv("/proc/self/exe", argv);
 			printf("exec failed\n");
 		} else if (strncmp(line, "exit", 4) == 0) {

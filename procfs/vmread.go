@@ -1,0 +1,103 @@
+package procfs
+
+// This file reads resident memory with process_vm_readv(2) where that is
+// safe, and /proc/PID/mem where it is not.
+//
+// A read of /proc/PID/mem copies every page twice: from the target into a
+// kernel bounce page, then out to the reader. process_vm_readv copies once,
+// straight from the target's pages, and reads large ranges a third faster.
+// It is weaker in three ways, which decide how procmem uses it:
+//
+//   - it addresses a PID, not the address space mem was opened on: after
+//     an exec it reads the new image, and once the PID is reused, another
+//     process;
+//   - it does not force access: pages the process itself may not read fail
+//     with EFAULT;
+//   - it faults absent pages in, and waits on userfaultfd, where mem fails.
+//
+// So it reads only pages the page tables show resident (Resident
+// segments of a Layout: only a page discarded in the microseconds between
+// the scan and the read is faulted in), and only in large reads, where it
+// pays for the check; and it is checked after
+// every read: the process must still be the one mem was opened on (its
+// stat file, opened on the pinned process directory, fails once it is
+// gone) and must still run the image it ran then (the Image of its stat,
+// which every exec sets anew). If anything differs or fails, the bytes
+// are thrown away and the read goes to /proc/PID/mem, which knows.
+
+import (
+	"bytes"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// vmReadMin is the smallest read worth process_vm_readv and its check.
+const vmReadMin = 128 << 10
+
+// vmReader reads one process's resident memory with process_vm_readv.
+type vmReader struct {
+	pid   int
+	stat  *os.File // opened on the pinned process: fails once it is gone
+	image Image    // the image mem was opened on
+}
+
+// openVMReader prepares a vmReader for the process, before its mem is
+// opened (see Process.OpenMem); nil if the image cannot be told.
+func (p *Process) openVMReader() *vmReader {
+	f, err := p.OpenFile("stat", unix.O_RDONLY)
+	if err != nil {
+		return nil
+	}
+	v := &vmReader{pid: p.PID, stat: f}
+	if v.image, err = v.current(); err != nil || !v.image.Known() {
+		f.Close()
+		return nil
+	}
+	return v
+}
+
+func (v *vmReader) close() {
+	if v != nil {
+		v.stat.Close()
+	}
+}
+
+// current reads the image the process runs now.
+func (v *vmReader) current() (Image, error) {
+	var buf [2048]byte
+	n, err := unix.Pread(int(v.stat.Fd()), buf[:], 0)
+	if err != nil {
+		return Image{}, err
+	}
+	s, err := parseStat(bytes.NewReader(buf[:n]))
+	return s.Image, err
+}
+
+// same reports whether the process still runs the image v was made for.
+func (v *vmReader) same() bool {
+	im, err := v.current()
+	return err == nil && im == v.image
+}
+
+// read fills the parts of b at the segments' addresses (b holds memory from
+// addr on) in one process_vm_readv, and reports whether all of it came from
+// the image mem was opened on. If not, b holds nothing to trust.
+func (v *vmReader) read(b []byte, addr uint64, segs []Segment) bool {
+	const iovMax = 1024 // UIO_MAXIOV
+	if len(segs) > iovMax {
+		return false
+	}
+	local := make([]unix.Iovec, len(segs))
+	remote := make([]unix.RemoteIovec, len(segs))
+	total := 0
+	for i, s := range segs {
+		part := b[s.Start-addr : s.End-addr]
+		local[i] = unix.Iovec{Base: unsafe.SliceData(part), Len: uint64(len(part))}
+		remote[i] = unix.RemoteIovec{Base: uintptr(s.Start), Len: len(part)}
+		total += len(part)
+	}
+	n, err := unix.ProcessVMReadv(v.pid, local, remote, 0)
+	return err == nil && n == total && v.same()
+}

@@ -1,0 +1,117 @@
+package procfs
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"unsafe"
+)
+
+// resident maps size bytes of anonymous memory filled with a pattern.
+func resident(t *testing.T, size int) ([]byte, uint64) {
+	t.Helper()
+	b, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Munmap(b) })
+	for i := range b {
+		b[i] = byte(i*7 + i>>12)
+	}
+	return b, uint64(uintptr(unsafe.Pointer(&b[0])))
+}
+
+// TestVMReader: process_vm_readv reads resident memory only while the
+// process runs the image its mem was opened on, and every refusal falls
+// back to /proc/PID/mem with the same bytes.
+func TestVMReader(t *testing.T) {
+	src, addr := resident(t, 1<<20)
+	p, err := Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	m, err := p.OpenMem(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.vm == nil {
+		t.Fatal("no process_vm_readv reader for this process")
+	}
+	segs := []Segment{{addr, addr + 1<<19, Resident}, {addr + 1<<19, addr + 1<<19 + 4096, Hole}, {addr + 1<<19 + 4096, addr + 1<<20, Resident}}
+	want := bytes.Clone(src)
+	clear(want[1<<19 : 1<<19+4096])
+
+	check := func(what string, fast bool) {
+		t.Helper()
+		b := make([]byte, len(src))
+		if got := m.vm.read(b, addr, []Segment{segs[0], segs[2]}); got != fast {
+			t.Errorf("%s: process_vm_readv used: %v, want %v", what, got, fast)
+		}
+		clear(b)
+		if n, err := ReadSegments(m, b, addr, segs); n != len(b) || err != nil || !bytes.Equal(b, want) {
+			t.Errorf("%s: ReadSegments = %d, %v; bytes equal: %v", what, n, err, bytes.Equal(b, want))
+		}
+	}
+	check("same image", true)
+
+	// An exec: the image changes.
+	image := m.vm.image
+	m.vm.image.StartStack++
+	check("another image", false)
+	m.vm.image = image
+
+	// Pages the process itself may not read: /proc/PID/mem forces access.
+	if err := syscall.Mprotect(src[1<<19+4096:], syscall.PROT_NONE); err != nil {
+		t.Fatal(err)
+	}
+	check("PROT_NONE", false)
+	syscall.Mprotect(src[1<<19+4096:], syscall.PROT_READ|syscall.PROT_WRITE)
+	check("readable again", true)
+
+	// Too many pieces for one call.
+	many := make([]Segment, 1025)
+	for i := range many {
+		many[i] = Segment{addr + uint64(i)*512, addr + uint64(i+1)*512, Resident}
+	}
+	if m.vm.read(make([]byte, len(src)), addr, many) {
+		t.Error("process_vm_readv with 1025 pieces")
+	}
+}
+
+// TestVMReaderGone: once the process is gone, or its PID belongs to
+// another, the reader refuses.
+func TestVMReaderGone(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Open(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	m, err := p.OpenMem(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.vm == nil || !m.vm.same() {
+		t.Fatal("no reader for a live child")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if m.vm.same() {
+		t.Error("the reader of a reaped process still sees its image")
+	}
+	// The stat file is bound to the process, not the number: pointed at
+	// this process's PID (as after a reuse), it still refuses.
+	src, addr := resident(t, vmReadMin)
+	m.vm.pid = os.Getpid()
+	if m.vm.read(make([]byte, len(src)), addr, []Segment{{addr, addr + vmReadMin, Resident}}) {
+		t.Error("read another process through a gone process's reader")
+	}
+}
