@@ -27,6 +27,7 @@ type Config struct {
 	ForceWrite bool // allow writes to regions without 'w'
 	AllowOther bool // let other users in, under access control
 	Debug      bool // log every FUSE request
+	NoXattrs   bool // no extended attributes: the kernel stops asking for them
 }
 
 // FS is one mounted filesystem.
@@ -76,6 +77,7 @@ func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
 			Options:           []string{"default_permissions"},
 			MaxWrite:          1 << 20,
 			DisableSplice:     true,
+			DisableXAttrs:     fsys.cfg.NoXattrs,
 			Debug:             fsys.cfg.Debug,
 			DirectMount:       true,
 			DirectMountStrict: os.Geteuid() == 0,

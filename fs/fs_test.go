@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/procmem/procmem/procfs"
 )
@@ -149,5 +152,50 @@ func TestRunWithIDs(t *testing.T) {
 		t.Errorf("root can no longer open its own memory: %v", err)
 	} else {
 		f.Close()
+	}
+}
+
+// TestListingSeek: a listing resumes where the kernel asks (the Off of the
+// last entry it kept), refuses offsets it never gave, and rewound, reads
+// maps again.
+func TestListingSeek(t *testing.T) {
+	d, errno := New(Config{}).newProcDir(os.Getpid())
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	l := &listing{dir: d}
+	ctx := context.Background()
+	var all []fuse.DirEntry
+	for {
+		e, errno := l.Readdirent(ctx)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		if e == nil {
+			break
+		}
+		if e.Off != uint64(len(all)+1) {
+			t.Errorf("entry %d (%s) has Off %d", len(all), e.Name, e.Off)
+		}
+		all = append(all, *e)
+	}
+	if len(all) < 5 || all[0].Name != "info" || all[1].Name != "statm" {
+		t.Fatalf("listing: %v", all)
+	}
+	snap := l.snap
+	if errno := l.Seekdir(ctx, 3); errno != 0 {
+		t.Fatal(errno)
+	}
+	if e, _ := l.Readdirent(ctx); e == nil || e.Name != all[3].Name {
+		t.Errorf("after Seekdir(3): %v, want %s", e, all[3].Name)
+	}
+	if errno := l.Seekdir(ctx, uint64(len(all)+1)); errno != syscall.EINVAL {
+		t.Errorf("Seekdir past the end: %v", errno)
+	}
+	if errno := l.Seekdir(ctx, 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	if e, _ := l.Readdirent(ctx); e == nil || e.Name != "info" || l.snap == snap {
+		t.Errorf("after rewinding: %v, same snapshot %v", e, l.snap == snap)
 	}
 }

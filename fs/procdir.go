@@ -26,19 +26,26 @@ type procDir struct {
 
 	forgotten atomic.Bool // the kernel was told to drop this directory
 
-	mu       sync.Mutex
-	regions  []procfs.Region
-	loadedAt time.Time
-	resident map[uint64]uint64 // resident bytes by region start, for regions
+	mu   sync.Mutex
+	snap *mapsSnapshot // the last read of maps
 
 	mappings       []procfs.Mapping // smaps, for extended attributes
 	mappingsLoaded time.Time
 }
 
+// mapsSnapshot is the process's regions as maps showed them at one moment,
+// and how much of each is resident, scanned when first asked.
+type mapsSnapshot struct {
+	regions []procfs.Region
+	at      time.Time
+
+	once     sync.Once
+	resident map[uint64]uint64 // resident bytes by region start
+}
+
 var (
 	_ = (gofs.NodeLookuper)((*procDir)(nil))
-	_ = (gofs.NodeReaddirer)((*procDir)(nil))
-	_ = (gofs.NodeOpendirer)((*procDir)(nil))
+	_ = (gofs.NodeOpendirHandler)((*procDir)(nil))
 	_ = (gofs.NodeGetattrer)((*procDir)(nil))
 	_ = (gofs.NodeSetattrer)((*procDir)(nil))
 )
@@ -121,11 +128,11 @@ func (d *procDir) alive() syscall.Errno {
 
 // snapshot returns the process's regions, read afresh unless the last
 // read is younger than maxAge.
-func (d *procDir) snapshot(maxAge time.Duration) ([]procfs.Region, syscall.Errno) {
+func (d *procDir) snapshot(maxAge time.Duration) (*mapsSnapshot, syscall.Errno) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.regions != nil && time.Since(d.loadedAt) < maxAge {
-		return d.regions, 0
+	if d.snap != nil && time.Since(d.snap.at) < maxAge {
+		return d.snap, 0
 	}
 	p, errno := d.pin()
 	if errno != 0 {
@@ -139,8 +146,8 @@ func (d *procDir) snapshot(maxAge time.Duration) ([]procfs.Region, syscall.Errno
 	if regions == nil {
 		regions = []procfs.Region{} // kernel threads have no regions
 	}
-	d.regions, d.loadedAt, d.resident = regions, time.Now(), nil
-	return regions, 0
+	d.snap = &mapsSnapshot{regions: regions, at: time.Now()}
+	return d.snap, 0
 }
 
 // smaps returns the process's smaps, read afresh unless the last read is
@@ -168,19 +175,15 @@ func (d *procDir) smaps() ([]procfs.Mapping, syscall.Errno) {
 // Rss: present pages other than the zero page. One scan of the page
 // tables answers for every region of the snapshot, so "ls -l" of a process
 // with many regions costs one scan, not one per file.
-func (d *procDir) residentBytes(start, end uint64) uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.resident == nil {
-		d.resident = d.scanResident()
-	}
-	if n, ok := d.resident[start]; ok {
+func (s *mapsSnapshot) residentBytes(d *procDir, start, end uint64) uint64 {
+	s.once.Do(func() { s.resident = d.scanResident(s.regions) })
+	if n, ok := s.resident[start]; ok {
 		return n
 	}
 	return end - start // not in the snapshot: claim nothing is sparse
 }
 
-func (d *procDir) scanResident() map[uint64]uint64 {
+func (d *procDir) scanResident(regions []procfs.Region) map[uint64]uint64 {
 	resident := map[uint64]uint64{}
 	p, errno := d.pin()
 	if errno != 0 {
@@ -193,7 +196,7 @@ func (d *procDir) scanResident() map[uint64]uint64 {
 	}
 	defer pm.Close()
 	var lo, hi uint64
-	for _, r := range d.regions {
+	for _, r := range regions {
 		if r.End > procfs.MaxAddress/2 { // [vsyscall]: not in the page tables
 			continue
 		}
@@ -207,7 +210,7 @@ func (d *procDir) scanResident() map[uint64]uint64 {
 		return resident
 	}
 	i := 0
-	for _, r := range d.regions {
+	for _, r := range regions {
 		resident[r.Start] = 0
 		for ; i < len(ranges) && ranges[i].Start < r.End; i++ {
 			pr := ranges[i]
@@ -222,19 +225,32 @@ func (d *procDir) scanResident() map[uint64]uint64 {
 	return resident
 }
 
+// latest returns the last snapshot read, nil if none.
+func (d *procDir) latest() *mapsSnapshot {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.snap
+}
+
 // findRegion looks a region up by its bounds, reading maps again if the
 // snapshot does not have it.
-func (d *procDir) findRegion(start, end uint64) (procfs.Region, syscall.Errno) {
+func (d *procDir) findRegion(start, end uint64) (procfs.Region, *mapsSnapshot, syscall.Errno) {
 	for _, age := range []time.Duration{snapshotAge, 0} {
-		regions, errno := d.snapshot(age)
+		snap, errno := d.snapshot(age)
 		if errno != 0 {
-			return procfs.Region{}, errno
+			return procfs.Region{}, nil, errno
 		}
-		if r, ok := searchRegion(regions, start); ok && r.End == end {
-			return r, 0
+		if r, ok := snap.find(start, end); ok {
+			return r, snap, 0
 		}
 	}
-	return procfs.Region{}, syscall.ENOENT
+	return procfs.Region{}, nil, syscall.ENOENT
+}
+
+// find finds the region with these bounds.
+func (s *mapsSnapshot) find(start, end uint64) (procfs.Region, bool) {
+	r, ok := searchRegion(s.regions, start)
+	return r, ok && r.End == end
 }
 
 // searchRegion finds the region starting at start in a sorted list.
@@ -292,11 +308,11 @@ func links(regions []procfs.Region) map[string]procfs.Region {
 // snapshot: a link must follow its region at once (a heap that grows gets
 // a new name).
 func (d *procDir) findLink(name string) (procfs.Region, syscall.Errno) {
-	regions, errno := d.snapshot(0)
+	snap, errno := d.snapshot(0)
 	if errno != 0 {
 		return procfs.Region{}, errno
 	}
-	if r, ok := links(regions)[name]; ok {
+	if r, ok := links(snap.regions)[name]; ok {
 		return r, 0
 	}
 	return procfs.Region{}, syscall.ENOENT
@@ -315,10 +331,13 @@ func (d *procDir) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAt
 	return d.denied()
 }
 
-// Opendir lets the caller list the regions only if the kernel would let
-// it read /proc/PID/maps: the names reveal the layout.
-func (d *procDir) Opendir(ctx context.Context) syscall.Errno {
-	return d.checkLayoutAccess(ctx)
+// OpendirHandle lets the caller list the regions only if the kernel would
+// let it read /proc/PID/maps: the names reveal the layout.
+func (d *procDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if errno := d.checkLayoutAccess(ctx); errno != 0 {
+		return nil, 0, errno
+	}
+	return &listing{dir: d}, 0, 0
 }
 
 // Lookup answers only callers who may read the layout: that a region
@@ -327,6 +346,12 @@ func (d *procDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if errno := d.checkLayoutAccess(ctx); errno != 0 {
 		return nil, errno
 	}
+	return d.lookup(ctx, name, out, nil)
+}
+
+// lookup finds name in snap, a listing's snapshot, or if that is nil in
+// maps as they are now (a snapshot younger than snapshotAge).
+func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, snap *mapsSnapshot) (*gofs.Inode, syscall.Errno) {
 	switch name {
 	case "info", "statm":
 		if errno := d.alive(); errno != 0 {
@@ -338,48 +363,31 @@ func (d *procDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return d.NewInode(ctx, t, t.stableAttr()), 0
 	}
 	if start, end, ok := procfs.ParseRegionName(name); ok {
-		r, errno := d.findRegion(start, end)
+		var r procfs.Region
+		var errno syscall.Errno
+		if snap == nil {
+			r, snap, errno = d.findRegion(start, end)
+		} else if r, ok = snap.find(start, end); !ok {
+			errno = syscall.ENOENT
+		}
 		if errno != 0 {
 			return nil, errno
 		}
 		n := &regionFile{dir: d, start: r.Start, end: r.End, perms: r.Perms}
 		n.fsys = d.fsys
-		n.fillAttr(&out.Attr)
+		n.fillAttr(&out.Attr, snap)
 		stableEntry(out, stableTimeout)
 		return d.NewInode(ctx, n, n.stableAttr()), 0
 	}
-	if _, errno := d.findLink(name); errno != 0 {
-		return nil, errno
+	if snap == nil {
+		if _, errno := d.findLink(name); errno != 0 {
+			return nil, errno
+		}
+	} else if _, ok := links(snap.regions)[name]; !ok {
+		return nil, syscall.ENOENT
 	}
 	l := &regionLink{dir: d, name: name}
 	l.fsys = d.fsys
 	l.fillAttr(&out.Attr)
 	return d.NewInode(ctx, l, l.stableAttr()), 0
-}
-
-func (d *procDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	regions, errno := d.snapshot(0)
-	if errno != 0 {
-		// ENOENT from readdir reads as an empty directory to glibc; say
-		// the process is gone instead.
-		if errno == syscall.ENOENT {
-			errno = syscall.ESRCH
-		}
-		return nil, errno
-	}
-	entries := make([]fuse.DirEntry, 0, len(regions)+8)
-	for _, name := range []string{"info", "statm"} {
-		t := &textFile{dir: d, statm: name == "statm"}
-		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: t.stableAttr().Ino})
-	}
-	for _, r := range regions {
-		n := regionFile{dir: d, start: r.Start, end: r.End}
-		entries = append(entries, fuse.DirEntry{Name: r.Name(), Mode: syscall.S_IFREG, Ino: n.stableAttr().Ino})
-	}
-	for name := range links(regions) {
-		l := regionLink{dir: d, name: name}
-		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFLNK, Ino: l.stableAttr().Ino})
-	}
-	sortEntries(entries[2+len(regions):])
-	return gofs.NewListDirStream(entries), 0
 }

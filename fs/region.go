@@ -46,7 +46,9 @@ func (n *regionFile) mode(p procfs.Perms) uint32 {
 	return m
 }
 
-func (n *regionFile) fillAttr(a *fuse.Attr) {
+// fillAttr fills in the attributes, with the resident size of snap (the
+// directory's latest if nil).
+func (n *regionFile) fillAttr(a *fuse.Attr, snap *mapsSnapshot) {
 	n.mu.Lock()
 	perms := n.perms
 	n.mu.Unlock()
@@ -55,7 +57,14 @@ func (n *regionFile) fillAttr(a *fuse.Attr) {
 	a.Blksize = blockSize
 	// du shows resident memory; a region with fewer blocks than its size
 	// is what makes cp look for holes with SEEK_DATA.
-	a.Blocks = n.dir.residentBytes(n.start, n.end) / 512
+	if snap == nil {
+		snap = n.dir.latest()
+	}
+	if snap != nil {
+		a.Blocks = snap.residentBytes(n.dir, n.start, n.end) / 512
+	} else {
+		a.Blocks = (n.end - n.start) / 512 // never read: claim nothing is sparse
+	}
 	a.Nlink = 1
 	a.Uid, a.Gid = n.dir.uid, n.dir.gid
 	a.Ino = n.stableAttr().Ino
@@ -65,7 +74,7 @@ func (n *regionFile) fillAttr(a *fuse.Attr) {
 // refresh re-reads the region; a region that is gone keeps its last
 // known attributes, so fstat on an open file still answers.
 func (n *regionFile) refresh() (procfs.Region, syscall.Errno) {
-	r, errno := n.dir.findRegion(n.start, n.end)
+	r, _, errno := n.dir.findRegion(n.start, n.end)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if errno == 0 {
@@ -76,7 +85,7 @@ func (n *regionFile) refresh() (procfs.Region, syscall.Errno) {
 
 func (n *regionFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.refresh()
-	n.fillAttr(&out.Attr)
+	n.fillAttr(&out.Attr, nil)
 	out.SetTimeout(stableTimeout)
 	return 0
 }
@@ -92,7 +101,7 @@ func (n *regionFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.Se
 		return syscall.EPERM
 	}
 	n.refresh()
-	n.fillAttr(&out.Attr)
+	n.fillAttr(&out.Attr, nil)
 	return 0
 }
 

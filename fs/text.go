@@ -66,11 +66,11 @@ func (t *textFile) content() ([]byte, syscall.Errno) {
 		report.Statm(&b, s)
 		return b.Bytes(), 0
 	}
-	regions, errno := t.dir.snapshot(snapshotAge)
+	snap, errno := t.dir.snapshot(snapshotAge)
 	if errno != 0 {
 		return nil, errno
 	}
-	report.Info(&b, regions)
+	report.Info(&b, snap.regions)
 	return b.Bytes(), 0
 }
 

@@ -228,16 +228,36 @@ func BenchmarkTools64MiB(b *testing.B) {
 func BenchmarkListing(b *testing.B) {
 	tg := startTargetAs(b, nil, targetBin, 1<<20, "mappings", "60000")
 	m := startMount(b)
+	bare := startMount(b, "--no-xattrs")
 	startSleepers(b, 1000)
+	// The same names as empty files in tmpfs: what ls -l costs on a
+	// filesystem in the kernel.
+	tmpfs, err := os.MkdirTemp("/dev/shm", "procmem-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(tmpfs) })
+	names, err := os.ReadDir(m.path(itoa(tg.pid)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range names {
+		if err := os.WriteFile(filepath.Join(tmpfs, e.Name()), nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
 	s := samples{}
 	for i := 0; i < b.N; i++ {
 		s["ls-l-procmem"] = append(s["ls-l-procmem"], timed(b, "sh", "-c", `ls -l "$1" >/dev/null`, "sh", m.path(itoa(tg.pid))))
+		s["ls-l-no-xattrs"] = append(s["ls-l-no-xattrs"], timed(b, "sh", "-c", `ls -l "$1" >/dev/null`, "sh", bare.path(itoa(tg.pid))))
+		s["ls-l-tmpfs"] = append(s["ls-l-tmpfs"], timed(b, "sh", "-c", `ls -l "$1" >/dev/null`, "sh", tmpfs))
 		s["ls-procmem"] = append(s["ls-procmem"], timed(b, "sh", "-c", `ls "$1" >/dev/null`, "sh", m.path(itoa(tg.pid))))
 		s["cat-maps"] = append(s["cat-maps"], timed(b, "sh", "-c", `cat "$1" >/dev/null`, "sh", fmt.Sprintf("/proc/%d/maps", tg.pid)))
 		s["ls-root-procmem"] = append(s["ls-root-procmem"], timed(b, "sh", "-c", `ls "$1" >/dev/null`, "sh", m.dir))
 		s["ls-proc"] = append(s["ls-proc"], timed(b, "sh", "-c", `ls /proc >/dev/null`))
 	}
-	s.report(b, [2]string{"ls-l-procmem", "cat-maps"}, [2]string{"ls-procmem", "cat-maps"}, [2]string{"ls-root-procmem", "ls-proc"})
+	s.report(b, [2]string{"ls-l-procmem", "cat-maps"}, [2]string{"ls-l-no-xattrs", "cat-maps"}, [2]string{"ls-l-tmpfs", "cat-maps"},
+		[2]string{"ls-l-no-xattrs", "ls-l-tmpfs"}, [2]string{"ls-procmem", "cat-maps"}, [2]string{"ls-root-procmem", "ls-proc"})
 }
 
 // startSleepers starts n sleeping processes for the benchmark's duration.

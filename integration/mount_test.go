@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/procmem/procmem/procfs"
 	"time"
 )
 
@@ -352,6 +355,16 @@ func TestMountRegionsFollowMaps(t *testing.T) {
 	tg := startTarget(t, "", 1<<20)
 	m := startMount(t)
 	before := tg.regionByPath("[heap]")
+	// An open listing shows maps as they were when it was read; rewound,
+	// it shows them as they are.
+	dir, err := os.Open(m.path(itoa(tg.pid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	if names, err := dir.Readdirnames(-1); err != nil || !contains(names, before.Name()) {
+		t.Fatalf("listing lacks the heap %s: %v", before.Name(), err)
+	}
 	if link, _ := os.Readlink(m.path(itoa(tg.pid), "heap")); link != before.Name() {
 		t.Fatalf("heap -> %s, want %s", link, before.Name())
 	}
@@ -380,6 +393,12 @@ func TestMountRegionsFollowMaps(t *testing.T) {
 	}
 	if contains(m.readdir(itoa(tg.pid)), before.Name()) {
 		t.Errorf("old heap name still listed")
+	}
+	if _, err := dir.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if names, err := dir.Readdirnames(-1); err != nil || contains(names, before.Name()) || !contains(names, after.Name()) {
+		t.Errorf("rewound listing: has old heap %v, new heap %v, %v", contains(names, before.Name()), contains(names, after.Name()), err)
 	}
 }
 
@@ -462,4 +481,54 @@ func TestMountRefusesChanges(t *testing.T) {
 		t.Errorf("end of region after the huge write: % x", got)
 	}
 	m.alive()
+}
+
+// TestMountLongListing: ls -l of a process with thousands of regions (a
+// listing the kernel reads in many READDIRPLUS batches, some cut short and
+// resumed) shows every region of maps once, with its size and mode.
+func TestMountLongListing(t *testing.T) {
+	tg := startTargetAs(t, nil, targetBin, 1<<20, "mappings", "5000")
+	m := startMount(t)
+	r := run(t, "", "ls", "-l", "--time-style=+", m.path(itoa(tg.pid)))
+	mustSucceed(t, r, "ls -l")
+	regions, err := procfs.Maps(tg.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(regions) < 5000 {
+		t.Fatalf("the target has %d regions", len(regions))
+	}
+	listed := map[string]string{} // name -> "mode size"
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[0][0] != '-' {
+			continue // info, statm have no region name; links start with l
+		}
+		name := f[len(f)-1]
+		if _, dup := listed[name]; dup {
+			t.Errorf("%s listed twice", name)
+		}
+		listed[name] = f[0] + " " + f[4]
+	}
+	for _, reg := range regions {
+		mode := []byte("----------")
+		if reg.Perms.Read {
+			mode[1] = 'r'
+		}
+		if reg.Perms.Write {
+			mode[2] = 'w'
+		}
+		want := fmt.Sprintf("%s %d", mode, reg.Size())
+		if got, ok := listed[reg.Name()]; !ok {
+			t.Errorf("%s not listed", reg.Name())
+		} else if got != want {
+			t.Errorf("%s: %s, want %s", reg.Name(), got, want)
+		}
+		delete(listed, reg.Name())
+	}
+	for name := range listed {
+		if name != "info" && name != "statm" {
+			t.Errorf("%s listed but not in maps", name)
+		}
+	}
 }

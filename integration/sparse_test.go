@@ -226,6 +226,27 @@ func TestDuAndXattrs(t *testing.T) {
 	}
 }
 
+// TestNoXattrs: with --no-xattrs the mount has no extended attributes at
+// all (the kernel is told once and stops asking), and everything else
+// works as before.
+func TestNoXattrs(t *testing.T) {
+	requireTool(t, "getfattr")
+	tg := startTarget(t, "", 1<<20)
+	m := startMount(t, "--no-xattrs")
+	heap := m.path(itoa(tg.pid), tg.regionByPath("[heap]").Name())
+	for _, path := range []string{heap, m.path(itoa(tg.pid))} {
+		for _, args := range [][]string{{"-n", "user.procmem.start"}, {"-d"}} {
+			r := run(t, "", "getfattr", append(args, path)...)
+			if r.code == 0 || r.stdout != "" || !strings.Contains(r.stderr, "Operation not supported") {
+				t.Errorf("getfattr %s %s: exit %d, %q %q; want 'Operation not supported'", args, path, r.code, r.stdout, r.stderr)
+			}
+		}
+	}
+	if r := run(t, "", "grep", "-c", "-a", tg.marker, heap); strings.TrimSpace(r.stdout) != "1" {
+		t.Errorf("grep of the heap: %q %q", r.stdout, r.stderr)
+	}
+}
+
 // TestCommandLineLeavesHolesAlone: read and search of a process with a
 // large mostly empty reservation do not allocate memory in it.
 func TestCommandLineLeavesHolesAlone(t *testing.T) {

@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -163,4 +164,21 @@ func FuzzParseRegionName(f *testing.F) {
 			t.Fatalf("ParseRegionName(%q) = %x, %x", name, start, end)
 		}
 	})
+}
+
+// BenchmarkParseMaps parses the maps of a process with 60,000 regions.
+func BenchmarkParseMaps(b *testing.B) {
+	var sb strings.Builder
+	for i := uint64(0); i < 60000; i++ {
+		fmt.Fprintf(&sb, "%x-%x rw-p 00000000 00:00 0 \n", 0x7f0000000000+i*4096, 0x7f0000001000+i*4096)
+	}
+	sb.WriteString("7ffd4b5e0000-7ffd4b601000 rw-p 00000000 00:00 0                          [stack]\n")
+	text := sb.String()
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseMapsText(text); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

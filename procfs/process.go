@@ -122,7 +122,7 @@ func (p *Process) Maps() ([]Region, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseMaps(strings.NewReader(string(b)))
+	return parseMapsText(string(b))
 }
 
 // Smaps reads /proc/PID/smaps.

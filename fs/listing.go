@@ -1,0 +1,106 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// listing is an open process directory. It lists the regions as maps
+// showed them when it was first read (or rewound), and answers the lookups
+// of a READDIRPLUS from that same reading: "ls -l" of a process with
+// 60,000 regions reads maps and scans the page tables once, and every
+// entry it shows agrees with the others.
+type listing struct {
+	dir *procDir
+
+	mu      sync.Mutex
+	snap    *mapsSnapshot
+	entries []fuse.DirEntry
+	next    int
+}
+
+var (
+	_ = (gofs.FileReaddirenter)((*listing)(nil))
+	_ = (gofs.FileSeekdirer)((*listing)(nil))
+	_ = (gofs.FileLookuper)((*listing)(nil))
+)
+
+// load reads maps afresh and makes the entries: info, statm, the regions
+// in address order, the links by name.
+func (l *listing) load() syscall.Errno {
+	d := l.dir
+	snap, errno := d.snapshot(0)
+	if errno != 0 {
+		// ENOENT from readdir reads as an empty directory to glibc; say
+		// the process is gone instead.
+		if errno == syscall.ENOENT {
+			errno = syscall.ESRCH
+		}
+		return errno
+	}
+	entries := make([]fuse.DirEntry, 0, len(snap.regions)+8)
+	for _, name := range []string{"info", "statm"} {
+		t := textFile{dir: d, statm: name == "statm"}
+		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: t.stableAttr().Ino})
+	}
+	for _, r := range snap.regions {
+		n := regionFile{dir: d, start: r.Start, end: r.End}
+		entries = append(entries, fuse.DirEntry{Name: r.Name(), Mode: syscall.S_IFREG, Ino: n.stableAttr().Ino})
+	}
+	regions := len(entries)
+	for name := range links(snap.regions) {
+		r := regionLink{dir: d, name: name}
+		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFLNK, Ino: r.stableAttr().Ino})
+	}
+	sortEntries(entries[regions:])
+	for i := range entries {
+		entries[i].Off = uint64(i + 1) // where the next readdir resumes
+	}
+	l.snap, l.entries, l.next = snap, entries, 0
+	return 0
+}
+
+func (l *listing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.entries == nil {
+		if errno := l.load(); errno != 0 {
+			return nil, errno
+		}
+	}
+	if l.next >= len(l.entries) {
+		return nil, 0
+	}
+	e := l.entries[l.next]
+	l.next++
+	return &e, 0
+}
+
+// Seekdir resumes after the entry whose Off is off; 0 rewinds, and the
+// next read lists maps as they are then.
+func (l *listing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if off == 0 {
+		l.entries = nil
+		return 0
+	}
+	if off > uint64(len(l.entries)) {
+		return syscall.EINVAL
+	}
+	l.next = int(off)
+	return 0
+}
+
+// Lookup answers for the entry just listed, from the listing's snapshot.
+// The caller passed the access check when it opened the directory.
+func (l *listing) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	l.mu.Lock()
+	snap := l.snap
+	l.mu.Unlock()
+	return l.dir.lookup(ctx, name, out, snap)
+}
