@@ -93,7 +93,10 @@ func (pm *Pagemap) Scan(start, end uint64) ([]PageRange, error) {
 }
 
 func (pm *Pagemap) scanIoctl(start, end uint64) ([]PageRange, error) {
-	returned := PagePresent | PageSwapped | PageZero | PageFile | PageHuge | PageGuard
+	// Only what callers use: PAGE_IS_FILE would make the kernel look up
+	// the struct page of every present page, which costs more than the
+	// rest of the walk (25-60 us per MiB here, against 2-3).
+	returned := PagePresent | PageSwapped | PageZero | PageGuard
 	if pm.noGuard {
 		returned &^= PageGuard
 	}
