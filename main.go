@@ -49,7 +49,7 @@ func verbs() []verb {
 		{name: "list", short: "list processes with their PIDs", setup: setupList, noTarget: true},
 		{name: "search", args: "(-s STRING | -b HEX | -t TYPE VALUE [-e little|big]) [region filters]", short: "find bytes, strings or numbers in memory", setup: setupSearch},
 		{name: "watch", args: "-r RANGE [--interval 100ms]", short: "print a range whenever it changes", setup: setupWatch},
-		{name: "mount", args: "[--read-only] [--allow-other] [--force-write] [--debug] MOUNTPOINT", short: "serve process memory as a filesystem", setup: setupMount, noTarget: true},
+		{name: "mount", args: "[--read-only] [--allow-other] [--force-write] [--no-xattrs] [--debug] MOUNTPOINT", short: "serve process memory as a filesystem", setup: setupMount, noTarget: true},
 	}
 }
 
