@@ -24,6 +24,16 @@ package procfs
 // gone) and must still run the image it ran then (the Image of its stat,
 // which every exec sets anew). If anything differs or fails, the bytes
 // are thrown away and the read goes to /proc/PID/mem, which knows.
+//
+// An exec alone needs none of this: the old address space dies with it,
+// and the Layout's page-table scan, bound to that address space, fails
+// before anything is read. The check is for an exec racing with a read,
+// and for one while a process created with CLONE_VM (a vfork child) keeps
+// the old address space alive. What it cannot tell apart: with address
+// space randomization off (setarch -R, gdb), the same program exec'd again
+// with the same arguments and environment gets the same addresses; if a
+// CLONE_VM process also holds the old address space, large reads then show
+// the new image of that same program.
 
 import (
 	"bytes"
