@@ -84,16 +84,7 @@ func TestFileLayout(t *testing.T) {
 }
 
 func TestReadSegments(t *testing.T) {
-	p, err := Open(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	m, err := p.OpenMem(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openMem(t, os.Getpid(), false)
 	src := []byte("0123456789abcdef")
 	addr := uint64(uintptr(unsafe.Pointer(&src[0])))
 	b := []byte("xxxxxxxxxxxxxxxx")

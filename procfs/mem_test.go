@@ -11,17 +11,24 @@ import (
 	"unsafe"
 )
 
-func TestMemSelf(t *testing.T) {
-	p, err := Open(os.Getpid())
+// openMem opens the memory of process pid for the test.
+func openMem(t *testing.T, pid int, write bool) *Mem {
+	t.Helper()
+	p, err := Open(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	m, err := p.OpenMem(true)
+	m, err := p.OpenMem(write)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestMemSelf(t *testing.T) {
+	m := openMem(t, os.Getpid(), true)
 
 	buf := []byte("procmem marker: 0123456789")
 	addr := uint64(uintptr(unsafe.Pointer(&buf[0])))
@@ -42,7 +49,7 @@ func TestMemSelf(t *testing.T) {
 		t.Errorf("read of page 0: %v, want EIO", err)
 	}
 
-	regions, err := p.Maps()
+	regions, err := Maps(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,16 +28,7 @@ func resident(t *testing.T, size int) ([]byte, uint64) {
 // back to /proc/PID/mem with the same bytes.
 func TestVMReader(t *testing.T) {
 	src, addr := resident(t, 1<<20)
-	p, err := Open(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	m, err := p.OpenMem(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openMem(t, os.Getpid(), false)
 	if m.vm == nil {
 		t.Fatal("no process_vm_readv reader for this process")
 	}
@@ -89,16 +80,7 @@ func TestVMReaderGone(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Open(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	m, err := p.OpenMem(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openMem(t, cmd.Process.Pid, false)
 	if m.vm == nil || !m.vm.same() {
 		t.Fatal("no reader for a live child")
 	}
