@@ -70,6 +70,7 @@ func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
 		// Permission bits come from the region's perms; "---p" is 0000
 		// and must stay so.
 		NullPermissions: true,
+		RootStableAttr:  &gofs.StableAttr{Ino: rootIno},
 		MountOptions: fuse.MountOptions{
 			FsName:            "procmem",
 			Name:              "procmem",
@@ -125,6 +126,10 @@ const (
 	kindLink
 	kindSelf
 )
+
+// rootIno is the root directory's inode number, as in /proc (and FUSE's
+// root node id); inode never gives it to anything else.
+const rootIno = 1
 
 // inode derives an inode number from what identifies an object.
 func inode(parts ...uint64) uint64 {

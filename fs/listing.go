@@ -29,8 +29,8 @@ var (
 	_ = (gofs.FileLookuper)((*listing)(nil))
 )
 
-// load reads maps afresh and makes the entries: info, statm, the regions
-// in address order, the links by name.
+// load reads maps afresh and makes the entries: the dots, info, statm, the
+// regions in address order, the links by name.
 func (l *listing) load() syscall.Errno {
 	d := l.dir
 	snap, errno := d.snapshot(0)
@@ -42,7 +42,9 @@ func (l *listing) load() syscall.Errno {
 		}
 		return errno
 	}
-	entries := make([]fuse.DirEntry, 0, len(snap.regions)+8)
+	entries := make([]fuse.DirEntry, 0, len(snap.regions)+10)
+	entries = append(entries, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.stableAttr().Ino},
+		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: rootIno})
 	for _, name := range []string{"info", "statm"} {
 		t := textFile{dir: d, statm: name == "statm"}
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: t.stableAttr().Ino})

@@ -67,8 +67,10 @@ func (r *rootNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) 
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	entries := make([]fuse.DirEntry, 0, len(pids)+1)
-	entries = append(entries, fuse.DirEntry{Name: "self", Mode: syscall.S_IFLNK, Ino: inode(kindSelf)})
+	entries := make([]fuse.DirEntry, 0, len(pids)+3)
+	entries = append(entries, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: rootIno},
+		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: rootIno},
+		fuse.DirEntry{Name: "self", Mode: syscall.S_IFLNK, Ino: inode(kindSelf)})
 	for _, pid := range pids {
 		st, err := procfs.ReadStat(pid)
 		if err != nil || st.Exited() {

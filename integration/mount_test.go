@@ -531,4 +531,14 @@ func TestMountLongListing(t *testing.T) {
 			t.Errorf("%s listed but not in maps", name)
 		}
 	}
+	// Both directories list the dots; the root is inode 1, as in /proc.
+	for _, dir := range []string{m.dir, m.path(itoa(tg.pid))} {
+		r := run(t, "", "ls", "-a", "-1", "-U", dir)
+		if lines := strings.SplitN(r.stdout, "\n", 3); len(lines) < 3 || lines[0] != "." || lines[1] != ".." {
+			t.Errorf("ls -a %s starts with %q", dir, lines[:min(2, len(lines))])
+		}
+	}
+	if st, err := os.Stat(m.dir); err != nil || st.Sys().(*syscall.Stat_t).Ino != 1 {
+		t.Errorf("the root's inode: %v", err)
+	}
 }
