@@ -71,21 +71,22 @@ func (n *regionFile) fillAttr(a *fuse.Attr, snap *mapsSnapshot) {
 	setTimes(a, n.fsys.startTime(n.dir.start))
 }
 
-// refresh re-reads the region; a region that is gone keeps its last
-// known attributes, so fstat on an open file still answers.
-func (n *regionFile) refresh() (procfs.Region, syscall.Errno) {
-	r, _, errno := n.dir.findRegion(n.start, n.end)
+// refresh re-reads the region and returns it with the snapshot it came
+// from; a region that is gone keeps its last known attributes, so fstat
+// on an open file still answers.
+func (n *regionFile) refresh() (procfs.Region, *mapsSnapshot, syscall.Errno) {
+	r, snap, errno := n.dir.findRegion(n.start, n.end)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if errno == 0 {
 		n.perms = r.Perms
 	}
-	return r, errno
+	return r, snap, errno
 }
 
 func (n *regionFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.refresh()
-	n.fillAttr(&out.Attr, nil)
+	_, snap, _ := n.refresh()
+	n.fillAttr(&out.Attr, snap)
 	out.SetTimeout(stableTimeout)
 	return 0
 }
@@ -100,14 +101,14 @@ func (n *regionFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.Se
 	if in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID) != 0 {
 		return syscall.EPERM
 	}
-	n.refresh()
-	n.fillAttr(&out.Attr, nil)
+	_, snap, _ := n.refresh()
+	n.fillAttr(&out.Attr, snap)
 	return 0
 }
 
 func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-	region, errno := n.refresh()
+	region, _, errno := n.refresh()
 	switch {
 	case errno != 0:
 		return nil, 0, errno

@@ -78,8 +78,8 @@ func parseStat(r io.Reader) (Stat, error) {
 	if s.StartTime, err = strconv.ParseUint(rest[19], 10, 64); err != nil {
 		return Stat{}, fmt.Errorf("%w: stat: bad starttime: %q", ErrParse, line)
 	}
-	// The image fields: all of them, or none on kernels before 3.3 (which
-	// have not fields 45-51).
+	// The image fields: all of them, or none on kernels before 3.3, which
+	// lack fields 45-51.
 	if len(rest) >= 49 {
 		im := &s.Image
 		for i, f := range []*uint64{&im.StartCode, &im.EndCode, &im.StartStack} {
