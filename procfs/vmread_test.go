@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -79,6 +80,18 @@ func TestVMReaderGone(t *testing.T) {
 	cmd := exec.Command("sleep", "60")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// Until its exec is over, the child's image changes (Go forks with
+	// CLONE_VM|CLONE_VFORK, then exec places the new program), and a
+	// reader made then is refused. Once sleep sleeps, it is over.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if st, err := ReadStat(cmd.Process.Pid); err == nil && st.Comm == "sleep" && st.State == 'S' {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sleep did not start")
+		}
 	}
 	m := openMem(t, cmd.Process.Pid, false)
 	if m.vm == nil || !m.vm.same() {
