@@ -13,6 +13,8 @@ import (
 	"errors"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrParse is wrapped by every error that comes from malformed /proc text.
@@ -26,8 +28,42 @@ func pidPath(pid int, name string) string {
 	return Root + "/" + strconv.Itoa(pid) + "/" + name
 }
 
-// readFile reads a whole /proc file. os.ReadFile trusts the reported size
-// only as a hint, which is what /proc needs (sizes there are 0 or lie).
+// readFile reads a whole /proc file.
 func readFile(path string) ([]byte, error) {
-	return os.ReadFile(path)
+	return readFileAt(unix.AT_FDCWD, path, path)
+}
+
+// readFileAt reads the file name, relative to the directory dir (or
+// AT_FDCWD), whole: until read returns 0, since the sizes /proc reports are
+// 0 or wrong.
+func readFileAt(dir int, name, path string) ([]byte, error) {
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 0, 4096)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return b, nil
+		}
+		b = b[:len(b)+n]
+	}
 }

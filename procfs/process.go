@@ -59,28 +59,7 @@ func (p *Process) Close() error {
 
 // ReadFile reads a file of the process's /proc directory whole.
 func (p *Process) ReadFile(name string) ([]byte, error) {
-	fd, err := p.openat(name, unix.O_RDONLY)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	b := make([]byte, 0, 4096)
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := unix.Read(fd, b[len(b):cap(b)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: p.path(name), Err: err}
-		}
-		if n == 0 {
-			return b, nil
-		}
-		b = b[:len(b)+n]
-	}
+	return readFileAt(p.dir, name, p.path(name))
 }
 
 func (p *Process) openat(name string, flags int) (int, error) {
