@@ -110,3 +110,62 @@ func TestVMReaderGone(t *testing.T) {
 		t.Error("read another process through a gone process's reader")
 	}
 }
+
+// BenchmarkRead is what the daemon does for a read of private anonymous
+// memory: the layout of the range, then the read, with process_vm_readv
+// where it applies and with /proc/PID/mem alone for comparison.
+func BenchmarkRead(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		size int
+		vm   bool
+	}{{"4KiB", 4 << 10, true}, {"1MiB", 1 << 20, true}, {"1MiB-mem-only", 1 << 20, false}} {
+		b.Run(c.name, func(b *testing.B) { benchmarkRead(b, c.size, c.vm) })
+	}
+}
+
+func benchmarkRead(b *testing.B, size int, vm bool) {
+	src, err := syscall.Mmap(-1, 0, 64<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer syscall.Munmap(src)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	addr := uint64(uintptr(unsafe.Pointer(&src[0])))
+	p, err := Open(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	m, err := p.OpenMem(false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	if !vm {
+		m.vm.close()
+		m.vm = nil
+	}
+	l, err := p.OpenLayout(Region{Start: addr, End: addr + uint64(len(src)), Perms: Perms{Read: true, Write: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	buf := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	off := uint64(0)
+	for b.Loop() {
+		at := addr + off
+		segs, err := l.Segments(at, at+uint64(size))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := ReadSegments(m, buf, at, segs); n != size || err != nil {
+			b.Fatal(n, err)
+		}
+		off = (off + uint64(size)) % uint64(len(src))
+	}
+}
