@@ -147,7 +147,7 @@ static void *churn(void *arg) {
 	return NULL;
 }
 
-/* map maps size bytes between two PROT_NONE guard pages, at hint if it is
+/* map_at maps size bytes between two PROT_NONE guard pages, at hint if it is
  * not NULL (and fails if that is taken). */
 static void *map_at(void *hint, size_t size, int prot) {
 	long page = sysconf(_SC_PAGESIZE);
