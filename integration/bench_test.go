@@ -209,9 +209,12 @@ func BenchmarkTools64MiB(b *testing.B) {
 	}
 	grepCount := func(path string) time.Duration {
 		start := time.Now()
-		// grep exits 1 when nothing matches; either is fine here.
-		exec.Command("grep", "-c", "-a", "STRADDLE", path).Run()
-		return time.Since(start)
+		out, err := exec.Command("grep", "-c", "-a", "STRADDLE", path).Output()
+		d := time.Since(start)
+		if err != nil || strings.TrimSpace(string(out)) != "1" {
+			b.Fatalf("grep -c STRADDLE %s: %q, %v; want 1", path, out, err)
+		}
+		return d
 	}
 	s := samples{}
 	for i := 0; i < b.N; i++ {
