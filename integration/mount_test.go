@@ -14,9 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/procmem/procmem/procfs"
-	"time"
 )
 
 func TestMountHeapWithXxdAndGrep(t *testing.T) {
@@ -502,7 +502,7 @@ func TestMountLongListing(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n")[1:] {
 		f := strings.Fields(line)
 		if len(f) < 6 || f[0][0] != '-' {
-			continue // info, statm have no region name; links start with l
+			continue // the links (lrwx...)
 		}
 		name := f[len(f)-1]
 		if _, dup := listed[name]; dup {
