@@ -52,9 +52,9 @@ func readFileAt(dir int, name, path string) ([]byte, error) {
 	b := make([]byte, 0, 4096)
 	for {
 		if len(b) == cap(b) {
-			// Double: append grows large slices by a quarter, and every
-			// read of a seq_file such as maps starts its walk again, so
-			// the maps of 60,000 regions took 150 reads instead of 11.
+			// Double: append grows large slices by only a quarter, and
+			// reading the maps of 60,000 regions that way took 26-91 ms
+			// against 19-22 ms (as cat) doubling.
 			b = append(make([]byte, 0, 2*cap(b)), b...)
 		}
 		n, err := unix.Read(fd, b[len(b):cap(b)])
