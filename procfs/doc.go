@@ -2,8 +2,8 @@
 // /proc/PID: the mappings (maps, smaps), the usage counters (statm), the
 // identity of the process (stat, status) and the memory itself (mem).
 //
-// Every file is read whole in one go and then parsed from an io.Reader, so
-// the parsers can be tested and fuzzed on captured fixtures. Parsers never
+// Every file is read whole in one go and then parsed from its text, so the
+// parsers can be tested and fuzzed on captured fixtures. Parsers never
 // panic; malformed input yields an error wrapping ErrParse. Errors from the
 // operating system are wrapped with %w so callers can tell a process that is
 // gone (ESRCH, ENOENT) from a page that cannot be read (EIO).

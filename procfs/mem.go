@@ -135,21 +135,3 @@ func (m *Mem) WriteFull(b []byte, addr uint64) (int, error) {
 	}
 	return done, nil
 }
-
-// readResident reads the Resident segments of segs into b (which holds
-// memory from addr on) with process_vm_readv, if they are large enough to
-// be worth it, and reports whether it did (see vmread.go).
-func (m *Mem) readResident(b []byte, addr uint64, segs []Segment) bool {
-	if m.vm == nil {
-		return false
-	}
-	var resident []Segment
-	total := uint64(0)
-	for _, s := range segs {
-		if s.Kind == Resident {
-			resident = append(resident, s)
-			total += s.End - s.Start
-		}
-	}
-	return total >= vmReadMin && m.vm.read(b, addr, resident)
-}

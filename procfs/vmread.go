@@ -111,3 +111,29 @@ func (v *vmReader) read(b []byte, addr uint64, segs []Segment) bool {
 	n, err := unix.ProcessVMReadv(v.pid, local, remote, 0)
 	return err == nil && n == total && v.same()
 }
+
+// readResident reads the Resident segments of segs into b (which holds
+// memory from addr on) with process_vm_readv, if there is enough of them
+// to be worth it, and reports whether it did.
+func (m *Mem) readResident(b []byte, addr uint64, segs []Segment) bool {
+	if m.vm == nil {
+		return false
+	}
+	total, n := uint64(0), 0
+	for _, s := range segs {
+		if s.Kind == Resident {
+			total += s.End - s.Start
+			n++
+		}
+	}
+	if total < vmReadMin {
+		return false // small reads, the most frequent, allocate nothing here
+	}
+	resident := make([]Segment, 0, n)
+	for _, s := range segs {
+		if s.Kind == Resident {
+			resident = append(resident, s)
+		}
+	}
+	return m.vm.read(b, addr, resident)
+}
