@@ -112,7 +112,10 @@ func BenchmarkDd1GiB(b *testing.B) {
 	tg := startTarget(b, "", 1<<30)
 	m := startMount(b)
 	null := startNullFS(b, "nullfs", 1<<30)
-	raw := startNullFS(b, "rawfuse", 1<<30)
+	raw := "" // the bare loop mounts with mount(2): root only
+	if os.Geteuid() == 0 {
+		raw = startNullFS(b, "rawfuse", 1<<30)
+	}
 	pat := tg.region(tg.addr["pattern"])
 	mem, err := procfs.OpenMem(tg.pid, false)
 	if err != nil {
@@ -133,16 +136,22 @@ func BenchmarkDd1GiB(b *testing.B) {
 			"iflag=skip_bytes,count_bytes", fmt.Sprintf("skip=%d", pat.Start), fmt.Sprintf("count=%d", pat.Size())))
 		s["procmem"] = append(s["procmem"], timed(b, "dd", "if="+m.path(itoa(tg.pid), pat.Name()), "of=/dev/null", "bs=1M"))
 		s["null"] = append(s["null"], timed(b, "dd", "if="+null, "of=/dev/null", "bs=1M"))
-		s["rawloop"] = append(s["rawloop"], timed(b, "dd", "if="+raw, "of=/dev/null", "bs=1M"))
+		if raw != "" {
+			s["rawloop"] = append(s["rawloop"], timed(b, "dd", "if="+raw, "of=/dev/null", "bs=1M"))
+		}
 	}
 	for _, name := range []string{"pread", "direct", "procmem", "null", "rawloop"} {
-		b.ReportMetric(gbps(pat.Size(), s.median(name)), name+"-GB/s")
+		if len(s[name]) > 0 {
+			b.ReportMetric(gbps(pat.Size(), s.median(name)), name+"-GB/s")
+		}
 	}
 	b.ReportMetric(s.median("pread").Seconds()/s.median("procmem").Seconds(), "procmem/pread-throughput")
 	b.ReportMetric(s.median("direct").Seconds()/s.median("procmem").Seconds(), "procmem/direct-throughput")
 	b.ReportMetric(s.median("null").Seconds()/s.median("procmem").Seconds(), "procmem/null-throughput")
 	b.ReportMetric(s.median("pread").Seconds()/s.median("null").Seconds(), "null/pread-throughput")
-	b.ReportMetric(s.median("pread").Seconds()/s.median("rawloop").Seconds(), "rawloop/pread-throughput")
+	if raw != "" {
+		b.ReportMetric(s.median("pread").Seconds()/s.median("rawloop").Seconds(), "rawloop/pread-throughput")
+	}
 	// What procmem adds to go-fuse's transport per MiB: the page-table scan,
 	// the copy out of the target and the check after it.
 	b.ReportMetric(float64((s.median("procmem")-s.median("null")).Microseconds())/float64(pat.Size()>>20), "procmem-minus-null-us/MiB")
