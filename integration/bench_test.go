@@ -48,12 +48,13 @@ func buildTool(b *testing.B, name string) string {
 
 // startNullFS mounts a null server with one file of the given size and
 // returns the file's path: "nullfs" (go-fuse, mounted as procmem is) or
-// "rawfuse" (the same file from a bare loop on /dev/fuse, without go-fuse).
-func startNullFS(b *testing.B, server string, size uint64) string {
+// "rawfuse" (the same file from a bare loop on /dev/fuse, without go-fuse),
+// given flags before its arguments.
+func startNullFS(b *testing.B, server string, size uint64, flags ...string) string {
 	bin := buildTool(b, server)
 	dir := filepath.Join(b.TempDir(), server)
 	os.Mkdir(dir, 0o755)
-	cmd := exec.Command(bin, dir, fmt.Sprint(size))
+	cmd := exec.Command(bin, append(flags, dir, fmt.Sprint(size))...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -106,15 +107,17 @@ func gbps(size uint64, d time.Duration) float64 { return float64(size) / d.Secon
 
 // BenchmarkDd1GiB: dd bs=1M of a 1 GiB filled region through the mount,
 // straight from /proc/PID/mem (dd, and 1 MiB preads in the test process),
-// and from the two null servers: go-fuse's (procmem's transport with
-// nothing to read) and a bare loop on /dev/fuse (the kernel's part alone).
+// and from the null servers: go-fuse's (procmem's transport with nothing
+// to read), a bare loop on /dev/fuse (the kernel's part alone) and the same
+// loop with ordinary system calls (adding the Go scheduler's part).
 func BenchmarkDd1GiB(b *testing.B) {
 	tg := startTarget(b, "", 1<<30)
 	m := startMount(b)
 	null := startNullFS(b, "nullfs", 1<<30)
-	raw := "" // the bare loop mounts with mount(2): root only
+	var raw, goloop string // the bare loops mount with mount(2): root only
 	if os.Geteuid() == 0 {
 		raw = startNullFS(b, "rawfuse", 1<<30)
+		goloop = startNullFS(b, "rawfuse", 1<<30, "-syscall")
 	}
 	pat := tg.region(tg.addr["pattern"])
 	mem, err := procfs.OpenMem(tg.pid, false)
@@ -138,9 +141,10 @@ func BenchmarkDd1GiB(b *testing.B) {
 		s["null"] = append(s["null"], timed(b, "dd", "if="+null, "of=/dev/null", "bs=1M"))
 		if raw != "" {
 			s["rawloop"] = append(s["rawloop"], timed(b, "dd", "if="+raw, "of=/dev/null", "bs=1M"))
+			s["goloop"] = append(s["goloop"], timed(b, "dd", "if="+goloop, "of=/dev/null", "bs=1M"))
 		}
 	}
-	for _, name := range []string{"pread", "direct", "procmem", "null", "rawloop"} {
+	for _, name := range []string{"pread", "direct", "procmem", "null", "rawloop", "goloop"} {
 		if len(s[name]) > 0 {
 			b.ReportMetric(gbps(pat.Size(), s.median(name)), name+"-GB/s")
 		}
@@ -151,6 +155,7 @@ func BenchmarkDd1GiB(b *testing.B) {
 	b.ReportMetric(s.median("pread").Seconds()/s.median("null").Seconds(), "null/pread-throughput")
 	if raw != "" {
 		b.ReportMetric(s.median("pread").Seconds()/s.median("rawloop").Seconds(), "rawloop/pread-throughput")
+		b.ReportMetric(s.median("pread").Seconds()/s.median("goloop").Seconds(), "goloop/pread-throughput")
 	}
 	// What procmem adds to go-fuse's transport per MiB: the page-table scan,
 	// the copy out of the target and the check after it.

@@ -5,12 +5,14 @@
 // between it and nullfs is go-fuse's pool of reader goroutines plus the
 // runtime's handling of blocking system calls (sysmon takes the P of a
 // thread blocked in read and another thread is woken to look for work).
+// With -syscall it makes ordinary system calls instead, which shows the
+// runtime's share alone.
 //
 // It is a measuring instrument, not a pattern to copy: a thread blocked in
 // a raw system call keeps its P, so a garbage collection would wait for
 // the next request (the loop allocates nothing, so none starts), and a
 // signal cannot stop it; it exits when the mount goes away. Usage:
-// rawfuse MOUNTPOINT SIZE, as root; unmount it to stop it.
+// rawfuse [-syscall] MOUNTPOINT SIZE, as root; unmount it to stop it.
 package main
 
 import (
@@ -43,11 +45,15 @@ const (
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: rawfuse MOUNTPOINT SIZE")
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "-syscall" {
+		call, args = syscall.Syscall, args[1:]
+	}
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: rawfuse [-syscall] MOUNTPOINT SIZE")
 		os.Exit(2)
 	}
-	size, err := strconv.ParseUint(os.Args[2], 0, 64)
+	size, err := strconv.ParseUint(args[1], 0, 64)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rawfuse:", err)
 		os.Exit(2)
@@ -58,12 +64,15 @@ func main() {
 		os.Exit(1)
 	}
 	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0,max_read=%d", fd, 1<<20)
-	if err := syscall.Mount("rawfuse", os.Args[1], "fuse.rawfuse", syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
+	if err := syscall.Mount("rawfuse", args[0], "fuse.rawfuse", syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "rawfuse: mount:", err)
 		os.Exit(1)
 	}
 	serve(fd, size)
 }
+
+// call makes the loop's system calls: raw unless -syscall is given.
+var call = syscall.RawSyscall
 
 // serve answers requests until the mount goes away.
 func serve(fd int, size uint64) {
@@ -73,7 +82,7 @@ func serve(fd int, size uint64) {
 	var out [4096]byte
 	iov := make([]syscall.Iovec, 2)
 	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&in[0])), uintptr(len(in)))
+		n, _, errno := call(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&in[0])), uintptr(len(in)))
 		switch {
 		case errno == syscall.EINTR || errno == syscall.ENOENT || errno == syscall.EAGAIN:
 			continue
@@ -135,7 +144,7 @@ func serve(fd int, size uint64) {
 			iov[1] = syscall.Iovec{Base: &payload[0], Len: uint64(len(payload))}
 			cnt = 2
 		}
-		syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
+		call(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
 	}
 }
 
