@@ -5,8 +5,8 @@
 // between it and nullfs is go-fuse's pool of reader goroutines plus the
 // runtime's handling of blocking system calls (sysmon takes the P of a
 // thread blocked in read and another thread is woken to look for work).
-// With -syscall it makes ordinary system calls instead, which shows the
-// runtime's share alone.
+// With -syscall it makes ordinary system calls instead, so its difference
+// from the raw loop is the runtime's share alone.
 //
 // It is a measuring instrument, not a pattern to copy: a thread blocked in
 // a raw system call keeps its P, so a garbage collection would wait for
