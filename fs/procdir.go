@@ -26,18 +26,43 @@ type procDir struct {
 
 	forgotten atomic.Bool // the kernel was told to drop this directory
 
-	mu   sync.Mutex
-	snap *mapsSnapshot // the last read of maps
+	mu        sync.Mutex
+	mapsRead  reading[*mapsSnapshot]    // the last read of maps
+	smapsRead reading[[]procfs.Mapping] // of smaps, for extended attributes
+}
 
-	mappings       []procfs.Mapping // smaps, for extended attributes
-	mappingsLoaded time.Time
+// reading is the last read of one of a process's files and when it was
+// taken, kept so that a burst of requests (the lookups of a readdirplus,
+// the getxattrs of getfattr -d) costs one read.
+type reading[T any] struct {
+	val T
+	at  time.Time // zero until the first read
+}
+
+// fresh returns r's value if it is younger than maxAge, and otherwise reads
+// it again from the process. d.mu must be held.
+func fresh[T any](d *procDir, r *reading[T], maxAge time.Duration, read func(*procfs.Process) (T, error)) (T, syscall.Errno) {
+	if !r.at.IsZero() && time.Since(r.at) < maxAge {
+		return r.val, 0
+	}
+	var zero T
+	p, errno := d.pin()
+	if errno != 0 {
+		return zero, errno
+	}
+	defer p.Close()
+	v, err := read(p)
+	if err != nil {
+		return zero, toErrno(err)
+	}
+	r.val, r.at = v, time.Now()
+	return v, 0
 }
 
 // mapsSnapshot is the process's regions as maps showed them at one moment,
 // and how much of each is resident, scanned when first asked.
 type mapsSnapshot struct {
 	regions []procfs.Region
-	at      time.Time
 
 	once     sync.Once
 	resident map[uint64]uint64 // resident bytes by region start
@@ -131,23 +156,13 @@ func (d *procDir) alive() syscall.Errno {
 func (d *procDir) snapshot(maxAge time.Duration) (*mapsSnapshot, syscall.Errno) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.snap != nil && time.Since(d.snap.at) < maxAge {
-		return d.snap, 0
-	}
-	p, errno := d.pin()
-	if errno != 0 {
-		return nil, errno
-	}
-	defer p.Close()
-	regions, err := p.Maps()
-	if err != nil {
-		return nil, toErrno(err)
-	}
-	if regions == nil {
-		regions = []procfs.Region{} // kernel threads have no regions
-	}
-	d.snap = &mapsSnapshot{regions: regions, at: time.Now()}
-	return d.snap, 0
+	return fresh(d, &d.mapsRead, maxAge, func(p *procfs.Process) (*mapsSnapshot, error) {
+		regions, err := p.Maps()
+		if regions == nil {
+			regions = []procfs.Region{} // kernel threads have no regions
+		}
+		return &mapsSnapshot{regions: regions}, err
+	})
 }
 
 // smaps returns the process's smaps, read afresh unless the last read is
@@ -155,20 +170,7 @@ func (d *procDir) snapshot(maxAge time.Duration) (*mapsSnapshot, syscall.Errno) 
 func (d *procDir) smaps() ([]procfs.Mapping, syscall.Errno) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.mappings != nil && time.Since(d.mappingsLoaded) < snapshotAge {
-		return d.mappings, 0
-	}
-	p, errno := d.pin()
-	if errno != 0 {
-		return nil, errno
-	}
-	defer p.Close()
-	mappings, err := p.Smaps()
-	if err != nil {
-		return nil, toErrno(err)
-	}
-	d.mappings, d.mappingsLoaded = mappings, time.Now()
-	return mappings, 0
+	return fresh(d, &d.smapsRead, snapshotAge, (*procfs.Process).Smaps)
 }
 
 // residentBytes tells how much of a region is resident, as smaps counts
@@ -229,7 +231,7 @@ func (d *procDir) scanResident(regions []procfs.Region) map[uint64]uint64 {
 func (d *procDir) latest() *mapsSnapshot {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.snap
+	return d.mapsRead.val
 }
 
 // findRegion looks a region up by its bounds, reading maps again if the
