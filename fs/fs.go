@@ -157,8 +157,14 @@ func setTimes(a *fuse.Attr, t time.Time) {
 	a.SetTimes(&t, &t, &t)
 }
 
-// stableEntry marks an entry as cacheable by the kernel for d.
-func stableEntry(out *fuse.EntryOut, d time.Duration) {
-	out.SetEntryTimeout(d)
-	out.SetAttrTimeout(d)
+// nameTimeout is how long the kernel may answer for a region's name
+// without asking. Its cache answers every user alike, and a name tells
+// where a region is, which only those who may read /proc/PID/maps may
+// learn; so when other users are let in, every lookup comes to Lookup,
+// which decides for its caller.
+func (fsys *FS) nameTimeout() time.Duration {
+	if fsys.cfg.AllowOther {
+		return 0
+	}
+	return stableTimeout
 }

@@ -378,7 +378,8 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		n := &regionFile{dir: d, start: r.Start, end: r.End, perms: r.Perms}
 		n.fsys = d.fsys
 		n.fillAttr(&out.Attr, snap)
-		stableEntry(out, stableTimeout)
+		out.SetEntryTimeout(d.fsys.nameTimeout())
+		out.SetAttrTimeout(stableTimeout)
 		return d.NewInode(ctx, n, n.stableAttr()), 0
 	}
 	if snap == nil {

@@ -29,12 +29,23 @@ func openToAll(t *testing.T, dir string) {
 	}
 }
 
+// statAfterRoot stats file as root, then at once as the unprivileged
+// caller: a name the kernel has cached for root must not answer for
+// someone who may not read the layout.
+func statAfterRoot(t *testing.T, file string) result {
+	t.Helper()
+	if _, err := os.Stat(file); err != nil {
+		t.Fatal(err)
+	}
+	return runAs(t, asNobody, "stat", file)
+}
+
 // TestAccessControl compares, for an unprivileged caller, what the mount
 // allows with what the kernel allows when the same caller opens
 // /proc/PID/mem directly, for reading and for writing.
 func TestAccessControl(t *testing.T) {
 	requireRoot(t)
-	requireTool(t, "setpriv", "unshare", "dd", "cat", "ls", "getfattr")
+	requireTool(t, "setpriv", "unshare", "dd", "cat", "ls", "getfattr", "stat")
 	openToAll(t, binDir)
 	m := startMount(t, "--allow-other")
 	openToAll(t, filepath.Dir(m.dir))
@@ -91,6 +102,9 @@ func TestAccessControl(t *testing.T) {
 				{"statm",
 					runAs(t, asNobody, "cat", "/proc/"+pid+"/maps"),
 					runAs(t, asNobody, "cat", m.path(pid, "statm"))},
+				{"a region's name, just looked up by root (maps vs stat)",
+					runAs(t, asNobody, "cat", "/proc/"+pid+"/maps"),
+					statAfterRoot(t, file)},
 				{"where heap points (maps vs readlink)",
 					runAs(t, asNobody, "cat", "/proc/"+pid+"/maps"),
 					runAs(t, asNobody, "readlink", "-v", m.path(pid, "heap"))},

@@ -265,11 +265,18 @@ func BenchmarkTools64MiB(b *testing.B) {
 }
 
 // BenchmarkListing: ls -l of a process with 60,000 regions against cat of
-// its maps, and ls of the root with 1,000 processes against ls /proc.
+// its maps, and ls of the root with 1,000 processes against ls /proc. As
+// root it also lists through --allow-other mounts, where the kernel may not
+// cache the names and every path lookup comes to the daemon.
 func BenchmarkListing(b *testing.B) {
 	tg := startTargetAs(b, nil, targetBin, 1<<20, "mappings", "60000")
 	m := startMount(b)
 	bare := startMount(b, "--no-xattrs")
+	var shared, sharedBare *mount
+	if os.Geteuid() == 0 {
+		shared = startMount(b, "--allow-other")
+		sharedBare = startMount(b, "--allow-other", "--no-xattrs")
+	}
 	startSleepers(b, 1000)
 	// The same names as empty files in tmpfs: what ls -l costs on a
 	// filesystem in the kernel.
@@ -291,14 +298,22 @@ func BenchmarkListing(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		s["ls-l-procmem"] = append(s["ls-l-procmem"], timed(b, "sh", "-c", `ls -l "$1" >/dev/null`, "sh", m.path(itoa(tg.pid))))
 		s["ls-l-no-xattrs"] = append(s["ls-l-no-xattrs"], timed(b, "sh", "-c", `ls -l "$1" >/dev/null`, "sh", bare.path(itoa(tg.pid))))
+		if shared != nil {
+			s["ls-l-allow-other"] = append(s["ls-l-allow-other"], timed(b, "sh", "-c", `ls -l "$1" >/dev/null`, "sh", shared.path(itoa(tg.pid))))
+			s["ls-l-allow-other-no-xattrs"] = append(s["ls-l-allow-other-no-xattrs"], timed(b, "sh", "-c", `ls -l "$1" >/dev/null`, "sh", sharedBare.path(itoa(tg.pid))))
+		}
 		s["ls-l-tmpfs"] = append(s["ls-l-tmpfs"], timed(b, "sh", "-c", `ls -l "$1" >/dev/null`, "sh", tmpfs))
 		s["ls-procmem"] = append(s["ls-procmem"], timed(b, "sh", "-c", `ls "$1" >/dev/null`, "sh", m.path(itoa(tg.pid))))
 		s["cat-maps"] = append(s["cat-maps"], timed(b, "sh", "-c", `cat "$1" >/dev/null`, "sh", fmt.Sprintf("/proc/%d/maps", tg.pid)))
 		s["ls-root-procmem"] = append(s["ls-root-procmem"], timed(b, "sh", "-c", `ls "$1" >/dev/null`, "sh", m.dir))
 		s["ls-proc"] = append(s["ls-proc"], timed(b, "sh", "-c", `ls /proc >/dev/null`))
 	}
-	s.report(b, [2]string{"ls-l-procmem", "cat-maps"}, [2]string{"ls-l-no-xattrs", "cat-maps"}, [2]string{"ls-l-tmpfs", "cat-maps"},
-		[2]string{"ls-l-no-xattrs", "ls-l-tmpfs"}, [2]string{"ls-procmem", "cat-maps"}, [2]string{"ls-root-procmem", "ls-proc"})
+	ratios := [][2]string{{"ls-l-procmem", "cat-maps"}, {"ls-l-no-xattrs", "cat-maps"}, {"ls-l-tmpfs", "cat-maps"},
+		{"ls-l-no-xattrs", "ls-l-tmpfs"}, {"ls-procmem", "cat-maps"}, {"ls-root-procmem", "ls-proc"}}
+	if shared != nil {
+		ratios = append(ratios, [2]string{"ls-l-allow-other", "ls-l-procmem"}, [2]string{"ls-l-allow-other-no-xattrs", "ls-l-no-xattrs"})
+	}
+	s.report(b, ratios...)
 }
 
 // startSleepers starts n sleeping processes for the benchmark's duration.
