@@ -76,9 +76,12 @@ var (
 )
 
 // snapshotAge bounds how old a maps snapshot may be when it answers a
-// lookup: a readdirplus of a process with 60,000 regions looks up every
-// entry, and must not read maps 60,000 times. A name missing from the
-// snapshot always triggers a fresh read, so new regions appear at once.
+// stat or an open: a readdirplus of a process with 60,000 regions looks up
+// every entry, and must not read maps 60,000 times. A name missing from
+// the snapshot always triggers a fresh read, so new regions appear at once.
+// A lookup by name trusts a snapshot for as long as the kernel would have
+// cached the name (stableTimeout): under --allow-other the kernel caches
+// none and asks again for every path that names a region.
 const snapshotAge = 100 * time.Millisecond
 
 // newProcDir makes the directory of the thread-group leader pid.
@@ -234,10 +237,10 @@ func (d *procDir) latest() *mapsSnapshot {
 	return d.mapsRead.val
 }
 
-// findRegion looks a region up by its bounds, reading maps again if the
-// snapshot does not have it.
-func (d *procDir) findRegion(start, end uint64) (procfs.Region, *mapsSnapshot, syscall.Errno) {
-	for _, age := range []time.Duration{snapshotAge, 0} {
+// findRegion looks a region up by its bounds in a snapshot younger than
+// maxAge, reading maps again if that snapshot does not have it.
+func (d *procDir) findRegion(start, end uint64, maxAge time.Duration) (procfs.Region, *mapsSnapshot, syscall.Errno) {
+	for _, age := range []time.Duration{maxAge, 0} {
 		snap, errno := d.snapshot(age)
 		if errno != 0 {
 			return procfs.Region{}, nil, errno
@@ -352,7 +355,7 @@ func (d *procDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 }
 
 // lookup finds name in snap, a listing's snapshot, or if that is nil in
-// maps as they are now (a snapshot younger than snapshotAge).
+// maps as they are now (a snapshot younger than stableTimeout).
 func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, snap *mapsSnapshot) (*gofs.Inode, syscall.Errno) {
 	switch name {
 	case "info", "statm":
@@ -368,7 +371,7 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		var r procfs.Region
 		var errno syscall.Errno
 		if snap == nil {
-			r, snap, errno = d.findRegion(start, end)
+			r, snap, errno = d.findRegion(start, end, stableTimeout)
 		} else if r, ok = snap.find(start, end); !ok {
 			errno = syscall.ENOENT
 		}

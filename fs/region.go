@@ -75,7 +75,7 @@ func (n *regionFile) fillAttr(a *fuse.Attr, snap *mapsSnapshot) {
 // from; a region that is gone keeps its last known attributes, so fstat
 // on an open file still answers.
 func (n *regionFile) refresh() (procfs.Region, *mapsSnapshot, syscall.Errno) {
-	r, snap, errno := n.dir.findRegion(n.start, n.end)
+	r, snap, errno := n.dir.findRegion(n.start, n.end, snapshotAge)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if errno == 0 {
