@@ -73,6 +73,21 @@ func (m *mount) stats() (goroutines, fds int) {
 	return goroutines, fds
 }
 
+// toolErrno runs cmd and turns its failure into the errno its tools
+// reported.
+func toolErrno(cmd *exec.Cmd) error {
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	for _, e := range []syscall.Errno{syscall.EACCES, syscall.ENOENT, syscall.ESRCH, syscall.EIO} {
+		if strings.Contains(strings.ToLower(string(out)), e.Error()) {
+			return e
+		}
+	}
+	return fmt.Errorf("%v: %s", err, out)
+}
+
 // TestChurn runs readers and writers against processes whose mappings
 // change all the time and processes that start, exec and exit. The daemon
 // must answer every operation in bounded time, fail only with the
@@ -80,7 +95,26 @@ func (m *mount) stats() (goroutines, fds int) {
 // every descriptor and goroutine afterwards.
 func TestChurn(t *testing.T) {
 	duration := churnDuration(t)
-	m := startMount(t)
+	// As root, with --allow-other: the kernel then caches no region names
+	// and every path lookup reaches the daemon while the maps change.
+	var flags []string
+	if os.Geteuid() == 0 {
+		flags = append(flags, "--allow-other")
+	}
+	m := startMount(t, flags...)
+	// Churners of another user's: one it may read, one made non-dumpable,
+	// which it may not.
+	var own, undumpable *target
+	if os.Geteuid() == 0 {
+		requireTool(t, "setpriv", "sh", "cat", "stat", "ls")
+		openToAll(t, binDir)
+		openToAll(t, filepath.Dir(m.dir))
+		own = startTargetAs(t, asNobody, targetBin, 1<<20, "churn")
+		undumpable = startTargetAs(t, asNobody, targetBin, 1<<20, "churn")
+		if got := undumpable.ask("nodump"); got != "ok" {
+			t.Fatalf("nodump: %s", got)
+		}
+	}
 	var churners []*target
 	for i := 0; i < 3; i++ {
 		churners = append(churners, startTargetAs(t, nil, targetBin, 1<<20, "churn"))
@@ -265,6 +299,29 @@ func TestChurn(t *testing.T) {
 		}(w)
 	}
 
+	// The other user (as root only): info, a stat of a region and a listing
+	// of its churners, so the daemon decides as that user while maps
+	// change. What the kernel denies must never succeed.
+	if own != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewSource(20))
+			for time.Now().Before(deadline) {
+				c, whose := own, "own"
+				if r.Intn(2) == 0 {
+					c, whose = undumpable, "undumpable"
+				}
+				dir := m.path(itoa(c.pid))
+				pattern := fmt.Sprintf("%012x-%012x", c.addr["pattern"], c.addr["pattern"]+c.addr["pattern_size"])
+				args := [][]string{{"cat", filepath.Join(dir, "info")}, {"stat", filepath.Join(dir, pattern)}, {"ls", dir}}[r.Intn(3)]
+				do(20, "nobody "+args[0]+", "+whose, func() error {
+					return toolErrno(exec.Command(asNobody[0], append(asNobody[1:], args...)...))
+				})
+			}
+		}()
+	}
+
 	// The watchdog: no operation may take longer than 15 seconds.
 	watchdogDone := make(chan struct{})
 	go func() {
@@ -302,11 +359,22 @@ func TestChurn(t *testing.T) {
 		t.Logf("churner %d alive with %d regions after %s mapping changes (mmap, munmap, mprotect)", c.pid, strings.Count(string(mapsNow), "\n"), c.ask("churned"))
 	}
 
+	if own != nil {
+		for _, tool := range []string{"cat", "stat", "ls"} {
+			if n := counts["nobody "+tool+", undumpable"]["ok"]; n > 0 {
+				t.Errorf("%s as a user succeeded %d times on its non-dumpable process", tool, n)
+			}
+			if counts["nobody "+tool+", own"]["ok"] == 0 {
+				t.Errorf("%s as a user never succeeded on its own process: %v", tool, counts["nobody "+tool+", own"])
+			}
+		}
+	}
+
 	// Report, and fail on undocumented errnos.
 	var lines []string
 	for op, byErr := range counts {
 		for name, n := range byErr {
-			lines = append(lines, fmt.Sprintf("%-16s %-8s %d", op, name, n))
+			lines = append(lines, fmt.Sprintf("%-24s %-8s %d", op, name, n))
 			if name != "ok" && name != "EOF" && !allowedErrnos[name] {
 				t.Errorf("%s failed %d times with %s", op, n, name)
 			}
