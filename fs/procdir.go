@@ -75,13 +75,13 @@ var (
 	_ = (gofs.NodeSetattrer)((*procDir)(nil))
 )
 
-// snapshotAge bounds how old a maps snapshot may be when it answers a
-// stat or an open: a readdirplus of a process with 60,000 regions looks up
-// every entry, and must not read maps 60,000 times. A name missing from
-// the snapshot always triggers a fresh read, so new regions appear at once.
-// A lookup by name trusts a snapshot for as long as the kernel would have
-// cached the name (stableTimeout): under --allow-other the kernel caches
-// none and asks again for every path that names a region.
+// snapshotAge bounds how old a maps snapshot may be when it answers a stat
+// or an open, or gives info its size: a burst of them must not read maps
+// each time. A lookup by name trusts a snapshot for as long as the kernel
+// would have cached the name (stableTimeout): under --allow-other the
+// kernel caches none, and ls -l of 60,000 regions looks names up 180,000
+// times. A name missing from the snapshot always triggers a fresh read, so
+// new regions appear at once.
 const snapshotAge = 100 * time.Millisecond
 
 // newProcDir makes the directory of the thread-group leader pid.
@@ -355,7 +355,7 @@ func (d *procDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 }
 
 // lookup finds name in snap, a listing's snapshot, or if that is nil in
-// maps as they are now (a snapshot younger than stableTimeout).
+// maps as read within stableTimeout (afresh if that reading lacks it).
 func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, snap *mapsSnapshot) (*gofs.Inode, syscall.Errno) {
 	switch name {
 	case "info", "statm":
