@@ -95,18 +95,17 @@ func toolErrno(cmd *exec.Cmd) error {
 // every descriptor and goroutine afterwards.
 func TestChurn(t *testing.T) {
 	duration := churnDuration(t)
-	// As root, with --allow-other: the kernel then caches no region names
-	// and every path lookup reaches the daemon while the maps change.
-	var flags []string
-	if os.Geteuid() == 0 {
-		flags = append(flags, "--allow-other")
-	}
-	m := startMount(t, flags...)
-	// Churners of another user's: one it may read, one made non-dumpable,
-	// which it may not.
+	// As root: mounted with --allow-other, so that the kernel caches no
+	// region names and every path lookup reaches the daemon while the maps
+	// change, and with two churners of another user, one it may read and
+	// one made non-dumpable, which it may not.
+	var m *mount
 	var own, undumpable *target
-	if os.Geteuid() == 0 {
+	if os.Geteuid() != 0 {
+		m = startMount(t)
+	} else {
 		requireTool(t, "setpriv", "sh", "cat", "stat", "ls")
+		m = startMount(t, "--allow-other")
 		openToAll(t, binDir)
 		openToAll(t, filepath.Dir(m.dir))
 		own = startTargetAs(t, asNobody, targetBin, 1<<20, "churn")
