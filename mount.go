@@ -20,7 +20,7 @@ import (
 func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
 	var cfg fs.Config
 	flags.BoolVar(&cfg.ReadOnly, "read-only", false, "refuse every write, truncate and attribute change with EROFS")
-	flags.BoolVar(&cfg.AllowOther, "allow-other", false, "let other users use the mount; each open is decided as the kernel decides /proc/PID/mem for that user")
+	flags.BoolVar(&cfg.AllowOther, "allow-other", false, "let other users use the mount; each open and lookup is decided as the kernel decides /proc/PID/mem or maps for that user, and the kernel caches no region names")
 	flags.BoolVar(&cfg.ForceWrite, "force-write", false, "allow writes to regions without 'w' (code, read-only data) as /proc/PID/mem does")
 	flags.BoolVar(&cfg.NoXattrs, "no-xattrs", false, "serve no extended attributes (no user.procmem.*), so that the kernel stops asking: ls -l then makes no getxattr round trips")
 	flags.BoolVar(&cfg.Debug, "debug", false, "log every FUSE request and reply to stderr")
