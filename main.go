@@ -9,48 +9,43 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// env is what a verb works with: the target process and the outputs.
+// env is what a verb works with: the pinned target process and the
+// outputs.
 type env struct {
 	ctx    context.Context
-	pid    int // the target selected with -p/-P, procmem itself by default
+	proc   *procfs.Process // the target selected with -p/-P, procmem itself by default
 	stdout io.Writer
 	stderr io.Writer
 }
 
-// verb is one subcommand. setup declares its flags on fs and returns the
+// pid is the target's process ID, for messages.
+func (e *env) pid() int { return e.proc.PID }
+
+// verb is one subcommand. setup declares its flags and returns the
 // function that runs it with the parsed flags and remaining arguments.
 type verb struct {
 	name  string
 	args  string // synopsis after the verb's name
 	short string
-	setup func(fs *pflag.FlagSet) func(e *env, args []string) error
+	long  string // what help adds after the flags; may be empty
+	setup func(flags *pflag.FlagSet) func(e *env, args []string) error
 	// noTarget verbs ignore -p/-P/-S.
 	noTarget bool
 }
 
 func verbs() []verb {
-	return []verb{
-		{name: "info", args: "[-v | -R] [-P PATHNAME] [-w] [--no-default-filter]", short: "print the memory regions", setup: setupInfo},
-		{name: "read", args: "[-r RANGE] [-W N] [-o FILE [--split | --sparse]] [--png FILE] [region filters]", short: "hexdump or save memory", setup: setupRead},
-		{name: "write", args: "-a ADDR (-s STRING | -S STRING | -b HEX)", short: "write bytes to memory", setup: setupWrite},
-		{name: "statm", short: "print memory usage", setup: setupStatm},
-		{name: "list", short: "list processes with their PIDs", setup: setupList, noTarget: true},
-		{name: "search", args: "(-s STRING | -b HEX | -t TYPE VALUE [-e little|big]) [region filters]", short: "find bytes, strings or numbers in memory", setup: setupSearch},
-		{name: "watch", args: "-r RANGE [--interval 100ms]", short: "print a range whenever it changes", setup: setupWatch},
-		{name: "mount", args: "[--read-only] [--allow-other] [--force-write] [--no-xattrs] [--debug] MOUNTPOINT", short: "serve process memory as a filesystem", setup: setupMount, noTarget: true},
-	}
+	return []verb{infoVerb, readVerb, writeVerb, statmVerb, listVerb, searchVerb, watchVerb, mountVerb}
 }
 
 func findVerb(name string) (verb, bool) {
@@ -73,12 +68,12 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 var errSilent = errors.New("")
 
 func globalFlags(pid, name *string, suspend *bool) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("procmem", pflag.ContinueOnError)
-	fs.SetInterspersed(false)
-	fs.StringVarP(pid, "pid", "p", "", "target process `PID`, or self")
-	fs.StringVarP(name, "process", "P", "", "target process by exact command `NAME`")
-	fs.BoolVarP(suspend, "suspend", "S", false, "stop the target (SIGSTOP) while working, resume it after")
-	return fs
+	flags := pflag.NewFlagSet("procmem", pflag.ContinueOnError)
+	flags.SetInterspersed(false)
+	flags.StringVarP(pid, "pid", "p", "", "target process `PID`, or self")
+	flags.StringVarP(name, "process", "P", "", "target process by exact command `NAME`")
+	flags.BoolVarP(suspend, "suspend", "S", false, "stop the target (SIGSTOP) while working, resume it after")
+	return flags
 }
 
 func mainUsage(w io.Writer) {
@@ -93,14 +88,14 @@ func mainUsage(w io.Writer) {
 }
 
 func verbUsage(w io.Writer, v verb) {
-	fs := pflag.NewFlagSet(v.name, pflag.ContinueOnError)
-	v.setup(fs)
+	flags := pflag.NewFlagSet(v.name, pflag.ContinueOnError)
+	v.setup(flags)
 	fmt.Fprintf(w, "usage: procmem [global flags] %s %s\n\n%s.\n", v.name, v.args, v.short)
-	if usage := fs.FlagUsages(); usage != "" {
+	if usage := flags.FlagUsages(); usage != "" {
 		fmt.Fprintf(w, "\nFlags:\n%s", usage)
 	}
-	if v.name == "read" || v.name == "watch" {
-		fmt.Fprint(w, "\nRANGE is hex: ADDR (one byte), ADDR:END, ADDR:+LEN or ADDR:-LEN (the LEN bytes before ADDR).\n")
+	if v.long != "" {
+		fmt.Fprintf(w, "\n%s\n", v.long)
 	}
 }
 
@@ -119,26 +114,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, errSilent):
 		return 1
 	default:
-		fmt.Fprintf(stderr, "procmem: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "procmem: %s\n", message(err))
 		return 1
 	}
 }
 
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+// message is the one place where an error becomes what the user reads: one
+// line, with a hint where the class of the error has one.
+func message(err error) string {
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+	switch memory.Classify(err) {
+	case memory.Exhausted:
+		return msg + " (procmem ran out of file descriptors or memory: raise ulimit -n)"
+	case memory.NotPermitted:
+		if !strings.Contains(msg, "permission denied") && !strings.Contains(msg, "not permitted") {
+			return msg + ": permission denied"
+		}
+	}
+	return msg
+}
 
 func runErr(args []string, stdout, stderr io.Writer) error {
 	var pidSpec, name string
 	var suspend bool
-	gfs := globalFlags(&pidSpec, &name, &suspend)
-	gfs.SetOutput(io.Discard)
-	if err := gfs.Parse(args); err != nil {
+	gflags := globalFlags(&pidSpec, &name, &suspend)
+	gflags.SetOutput(io.Discard)
+	if err := gflags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			mainUsage(stdout)
 			return err
 		}
 		return usagef("%v", err)
 	}
-	rest := gfs.Args()
+	rest := gflags.Args()
 	if len(rest) == 0 {
 		names := make([]string, 0, len(verbs()))
 		for _, v := range verbs() {
@@ -153,10 +161,10 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return usagef("unknown verb %q", rest[0])
 	}
-	fs := pflag.NewFlagSet(v.name, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	runVerb := v.setup(fs)
-	if err := fs.Parse(rest[1:]); err != nil {
+	flags := pflag.NewFlagSet(v.name, pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	runVerb := v.setup(flags)
+	if err := flags.Parse(rest[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			verbUsage(stdout, v)
 			return err
@@ -169,28 +177,26 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	e := &env{ctx: ctx, pid: os.Getpid(), stdout: stdout, stderr: stderr}
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
 	if v.noTarget {
-		return runVerb(e, fs.Args())
+		return runVerb(e, flags.Args())
 	}
-	var err error
-	switch {
-	case pidSpec != "":
-		e.pid, err = procfs.ResolvePID(pidSpec)
-	case name != "":
-		e.pid, err = procfs.ResolveName(name)
-	}
+	pid, err := resolveTarget(pidSpec, name)
 	if err != nil {
 		return err
 	}
+	if e.proc, err = procfs.Open(pid); err != nil {
+		return err
+	}
+	defer e.proc.Close()
 	if suspend {
-		resume, err := stopProcess(e.pid)
+		resume, err := stopProcess(e.proc)
 		if err != nil {
 			return err
 		}
 		defer resume()
 	}
-	return runVerb(e, fs.Args())
+	return runVerb(e, flags.Args())
 }
 
 func help(args []string, w io.Writer) error {
@@ -206,105 +212,7 @@ func help(args []string, w io.Writer) error {
 	return nil
 }
 
-// stopProcess stops pid with SIGSTOP and waits until it is stopped. The
-// returned function resumes it, unless it was already stopped before. The
-// caller defers it; signals that would end procmem are caught (see runErr),
-// so the target is resumed on Ctrl-C too.
-func stopProcess(pid int) (resume func(), err error) {
-	if pid == os.Getpid() {
-		return nil, fmt.Errorf("-S cannot suspend procmem itself: select a target with -p or -P")
-	}
-	st, err := procfs.ReadStat(pid)
-	if err != nil {
-		return nil, err
-	}
-	if st.State == 'T' || st.State == 't' {
-		return func() {}, nil
-	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		return nil, fmt.Errorf("suspend process %d: %w", pid, err)
-	}
-	resume = func() { syscall.Kill(pid, syscall.SIGCONT) }
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		st, err := procfs.ReadStat(pid)
-		if err != nil || st.State == 'T' {
-			return resume, nil
-		}
-	}
-	resume()
-	return nil, fmt.Errorf("process %d did not stop after SIGSTOP", pid)
-}
-
-// openMemory pins the target process and opens its memory; release closes
-// both.
-func openMemory(pid int, write bool) (p *procfs.Process, m *procfs.Mem, release func(), err error) {
-	if p, err = procfs.Open(pid); err != nil {
-		return nil, nil, nil, err
-	}
-	if m, err = p.OpenMem(write); err != nil {
-		p.Close()
-		return nil, nil, nil, err
-	}
-	return p, m, func() { m.Close(); p.Close() }, nil
-}
-
-// regionFilter is the set of flags that select regions: info, read, search.
-type regionFilter struct {
-	path     string
-	writable bool
-	all      bool
-}
-
-func (f *regionFilter) declare(fs *pflag.FlagSet) {
-	fs.StringVarP(&f.path, "pathname", "P", "", "only regions with this `PATHNAME`, e.g. '[heap]'")
-	fs.BoolVarP(&f.writable, "writable", "w", false, "only writable regions")
-	fs.BoolVar(&f.all, "no-default-filter", false, "include [vvar], [vvar_vclock] and [vsyscall], which cannot be read")
-}
-
-// unreadable are the regions left out by default: /proc/PID/mem cannot
-// read them (EIO, or above the reach of a signed offset).
-var unreadable = map[string]bool{"[vvar]": true, "[vvar_vclock]": true, "[vsyscall]": true}
-
-func (f *regionFilter) apply(regions []procfs.Region) []procfs.Region {
-	var out []procfs.Region
-	for _, r := range regions {
-		if (!f.all && unreadable[r.Path]) || (f.writable && !r.Perms.Write) || (f.path != "" && r.Path != f.path) {
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-func (f *regionFilter) regions(pid int) ([]procfs.Region, error) {
-	regions, err := procfs.Maps(pid)
-	if err != nil {
-		return nil, err
-	}
-	regions = f.apply(regions)
-	if len(regions) == 0 && f.path != "" {
-		return nil, fmt.Errorf("no region with pathname %q in process %d%s", f.path, pid, pathHint(pid, f.path))
-	}
-	return regions, nil
-}
-
-// pathHint suggests the pathnames the process has when -P matched none.
-func pathHint(pid int, path string) string {
-	regions, err := procfs.Maps(pid)
-	if err != nil {
-		return ""
-	}
-	seen := map[string]bool{}
-	var names []string
-	for _, r := range regions {
-		if r.Pseudo() && !seen[r.Path] {
-			seen[r.Path] = true
-			names = append(names, r.Path)
-		}
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return ""
-	}
-	return " (it has " + strings.Join(names, ", ") + ")"
+// stderrf prints a one-line "procmem: " message.
+func stderrf(e *env, format string, a ...any) {
+	fmt.Fprintf(e.stderr, "procmem: "+format+"\n", a...)
 }

@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/procmem/procmem/procfs"
@@ -138,5 +142,54 @@ func TestRunInProcess(t *testing.T) {
 	errOut.Reset()
 	if code := run([]string{"nope"}, &out, &errOut); code != 2 {
 		t.Errorf("unknown verb: exit %d", code)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	if pid, err := resolvePID("self"); err != nil || pid != os.Getpid() {
+		t.Errorf("resolvePID(self) = %d, %v", pid, err)
+	}
+	for _, bad := range []string{"", "0", "-1", "x", "012", "99999999999"} {
+		if _, err := resolvePID(bad); err == nil {
+			t.Errorf("resolvePID(%q) succeeded", bad)
+		}
+	}
+	a := exec.Command("sleep", "60")
+	b := exec.Command("sleep", "60")
+	for _, c := range []*exec.Cmd{a, b} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func(c *exec.Cmd) { c.Process.Kill(); c.Wait() }(c)
+	}
+	pids, err := findByName("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, pid := range pids {
+		if pid == a.Process.Pid || pid == b.Process.Pid {
+			found++
+		}
+	}
+	if found != 2 {
+		t.Errorf("findByName(sleep) = %v, want both %d and %d", pids, a.Process.Pid, b.Process.Pid)
+	}
+	if _, err := resolveName("sleep"); err == nil || !strings.Contains(err.Error(), "processes are named") {
+		t.Errorf("ambiguous name: %v", err)
+	}
+	if _, err := resolveName("no-such-process-name"); err == nil {
+		t.Error("unknown name resolved")
+	}
+}
+
+// TestMessage: the CLI's one error-to-message function keeps messages on
+// one line and explains running out of descriptors.
+func TestMessage(t *testing.T) {
+	if got := message(&os.PathError{Op: "open", Path: "/proc/1", Err: syscall.EMFILE}); !strings.Contains(got, "too many open files") || !strings.Contains(got, "ulimit -n") {
+		t.Errorf("EMFILE: %q", got)
+	}
+	if got := message(errors.New("a\nb")); got != "a; b" {
+		t.Errorf("two lines: %q", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
 
@@ -97,13 +98,8 @@ func (a *accessControl) check(ctx context.Context, p *procfs.Process, name strin
 	})
 }
 
-// openMem opens the process's memory with the caller's rights.
-func (a *accessControl) openMem(ctx context.Context, p *procfs.Process, write bool) (*procfs.Mem, error) {
-	var m *procfs.Mem
-	err := a.asCaller(ctx, func() error {
-		var err error
-		m, err = p.OpenMem(write)
-		return err
-	})
-	return m, err
+// opener opens files with the rights of the request's caller: the only
+// way the filesystem gets a memory.Reader.
+func (a *accessControl) opener(ctx context.Context) memory.Opener {
+	return func(open func() error) error { return a.asCaller(ctx, open) }
 }

@@ -13,12 +13,11 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/procmem/procmem/procfs"
 )
 
 // Config holds the mount flags.
@@ -95,20 +94,13 @@ func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
 	return gofs.Mount(dir, fsys.root, opts)
 }
 
-// bootTime reads btime from /proc/stat.
+// bootTime is when the system booted, or the epoch if /proc cannot say.
 func bootTime() time.Time {
-	b, err := os.ReadFile("/proc/stat")
+	t, err := procfs.BootTime()
 	if err != nil {
 		return time.Unix(0, 0)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "btime "); ok {
-			if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-				return time.Unix(sec, 0)
-			}
-		}
-	}
-	return time.Unix(0, 0)
+	return t
 }
 
 // startTime converts a start time in clock ticks after boot to wall time.

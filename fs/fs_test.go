@@ -13,6 +13,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
 
@@ -27,12 +28,21 @@ func TestToErrno(t *testing.T) {
 		{&os.PathError{Op: "open", Path: "/proc/1/mem", Err: syscall.EACCES}, syscall.EACCES},
 		{fmt.Errorf("x: %w", syscall.ESRCH), syscall.ENOENT},
 		{io.EOF, syscall.ENOENT},
-		{fmt.Errorf("0x1: %w", procfs.ErrAddressRange), syscall.EIO},
+		{fmt.Errorf("0x1: %w", memory.ErrAddressRange), syscall.EIO},
+		{memory.ErrGone, syscall.ENOENT},
+		{&os.PathError{Op: "open", Path: "/proc/1", Err: syscall.EMFILE}, syscall.EMFILE},
+		{fmt.Errorf("process 1: %w", syscall.ENFILE), syscall.ENFILE},
 		{errors.New("something else"), syscall.EIO},
 	} {
 		if got := toErrno(c.err); got != c.want {
 			t.Errorf("toErrno(%v) = %v, want %v", c.err, got, c.want)
 		}
+	}
+	if got := readdirErrno(memory.ErrGone); got != syscall.ESRCH {
+		t.Errorf("readdirErrno(gone) = %v, want ESRCH", got)
+	}
+	if got := writeErrno(io.EOF); got != syscall.ESRCH {
+		t.Errorf("writeErrno(EOF) = %v, want ESRCH", got)
 	}
 }
 

@@ -2,23 +2,22 @@ package fs
 
 import (
 	"context"
-	"errors"
-	"io"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/procmem/procmem/procfs"
+	"github.com/procmem/procmem/memory"
 )
 
-// regionHandle is an open region file: an fd on /proc/PID/mem, bound to the
-// address space it was opened on, and the region's bounds. It never reads
-// or writes outside [start, end).
+// regionHandle is an open region file: a reader of the address space it
+// was opened on, with the caller's rights, and the region's bounds. It
+// never reads or writes outside [start, end).
 type regionHandle struct {
-	mem        *procfs.Mem
+	mem        *memory.Reader
+	region     *memory.Region
+	writer     *memory.Writer // nil unless opened for writing
 	start, end uint64
-	layout     *procfs.Layout
 }
 
 var (
@@ -51,37 +50,14 @@ func (h *regionHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 	if n == 0 {
 		return fuse.ReadResultData(nil), 0
 	}
-	got, err := h.read(dest[:n], addr)
-	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ESRCH) {
-		return fuse.ReadResultData(nil), 0
-	}
+	got, err := h.region.ReadAt(dest[:n], addr)
 	if err != nil {
+		if memory.Classify(err) == memory.Gone {
+			return fuse.ReadResultData(nil), 0 // like /proc/PID/mem: EOF
+		}
 		return nil, toErrno(err)
 	}
 	return fuse.ReadResultData(dest[:got]), 0
-}
-
-// read fills b with memory from addr: pages with data from the process,
-// holes as zeros without touching it.
-func (h *regionHandle) read(b []byte, addr uint64) (int, error) {
-	segs, err := h.layout.Segments(addr, addr+uint64(len(b)))
-	if err != nil {
-		if gone(err) {
-			return 0, io.EOF
-		}
-		return h.mem.Pread(b, addr) // the layout is a refinement; memory is the truth
-	}
-	// Reading nothing from the process would not notice that it is gone:
-	// after an exit the file reads EOF, never zeros.
-	if !procfs.HasData(segs) && h.layout.Alive() != nil {
-		return 0, io.EOF
-	}
-	return procfs.ReadSegments(h.mem, b, addr, segs)
-}
-
-// gone reports whether an error says the address space is no more.
-func gone(err error) bool {
-	return errors.Is(err, syscall.ESRCH) || errors.Is(err, io.EOF)
 }
 
 // Lseek answers SEEK_DATA and SEEK_HOLE from the region's layout, so
@@ -94,19 +70,14 @@ func (h *regionHandle) Lseek(ctx context.Context, off uint64, whence uint32) (ui
 	if off >= size {
 		return 0, syscall.ENXIO
 	}
-	segs, err := h.layout.Segments(h.start+off, h.end)
-	if err != nil {
+	at, ok, err := h.region.Seek(h.start+off, whence == seekHole)
+	switch {
+	case err != nil:
 		return 0, toErrno(err)
+	case !ok:
+		return 0, syscall.ENXIO
 	}
-	for _, s := range segs {
-		if (s.Kind == procfs.Hole) == (whence == seekHole) {
-			return s.Start - h.start, 0
-		}
-	}
-	if whence == seekHole {
-		return size, 0
-	}
-	return 0, syscall.ENXIO
+	return at - h.start, 0
 }
 
 const (
@@ -127,12 +98,12 @@ func (h *regionHandle) Write(ctx context.Context, data []byte, off int64) (uint3
 		}
 		return 0, syscall.ENOSPC
 	}
-	got, err := h.mem.Pwrite(data[:n], addr)
-	if errors.Is(err, io.EOF) {
-		return 0, syscall.ESRCH
+	if h.writer == nil {
+		return 0, syscall.EBADF
 	}
+	got, err := h.writer.Write(data[:n], addr)
 	if err != nil {
-		return 0, toErrno(err)
+		return 0, writeErrno(err)
 	}
 	return uint32(got), 0
 }
@@ -143,7 +114,7 @@ func (h *regionHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { 
 func (h *regionHandle) Flush(ctx context.Context) syscall.Errno { return 0 }
 
 func (h *regionHandle) Release(ctx context.Context) syscall.Errno {
-	h.layout.Close()
+	h.region.Close()
 	h.mem.Close()
 	return 0
 }

@@ -47,9 +47,9 @@ func (l *regionLink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if errno := l.dir.checkLayoutAccess(ctx); errno != 0 {
 		return nil, errno
 	}
-	r, errno := l.dir.findLink(l.name)
-	if errno != 0 {
-		return nil, errno
+	r, err := l.dir.findLink(l.name)
+	if err != nil {
+		return nil, toErrno(err)
 	}
 	return []byte(r.Name()), 0
 }

@@ -33,14 +33,9 @@ var (
 // regions in address order, the links by name.
 func (l *listing) load() syscall.Errno {
 	d := l.dir
-	snap, errno := d.snapshot(0)
-	if errno != 0 {
-		// ENOENT from readdir reads as an empty directory to glibc; say
-		// the process is gone instead.
-		if errno == syscall.ENOENT {
-			errno = syscall.ESRCH
-		}
-		return errno
+	snap, err := d.snapshot(0)
+	if err != nil {
+		return readdirErrno(err)
 	}
 	entries := make([]fuse.DirEntry, 0, len(snap.regions)+10)
 	entries = append(entries, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.stableAttr().Ino},

@@ -12,6 +12,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
 
@@ -41,27 +42,28 @@ type reading[T any] struct {
 
 // fresh returns r's value if it is younger than maxAge, and otherwise reads
 // it again from the process. d.mu must be held.
-func fresh[T any](d *procDir, r *reading[T], maxAge time.Duration, read func(*procfs.Process) (T, error)) (T, syscall.Errno) {
+func fresh[T any](d *procDir, r *reading[T], maxAge time.Duration, read func(*procfs.Process) (T, error)) (T, error) {
 	if !r.at.IsZero() && time.Since(r.at) < maxAge {
-		return r.val, 0
+		return r.val, nil
 	}
 	var zero T
-	p, errno := d.pin()
-	if errno != 0 {
-		return zero, errno
+	p, err := d.pin()
+	if err != nil {
+		return zero, err
 	}
 	defer p.Close()
 	v, err := read(p)
 	if err != nil {
-		return zero, toErrno(err)
+		return zero, err
 	}
 	r.val, r.at = v, time.Now()
-	return v, 0
+	return v, nil
 }
 
 // mapsSnapshot is the process's regions as maps showed them at one moment,
 // and how much of each is resident, scanned when first asked.
 type mapsSnapshot struct {
+	dir     *procDir
 	regions []procfs.Region
 
 	once     sync.Once
@@ -84,11 +86,13 @@ var (
 // new regions appear at once.
 const snapshotAge = 100 * time.Millisecond
 
-// newProcDir makes the directory of the thread-group leader pid.
+// newProcDir makes the directory of the thread-group leader pid. A
+// process that is gone, or is a thread, is ENOENT; a failure to look
+// (EMFILE) is not.
 func (fsys *FS) newProcDir(pid int) (*procDir, syscall.Errno) {
 	p, err := procfs.Open(pid)
 	if err != nil {
-		return nil, syscall.ENOENT
+		return nil, toErrno(err)
 	}
 	defer p.Close()
 	if p.Zombie {
@@ -96,7 +100,7 @@ func (fsys *FS) newProcDir(pid int) (*procDir, syscall.Errno) {
 	}
 	st, err := p.Status()
 	if err != nil {
-		return nil, syscall.ENOENT
+		return nil, toErrno(err)
 	}
 	if st.Tgid != pid {
 		return nil, syscall.ENOENT // a thread: not listed, not found
@@ -119,18 +123,21 @@ func (d *procDir) fillAttr(a *fuse.Attr) {
 }
 
 // pin opens the process and checks it is still the one this directory
-// was made for; a reused PID answers ENOENT.
-func (d *procDir) pin() (*procfs.Process, syscall.Errno) {
+// was made for: a reused PID is ErrGone. Only a process that is gone makes
+// the kernel drop the directory; running out of descriptors does not.
+func (d *procDir) pin() (*procfs.Process, error) {
 	p, err := procfs.Open(d.pid)
 	if err == nil && (p.StartTime != d.start || p.Zombie) {
 		p.Close()
-		err = syscall.ESRCH
+		err = memory.ErrGone
 	}
 	if err != nil {
-		d.forget()
-		return nil, syscall.ENOENT
+		if memory.Classify(err) == memory.Gone {
+			d.forget()
+		}
+		return nil, err
 	}
-	return p, 0
+	return p, nil
 }
 
 // forget tells the kernel, once, to drop its cached entry for this
@@ -146,17 +153,17 @@ func (d *procDir) forget() {
 }
 
 // alive tells whether the process is still the one of this directory.
-func (d *procDir) alive() syscall.Errno {
-	p, errno := d.pin()
-	if errno == 0 {
+func (d *procDir) alive() error {
+	p, err := d.pin()
+	if err == nil {
 		p.Close()
 	}
-	return errno
+	return err
 }
 
 // snapshot returns the process's regions, read afresh unless the last
 // read is younger than maxAge.
-func (d *procDir) snapshot(maxAge time.Duration) (*mapsSnapshot, syscall.Errno) {
+func (d *procDir) snapshot(maxAge time.Duration) (*mapsSnapshot, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return fresh(d, &d.mapsRead, maxAge, func(p *procfs.Process) (*mapsSnapshot, error) {
@@ -164,70 +171,31 @@ func (d *procDir) snapshot(maxAge time.Duration) (*mapsSnapshot, syscall.Errno) 
 		if regions == nil {
 			regions = []procfs.Region{} // kernel threads have no regions
 		}
-		return &mapsSnapshot{regions: regions}, err
+		return &mapsSnapshot{dir: d, regions: regions}, err
 	})
 }
 
 // smaps returns the process's smaps, read afresh unless the last read is
 // younger than snapshotAge: getfattr -d asks for every attribute in turn.
-func (d *procDir) smaps() ([]procfs.Mapping, syscall.Errno) {
+func (d *procDir) smaps() ([]procfs.Mapping, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return fresh(d, &d.smapsRead, snapshotAge, (*procfs.Process).Smaps)
 }
 
-// residentBytes tells how much of a region is resident, as smaps counts
-// Rss: present pages other than the zero page. One scan of the page
-// tables answers for every region of the snapshot, so "ls -l" of a process
-// with many regions costs one scan, not one per file.
-func (s *mapsSnapshot) residentBytes(d *procDir, start, end uint64) uint64 {
-	s.once.Do(func() { s.resident = d.scanResident(s.regions) })
+// residentBytes tells how much of a region is resident (memory.Resident),
+// scanned for every region of the snapshot at its first question.
+func (s *mapsSnapshot) residentBytes(start, end uint64) uint64 {
+	s.once.Do(func() {
+		if p, err := s.dir.pin(); err == nil {
+			s.resident = memory.Resident(p, s.regions)
+			p.Close()
+		}
+	})
 	if n, ok := s.resident[start]; ok {
 		return n
 	}
 	return end - start // not in the snapshot: claim nothing is sparse
-}
-
-func (d *procDir) scanResident(regions []procfs.Region) map[uint64]uint64 {
-	resident := map[uint64]uint64{}
-	p, errno := d.pin()
-	if errno != 0 {
-		return resident
-	}
-	defer p.Close()
-	pm, err := p.OpenPagemap()
-	if err != nil {
-		return resident
-	}
-	defer pm.Close()
-	var lo, hi uint64
-	for _, r := range regions {
-		if r.End > procfs.MaxAddress/2 { // [vsyscall]: not in the page tables
-			continue
-		}
-		if hi == 0 {
-			lo = r.Start
-		}
-		hi = r.End
-	}
-	ranges, err := pm.Scan(lo, hi)
-	if err != nil {
-		return resident
-	}
-	i := 0
-	for _, r := range regions {
-		resident[r.Start] = 0
-		for ; i < len(ranges) && ranges[i].Start < r.End; i++ {
-			pr := ranges[i]
-			if pr.Flags&procfs.PagePresent != 0 && pr.Flags&procfs.PageZero == 0 {
-				resident[r.Start] += min(pr.End, r.End) - max(pr.Start, r.Start)
-			}
-			if pr.End > r.End {
-				break // the run continues into the next region
-			}
-		}
-	}
-	return resident
 }
 
 // latest returns the last snapshot read, nil if none.
@@ -239,14 +207,14 @@ func (d *procDir) latest() *mapsSnapshot {
 
 // findRegion looks a region up by its bounds in a snapshot younger than
 // maxAge, reading maps again if that snapshot does not have it.
-func (d *procDir) findRegion(start, end uint64, maxAge time.Duration) (procfs.Region, *mapsSnapshot, syscall.Errno) {
+func (d *procDir) findRegion(start, end uint64, maxAge time.Duration) (procfs.Region, *mapsSnapshot, error) {
 	for _, age := range []time.Duration{maxAge, 0} {
-		snap, errno := d.snapshot(age)
-		if errno != 0 {
-			return procfs.Region{}, nil, errno
+		snap, err := d.snapshot(age)
+		if err != nil {
+			return procfs.Region{}, nil, err
 		}
 		if r, ok := snap.find(start, end); ok {
-			return r, snap, 0
+			return r, snap, nil
 		}
 	}
 	return procfs.Region{}, nil, syscall.ENOENT
@@ -312,20 +280,20 @@ func links(regions []procfs.Region) map[string]procfs.Region {
 // findLink resolves a link name against the current maps, never a
 // snapshot: a link must follow its region at once (a heap that grows gets
 // a new name).
-func (d *procDir) findLink(name string) (procfs.Region, syscall.Errno) {
-	snap, errno := d.snapshot(0)
-	if errno != 0 {
-		return procfs.Region{}, errno
+func (d *procDir) findLink(name string) (procfs.Region, error) {
+	snap, err := d.snapshot(0)
+	if err != nil {
+		return procfs.Region{}, err
 	}
 	if r, ok := links(snap.regions)[name]; ok {
-		return r, 0
+		return r, nil
 	}
 	return procfs.Region{}, syscall.ENOENT
 }
 
 func (d *procDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if errno := d.alive(); errno != 0 {
-		return errno
+	if err := d.alive(); err != nil {
+		return toErrno(err)
 	}
 	d.fillAttr(&out.Attr)
 	out.SetTimeout(procTimeout)
@@ -359,8 +327,8 @@ func (d *procDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, snap *mapsSnapshot) (*gofs.Inode, syscall.Errno) {
 	switch name {
 	case "info", "statm":
-		if errno := d.alive(); errno != 0 {
-			return nil, errno
+		if err := d.alive(); err != nil {
+			return nil, toErrno(err)
 		}
 		t := &textFile{dir: d, statm: name == "statm"}
 		t.fsys = d.fsys
@@ -369,14 +337,14 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 	}
 	if start, end, ok := procfs.ParseRegionName(name); ok {
 		var r procfs.Region
-		var errno syscall.Errno
+		var err error
 		if snap == nil {
-			r, snap, errno = d.findRegion(start, end, stableTimeout)
+			r, snap, err = d.findRegion(start, end, stableTimeout)
 		} else if r, ok = snap.find(start, end); !ok {
-			errno = syscall.ENOENT
+			err = syscall.ENOENT
 		}
-		if errno != 0 {
-			return nil, errno
+		if err != nil {
+			return nil, toErrno(err)
 		}
 		n := &regionFile{dir: d, start: r.Start, end: r.End, perms: r.Perms}
 		n.fsys = d.fsys
@@ -386,8 +354,8 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		return d.NewInode(ctx, n, n.stableAttr()), 0
 	}
 	if snap == nil {
-		if _, errno := d.findLink(name); errno != 0 {
-			return nil, errno
+		if _, err := d.findLink(name); err != nil {
+			return nil, toErrno(err)
 		}
 	} else if _, ok := links(snap.regions)[name]; !ok {
 		return nil, syscall.ENOENT

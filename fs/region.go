@@ -8,6 +8,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
 
@@ -61,7 +62,7 @@ func (n *regionFile) fillAttr(a *fuse.Attr, snap *mapsSnapshot) {
 		snap = n.dir.latest()
 	}
 	if snap != nil {
-		a.Blocks = snap.residentBytes(n.dir, n.start, n.end) / 512
+		a.Blocks = snap.residentBytes(n.start, n.end) / 512
 	} else {
 		a.Blocks = (n.end - n.start) / 512 // never read: claim nothing is sparse
 	}
@@ -74,14 +75,14 @@ func (n *regionFile) fillAttr(a *fuse.Attr, snap *mapsSnapshot) {
 // refresh re-reads the region and returns it with the snapshot it came
 // from; a region that is gone keeps its last known attributes, so fstat
 // on an open file still answers.
-func (n *regionFile) refresh() (procfs.Region, *mapsSnapshot, syscall.Errno) {
-	r, snap, errno := n.dir.findRegion(n.start, n.end, snapshotAge)
+func (n *regionFile) refresh() (procfs.Region, *mapsSnapshot, error) {
+	r, snap, err := n.dir.findRegion(n.start, n.end, snapshotAge)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if errno == 0 {
+	if err == nil {
 		n.perms = r.Perms
 	}
-	return r, snap, errno
+	return r, snap, err
 }
 
 func (n *regionFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -108,31 +109,28 @@ func (n *regionFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.Se
 
 func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-	region, _, errno := n.refresh()
+	region, _, err := n.refresh()
 	switch {
-	case errno != 0:
-		return nil, 0, errno
+	case err != nil:
+		return nil, 0, toErrno(err)
 	case write && n.fsys.cfg.ReadOnly:
 		return nil, 0, syscall.EROFS
 	case write && !region.Perms.Write && !n.fsys.cfg.ForceWrite:
 		return nil, 0, syscall.EACCES
 	}
-	p, errno := n.dir.pin()
-	if errno != 0 {
-		return nil, 0, errno
+	p, err := n.dir.pin()
+	if err != nil {
+		return nil, 0, toErrno(err)
 	}
 	defer p.Close()
-	m, err := n.fsys.access.openMem(ctx, p, write)
+	rd, err := memory.Open(p, n.fsys.access.opener(ctx), write)
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}
-	// The caller may open mem, so the daemon may look at the page tables.
-	layout, err := p.OpenLayout(region)
-	if err != nil {
-		m.Close()
-		return nil, 0, toErrno(err)
+	h := &regionHandle{mem: rd, region: rd.Region(region), start: n.start, end: n.end}
+	if write {
+		h.writer = rd.Writer(n.start, n.end)
 	}
-	h := &regionHandle{mem: m, start: n.start, end: n.end, layout: layout}
 	fuseFlags := uint32(fuse.FOPEN_DIRECT_IO)
 	if write {
 		fuseFlags |= fuse.FOPEN_PARALLEL_DIRECT_WRITES

@@ -65,18 +65,21 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 func (r *rootNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	pids, err := procfs.PIDs()
 	if err != nil {
-		return nil, toErrno(err)
+		return nil, readdirErrno(err)
 	}
 	entries := make([]fuse.DirEntry, 0, len(pids)+3)
 	entries = append(entries, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: rootIno},
 		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: rootIno},
 		fuse.DirEntry{Name: "self", Mode: syscall.S_IFLNK, Ino: inode(kindSelf)})
 	for _, pid := range pids {
-		st, err := procfs.ReadStat(pid)
-		if err != nil || st.Exited() {
+		p, err := procfs.Open(pid)
+		if err != nil {
 			continue // exited meanwhile
 		}
-		entries = append(entries, fuse.DirEntry{Name: strconv.Itoa(pid), Mode: syscall.S_IFDIR, Ino: inode(kindProc, uint64(pid), st.StartTime)})
+		if !p.Zombie {
+			entries = append(entries, fuse.DirEntry{Name: strconv.Itoa(pid), Mode: syscall.S_IFDIR, Ino: inode(kindProc, uint64(pid), p.StartTime)})
+		}
+		p.Close()
 	}
 	return gofs.NewListDirStream(entries), 0
 }
@@ -101,7 +104,12 @@ func (s *selfLink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if !ok || caller.Pid == 0 {
 		return nil, syscall.ENOENT
 	}
-	st, err := procfs.ReadStatus(int(caller.Pid))
+	p, err := procfs.Open(int(caller.Pid))
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	defer p.Close()
+	st, err := p.Status()
 	if err != nil {
 		return nil, toErrno(err)
 	}

@@ -54,9 +54,9 @@ func (t *textFile) fillAttr(a *fuse.Attr, size int) {
 func (t *textFile) content() ([]byte, syscall.Errno) {
 	var b bytes.Buffer
 	if t.statm {
-		p, errno := t.dir.pin()
-		if errno != 0 {
-			return nil, errno
+		p, err := t.dir.pin()
+		if err != nil {
+			return nil, toErrno(err)
 		}
 		defer p.Close()
 		s, err := p.Statm()
@@ -66,9 +66,9 @@ func (t *textFile) content() ([]byte, syscall.Errno) {
 		report.Statm(&b, s)
 		return b.Bytes(), 0
 	}
-	snap, errno := t.dir.snapshot(snapshotAge)
-	if errno != 0 {
-		return nil, errno
+	snap, err := t.dir.snapshot(snapshotAge)
+	if err != nil {
+		return nil, toErrno(err)
 	}
 	report.Info(&b, snap.regions)
 	return b.Bytes(), 0
@@ -93,19 +93,19 @@ func (t *textFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, t.denied()
 	}
-	p, errno := t.dir.pin()
-	if errno != 0 {
-		return nil, 0, errno
+	p, err := t.dir.pin()
+	if err != nil {
+		return nil, 0, toErrno(err)
 	}
-	err := t.fsys.access.check(ctx, p, "maps")
+	err = t.fsys.access.check(ctx, p, "maps")
 	p.Close()
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}
 	if !t.statm {
 		// Render from maps as they are now, not from a snapshot.
-		if _, errno := t.dir.snapshot(0); errno != 0 {
-			return nil, 0, errno
+		if _, err := t.dir.snapshot(0); err != nil {
+			return nil, 0, toErrno(err)
 		}
 	}
 	data, errno := t.content()

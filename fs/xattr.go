@@ -28,9 +28,9 @@ var (
 )
 
 func (n *regionFile) xattrs() ([]xattr, syscall.Errno) {
-	mappings, errno := n.dir.smaps()
-	if errno != 0 {
-		return nil, errno
+	mappings, err := n.dir.smaps()
+	if err != nil {
+		return nil, toErrno(err)
 	}
 	for _, m := range mappings {
 		if m.Start != n.start || m.End != n.end {
@@ -62,9 +62,9 @@ func (n *regionFile) Getxattr(ctx context.Context, name string, dest []byte) (ui
 }
 
 func (d *procDir) xattrs() ([]xattr, syscall.Errno) {
-	p, errno := d.pin()
-	if errno != 0 {
-		return nil, errno
+	p, err := d.pin()
+	if err != nil {
+		return nil, toErrno(err)
 	}
 	defer p.Close()
 	st, err := p.Stat()
@@ -113,9 +113,9 @@ func (d *procDir) checkLayoutAccess(ctx context.Context) syscall.Errno {
 	if d.fsys.access.isDaemon(ctx) {
 		return 0 // the daemon's own read of maps decides
 	}
-	p, errno := d.pin()
-	if errno != 0 {
-		return errno
+	p, err := d.pin()
+	if err != nil {
+		return toErrno(err)
 	}
 	defer p.Close()
 	return toErrno(d.fsys.access.check(ctx, p, "maps"))

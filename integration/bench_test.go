@@ -22,8 +22,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/procmem/procmem/procfs"
 )
 
 var (
@@ -120,17 +118,13 @@ func BenchmarkDd1GiB(b *testing.B) {
 		goloop = startNullFS(b, "rawfuse", 1<<30, "-syscall")
 	}
 	pat := tg.region(tg.addr["pattern"])
-	mem, err := procfs.OpenMem(tg.pid, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer mem.Close()
+	mem := procMem(b, tg.pid, false)
 	buf := make([]byte, 1<<20)
 	s := samples{}
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		for addr := pat.Start; addr < pat.End; addr += uint64(len(buf)) {
-			if _, err := mem.ReadFull(buf, addr); err != nil {
+			if _, err := mem.ReadAt(buf, int64(addr)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -184,11 +178,7 @@ func BenchmarkSmallIO(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer nf.Close()
-	mem, err := procfs.OpenMem(tg.pid, true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer mem.Close()
+	mem := procMem(b, tg.pid, true)
 	buf := make([]byte, 1<<20)
 	const reads = 5000
 	readLoop := func(f *os.File) time.Duration {
@@ -214,7 +204,7 @@ func BenchmarkSmallIO(b *testing.B) {
 		s["write1m-procmem"] = append(s["write1m-procmem"], time.Since(start))
 		start = time.Now()
 		for off := 0; off < len(tg.pattern); off += len(buf) {
-			if _, err := mem.WriteFull(tg.pattern[off:off+len(buf)], pat.Start+uint64(off)); err != nil {
+			if _, err := mem.WriteAt(tg.pattern[off:off+len(buf)], int64(pat.Start)+int64(off)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -381,7 +371,7 @@ func BenchmarkDaemonFootprint(b *testing.B) {
 			b.Fatalf("read from only %d processes", read)
 		}
 	}
-	st, err := procfs.ReadStatus(m.cmd.Process.Pid)
+	st, err := pinned(b, m.cmd.Process.Pid).Status()
 	if err != nil {
 		b.Fatal(err)
 	}

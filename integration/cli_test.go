@@ -231,7 +231,7 @@ func TestStatm(t *testing.T) {
 	tg := startTarget(t, "", 1<<20)
 	r := procmem(t, "-p", itoa(tg.pid), "statm")
 	mustSucceed(t, r, "statm")
-	s, err := procfs.ReadStatm(tg.pid)
+	s, err := pinned(t, tg.pid).Statm()
 	if err != nil {
 		t.Fatal(err)
 	}

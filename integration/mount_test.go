@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/procmem/procmem/procfs"
 )
 
 func TestMountHeapWithXxdAndGrep(t *testing.T) {
@@ -491,7 +489,7 @@ func TestMountLongListing(t *testing.T) {
 	m := startMount(t)
 	r := run(t, "", "ls", "-l", "--time-style=+", m.path(itoa(tg.pid)))
 	mustSucceed(t, r, "ls -l")
-	regions, err := procfs.Maps(tg.pid)
+	regions, err := pinned(t, tg.pid).Maps()
 	if err != nil {
 		t.Fatal(err)
 	}

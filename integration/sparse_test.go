@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/procmem/procmem/procfs"
 )
 
 // fileByte is target.c's file_byte.
@@ -40,7 +38,7 @@ func startSparseTarget(t testing.TB, reservation uint64) (*target, string) {
 // /proc/PID/mem would grow.
 func memStatus(t testing.TB, pid int) map[string]uint64 {
 	t.Helper()
-	st, err := procfs.ReadStatus(pid)
+	st, err := pinned(t, pid).Status()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,14 +179,14 @@ func TestDuAndXattrs(t *testing.T) {
 	requireTool(t, "du", "getfattr")
 	tg, _ := startSparseTarget(t, 1<<30)
 	m := startMount(t)
-	mappings, err := procfs.Smaps(tg.pid)
+	mappings, err := pinned(t, tg.pid).Smaps()
 	if err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"-k"}
 	rss := map[string]uint64{}
 	for _, mp := range mappings {
-		if mp.End > procfs.MaxAddress/2 {
+		if mp.End > 1<<63 { // [vsyscall]
 			continue
 		}
 		args = append(args, m.path(itoa(tg.pid), mp.Name()))

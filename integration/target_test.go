@@ -164,7 +164,7 @@ func (tg *target) poke(addr uint64, b []byte) {
 // region returns the target's region that contains addr, from maps.
 func (tg *target) region(addr uint64) procfs.Region {
 	tg.t.Helper()
-	regions, err := procfs.Maps(tg.pid)
+	regions, err := pinned(tg.t, tg.pid).Maps()
 	if err != nil {
 		tg.t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func (tg *target) region(addr uint64) procfs.Region {
 
 func (tg *target) regionByPath(path string) procfs.Region {
 	tg.t.Helper()
-	regions, err := procfs.Maps(tg.pid)
+	regions, err := pinned(tg.t, tg.pid).Maps()
 	if err != nil {
 		tg.t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func (tg *target) regionByPath(path string) procfs.Region {
 
 // state is the target's state letter from /proc/PID/stat.
 func (tg *target) state() byte {
-	st, err := procfs.ReadStat(tg.pid)
+	st, err := pinned(tg.t, tg.pid).Stat()
 	if err != nil {
 		tg.t.Fatal(err)
 	}
@@ -246,16 +246,39 @@ func mustSucceed(t testing.TB, r result, what string) {
 // directRead reads the target's memory straight from /proc/PID/mem.
 func directRead(t testing.TB, pid int, addr uint64, n int) []byte {
 	t.Helper()
-	m, err := procfs.OpenMem(pid, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := procMem(t, pid, false)
 	b := make([]byte, n)
-	if _, err := m.ReadFull(b, addr); err != nil {
+	if _, err := m.ReadAt(b, int64(addr)); err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// procMem opens /proc/PID/mem itself, the kernel's interface procmem is
+// compared with; it is closed when the test ends.
+func procMem(t testing.TB, pid int, write bool) *os.File {
+	t.Helper()
+	flag := os.O_RDONLY
+	if write {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", pid), flag, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// pinned pins process pid for the rest of the test.
+func pinned(t testing.TB, pid int) *procfs.Process {
+	t.Helper()
+	p, err := procfs.Open(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -12,7 +12,6 @@ package procfs
 import (
 	"errors"
 	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,16 +21,6 @@ var ErrParse = errors.New("procfs: malformed input")
 
 // Root is where procfs is mounted. Tests may point it elsewhere.
 const Root = "/proc"
-
-// pidPath returns the path of a file below /proc/PID.
-func pidPath(pid int, name string) string {
-	return Root + "/" + strconv.Itoa(pid) + "/" + name
-}
-
-// readFile reads a whole /proc file.
-func readFile(path string) ([]byte, error) {
-	return readFileAt(unix.AT_FDCWD, path, path)
-}
 
 // readFileAt reads the file name, relative to the directory dir (or
 // AT_FDCWD), whole: until read returns 0, since the sizes /proc reports are

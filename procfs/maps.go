@@ -3,7 +3,6 @@ package procfs
 // This file reads /proc/PID/maps, described in proc_pid_maps(5).
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -94,15 +93,6 @@ func (r Region) Name() string {
 	return fmt.Sprintf("%012x-%012x", r.Start, r.End)
 }
 
-// Maps reads /proc/PID/maps.
-func Maps(pid int) ([]Region, error) {
-	b, err := readFile(pidPath(pid, "maps"))
-	if err != nil {
-		return nil, err
-	}
-	return parseMaps(bytes.NewReader(b))
-}
-
 func parseMaps(r io.Reader) ([]Region, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -191,6 +181,3 @@ func ParseRegionName(name string) (start, end uint64, ok bool) {
 	}
 	return start, end, true
 }
-
-// ParseMaps parses the text of a maps file.
-func ParseMaps(r io.Reader) ([]Region, error) { return parseMaps(r) }

@@ -108,7 +108,12 @@ func TestRegionName(t *testing.T) {
 }
 
 func TestMapsSelf(t *testing.T) {
-	regions, err := Maps(os.Getpid())
+	p, err := Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	regions, err := p.Maps()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,13 +33,6 @@ type PageRange struct {
 	Flags      PageFlags
 }
 
-// HoldsData reports whether the pages hold data of their own: present and
-// not the zero page, or swapped out (guard markers are not swap).
-func (r PageRange) HoldsData() bool {
-	return r.Flags&PagePresent != 0 && r.Flags&PageZero == 0 ||
-		r.Flags&PageSwapped != 0 && r.Flags&PageGuard == 0
-}
-
 // Pagemap is an open /proc/PID/pagemap.
 type Pagemap struct {
 	f       *os.File
@@ -100,6 +93,10 @@ func (pm *Pagemap) scanIoctl(start, end uint64) ([]PageRange, error) {
 	if pm.noGuard {
 		returned &^= PageGuard
 	}
+	// The kernel takes only a page-aligned start (EINVAL otherwise, which
+	// would read as "no PAGEMAP_SCAN"); runs are cut back to the range.
+	first := start
+	start -= start % pm.page
 	// At most one run per page; small reads need only a small vector.
 	vec := make([]pageRegion, min(512, (end-start)/pm.page+2))
 	var out []PageRange
@@ -124,6 +121,12 @@ func (pm *Pagemap) scanIoctl(start, end uint64) ([]PageRange, error) {
 			break
 		}
 		start = arg.walkEnd
+	}
+	if len(out) > 0 && out[0].Start < first {
+		out[0].Start = first
+		if out[0].Start >= out[0].End {
+			out = out[1:]
+		}
 	}
 	return out, nil
 }
@@ -184,17 +187,4 @@ func (pm *Pagemap) scanEntries(start, end uint64) ([]PageRange, error) {
 		out[0].Start = first
 	}
 	return out, nil
-}
-
-// Resident counts the bytes of [start, end) in present pages other than
-// the zero page, as smaps counts Rss.
-func (pm *Pagemap) Resident(start, end uint64) (uint64, error) {
-	ranges, err := pm.Scan(start, end)
-	var n uint64
-	for _, r := range ranges {
-		if r.Flags&PagePresent != 0 && r.Flags&PageZero == 0 {
-			n += r.End - r.Start
-		}
-	}
-	return n, err
 }

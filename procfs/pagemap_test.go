@@ -35,18 +35,15 @@ func TestPagemapScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var data []PageRange
+	var present []PageRange
 	for _, r := range ranges {
-		if r.HoldsData() {
-			data = append(data, PageRange{r.Start, r.End, 0})
+		if r.Flags&PagePresent != 0 && r.Flags&PageZero == 0 {
+			present = append(present, PageRange{r.Start, r.End, 0})
 		}
 	}
 	want := []PageRange{{at(0), at(1), 0}, {at(5), at(7), 0}}
-	if !reflect.DeepEqual(data, want) {
-		t.Errorf("pages with data: %x, want %x (all: %+v)", data, want, ranges)
-	}
-	if n, err := pm.Resident(at(0), at(16)); err != nil || n != uint64(3*page) {
-		t.Errorf("Resident = %d, %v; want 3 pages", n, err)
+	if !reflect.DeepEqual(present, want) {
+		t.Errorf("present pages: %x, want %x (all: %+v)", present, want, ranges)
 	}
 	// The fallback reads the entries themselves and agrees on present pages.
 	entries, err := pm.scanEntries(at(0)+7, at(16))
@@ -58,13 +55,35 @@ func TestPagemapScan(t *testing.T) {
 	}
 }
 
-func TestHoldsData(t *testing.T) {
-	for flags, want := range map[PageFlags]bool{
-		PagePresent: true, PagePresent | PageFile: true, PageSwapped: true,
-		PagePresent | PageZero: false, PageSwapped | PageGuard: false, 0: false,
-	} {
-		if got := (PageRange{Flags: flags}).HoldsData(); got != want {
-			t.Errorf("HoldsData(%#x) = %v, want %v", flags, got, want)
-		}
+// TestPagemapScanUnaligned: a range that starts inside a page is scanned
+// by the ioctl too (the kernel wants an aligned start), cut to the range.
+func TestPagemapScanUnaligned(t *testing.T) {
+	page := os.Getpagesize()
+	mem, err := syscall.Mmap(-1, 0, 4*page, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(mem)
+	mem[page] = 1
+	base := uint64(uintptr(unsafe.Pointer(&mem[0])))
+	p, err := Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	pm, err := p.OpenPagemap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	if _, err := pm.scanIoctl(base+9, base+uint64(4*page)); err != nil {
+		t.Fatalf("unaligned PAGEMAP_SCAN: %v", err)
+	}
+	ranges, err := pm.Scan(base+uint64(page)+9, base+uint64(4*page))
+	if err != nil || pm.noScan {
+		t.Fatalf("Scan: %v (fell back to entries: %v)", err, pm.noScan)
+	}
+	if len(ranges) != 1 || ranges[0].Start != base+uint64(page)+9 || ranges[0].End != base+uint64(2*page) {
+		t.Errorf("ranges %+v", ranges)
 	}
 }

@@ -3,9 +3,7 @@ package procfs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,22 +19,29 @@ type Process struct {
 	PID       int
 	StartTime uint64 // from /proc/PID/stat; with PID, identifies the process
 	Zombie    bool   // exited, not yet reaped: no memory left to show
+	root      string
 	dir       int
 }
 
-// Open pins the process with the given PID.
-func Open(pid int) (*Process, error) {
+// Open pins the process with the given PID. A process that does not exist
+// is ESRCH; every other failure (EMFILE, EACCES) keeps its own errno.
+func Open(pid int) (*Process, error) { return OpenIn(Root, pid) }
+
+// OpenIn pins the process pid of the procfs mounted at root: another
+// mount's /proc (a container's, mounted with its own PID namespace), or a
+// copy of /proc/PID files saved under root/PID.
+func OpenIn(root string, pid int) (*Process, error) {
 	if pid <= 0 {
-		return nil, fmt.Errorf("no process with pid %d: %w", pid, unix.ESRCH)
+		return nil, fmt.Errorf("process %d: %w", pid, unix.ESRCH)
 	}
-	dir, err := unix.Open(Root+"/"+strconv.Itoa(pid), unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	dir, err := unix.Open(root+"/"+strconv.Itoa(pid), unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			err = unix.ESRCH
 		}
-		return nil, fmt.Errorf("no process with pid %d: %w", pid, err)
+		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}
-	p := &Process{PID: pid, dir: dir}
+	p := &Process{PID: pid, root: root, dir: dir}
 	st, err := p.Stat()
 	if err != nil {
 		p.Close()
@@ -45,6 +50,17 @@ func Open(pid int) (*Process, error) {
 	p.StartTime = st.StartTime
 	p.Zombie = st.Exited()
 	return p, nil
+}
+
+// Dup returns a second pin of the same process, to be closed on its own.
+func (p *Process) Dup() (*Process, error) {
+	dir, err := unix.FcntlInt(uintptr(p.dir), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("process %d: %w", p.PID, err)
+	}
+	q := *p
+	q.dir = dir
+	return &q, nil
 }
 
 // Close releases the pin.
@@ -62,7 +78,10 @@ func (p *Process) ReadFile(name string) ([]byte, error) {
 	return readFileAt(p.dir, name, p.path(name))
 }
 
-func (p *Process) openat(name string, flags int) (int, error) {
+// OpenFd opens a file of the process's /proc directory as a bare fd, for
+// the system calls the os package does not make (pread of mem at offsets
+// past 2^63 is refused, and ioctls).
+func (p *Process) OpenFd(name string, flags int) (int, error) {
 	for {
 		fd, err := unix.Openat(p.dir, name, flags|unix.O_CLOEXEC, 0)
 		if err == unix.EINTR {
@@ -75,7 +94,9 @@ func (p *Process) openat(name string, flags int) (int, error) {
 	}
 }
 
-func (p *Process) path(name string) string { return pidPath(p.PID, name) }
+func (p *Process) path(name string) string {
+	return p.root + "/" + strconv.Itoa(p.PID) + "/" + name
+}
 
 // Stat reads /proc/PID/stat.
 func (p *Process) Stat() (Stat, error) {
@@ -135,55 +156,6 @@ func (p *Process) Cmdline() ([]string, error) {
 	return strings.Split(s, "\x00"), nil
 }
 
-// OpenMem opens /proc/PID/mem, read-only or read-write. The kernel decides
-// access at open time (ptrace_may_access); the fd stays bound to the
-// process's address space afterwards.
-func (p *Process) OpenMem(write bool) (*Mem, error) {
-	flags := unix.O_RDONLY
-	if write {
-		flags = unix.O_RDWR
-	}
-	// The image is read before mem is opened and compared after: if they
-	// match, no exec came between, and the image is the one mem is bound to.
-	vm := p.openVMReader()
-	fd, err := p.openat("mem", flags)
-	if err != nil {
-		vm.close()
-		return nil, err
-	}
-	m := &Mem{fd: fd, pid: p.PID}
-	if vm != nil && vm.same() {
-		m.vm = vm
-	} else {
-		vm.close()
-	}
-	return m, nil
-}
-
-// ProcessEntry is one line of the process list.
-type ProcessEntry struct {
-	PID  int
-	Comm string
-}
-
-// Processes lists every process (thread-group leader) with its command name.
-// Processes that exit while being listed are left out.
-func Processes() ([]ProcessEntry, error) {
-	pids, err := PIDs()
-	if err != nil {
-		return nil, err
-	}
-	var list []ProcessEntry
-	for _, pid := range pids {
-		b, err := readFile(pidPath(pid, "comm"))
-		if err != nil {
-			continue
-		}
-		list = append(list, ProcessEntry{PID: pid, Comm: strings.TrimSuffix(string(b), "\n")})
-	}
-	return list, nil
-}
-
 // PIDs lists the numeric entries of /proc in ascending order: the
 // thread-group leaders (threads are not listed there).
 func PIDs() ([]int, error) {
@@ -206,81 +178,9 @@ func PIDs() ([]int, error) {
 	return pids, nil
 }
 
-// commLen is the kernel's TASK_COMM_LEN less the terminating NUL.
-const commLen = 15
-
-// FindByName returns the PIDs whose command name is exactly name. Command
-// names are cut to 15 bytes by the kernel, so a longer name matches a
-// process whose comm is its first 15 bytes and whose argv[0] has it as
-// base name.
-func FindByName(name string) ([]int, error) {
-	list, err := Processes()
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, p := range list {
-		switch {
-		case p.Comm == name:
-			pids = append(pids, p.PID)
-		case len(name) > commLen && p.Comm == name[:commLen]:
-			b, err := readFile(pidPath(p.PID, "cmdline"))
-			if err != nil {
-				continue
-			}
-			argv0, _, _ := strings.Cut(string(b), "\x00")
-			if filepath.Base(argv0) == name {
-				pids = append(pids, p.PID)
-			}
-		}
-	}
-	return pids, nil
-}
-
-// ResolvePID turns a -p argument, a number or "self", into a PID of an
-// existing process.
-func ResolvePID(spec string) (int, error) {
-	if spec == "self" {
-		return os.Getpid(), nil
-	}
-	pid, err := strconv.Atoi(spec)
-	if err != nil || pid <= 0 || spec != strconv.Itoa(pid) {
-		return 0, fmt.Errorf("bad pid %q: want a positive number or \"self\"", spec)
-	}
-	if _, err := os.Stat(pidPath(pid, "stat")); err != nil {
-		return 0, fmt.Errorf("no process with pid %d", pid)
-	}
-	return pid, nil
-}
-
-// ResolveName turns a -P argument into the PID of the one process with that
-// command name; none or several are errors, the latter listing them.
-func ResolveName(name string) (int, error) {
-	pids, err := FindByName(name)
-	if err != nil {
-		return 0, err
-	}
-	switch len(pids) {
-	case 0:
-		return 0, fmt.Errorf("no process named %q", name)
-	case 1:
-		return pids[0], nil
-	}
-	s := make([]string, len(pids))
-	for i, pid := range pids {
-		s[i] = strconv.Itoa(pid)
-	}
-	return 0, fmt.Errorf("%d processes are named %q, pick one with -p: %s", len(pids), name, strings.Join(s, ", "))
-}
-
-// IsGone reports whether err means the process no longer exists.
-func IsGone(err error) bool {
-	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) || errors.Is(err, io.EOF)
-}
-
 // OpenFile opens a file of the process's /proc directory.
 func (p *Process) OpenFile(name string, flags int) (*os.File, error) {
-	fd, err := p.openat(name, flags)
+	fd, err := p.OpenFd(name, flags)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ package procfs
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -37,15 +36,6 @@ func (m Mapping) Field(name string) (uint64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// Smaps reads /proc/PID/smaps.
-func Smaps(pid int) ([]Mapping, error) {
-	b, err := readFile(pidPath(pid, "smaps"))
-	if err != nil {
-		return nil, err
-	}
-	return parseSmaps(bytes.NewReader(b))
 }
 
 func parseSmaps(r io.Reader) ([]Mapping, error) {
@@ -111,51 +101,3 @@ func parseSmapsValue(name, value string) (SmapsField, error) {
 		return SmapsField{}, fmt.Errorf("unknown unit %q", unit)
 	}
 }
-
-// VmFlagMeaning explains the two-letter VmFlags codes, from proc_pid_smaps(5)
-// and fs/proc/task_mmu.c.
-var VmFlagMeaning = map[string]string{
-	"rd": "readable",
-	"wr": "writable",
-	"ex": "executable",
-	"sh": "shared",
-	"mr": "may read",
-	"mw": "may write",
-	"me": "may execute",
-	"ms": "may share",
-	"gd": "stack segment grows down",
-	"pf": "pure PFN range",
-	"dw": "disabled write to the mapped file",
-	"lo": "pages are locked in memory",
-	"io": "memory mapped I/O area",
-	"sr": "sequential read advise provided",
-	"rr": "random read advise provided",
-	"dc": "do not copy area on fork",
-	"de": "do not expand area on remapping",
-	"ac": "area is accountable",
-	"nr": "swap space is not reserved for the area",
-	"ht": "area uses huge tlb pages",
-	"sf": "synchronous page faults",
-	"nl": "non-linear mapping",
-	"ar": "architecture specific flag",
-	"wf": "wipe on fork",
-	"dd": "do not include area into core dump",
-	"sd": "soft-dirty flag",
-	"mm": "mixed map area",
-	"hg": "huge page advise flag",
-	"nh": "no-huge page advise flag",
-	"mg": "mergeable advise flag",
-	"bt": "arm64 BTI guarded page",
-	"mt": "arm64 MTE allocation tags are enabled",
-	"um": "userfaultfd missing tracking",
-	"uw": "userfaultfd wr-protect tracking",
-	"ui": "userfaultfd minor fault tracking",
-	"ss": "shadow stack page",
-	"sl": "sealed",
-	"lf": "lock on fault pages",
-	"dp": "always lazily freeable mapping",
-	"gu": "maybe contains guard regions",
-}
-
-// ParseSmaps parses the text of an smaps file.
-func ParseSmaps(r io.Reader) ([]Mapping, error) { return parseSmaps(r) }

@@ -48,11 +48,6 @@ func TestParseSmapsFixture(t *testing.T) {
 	if strings.Join(heap.VmFlags, " ") != "rd wr mr mw me ac" {
 		t.Errorf("VmFlags = %q", heap.VmFlags)
 	}
-	for _, flag := range heap.VmFlags {
-		if VmFlagMeaning[flag] == "" {
-			t.Errorf("no meaning for VmFlag %q", flag)
-		}
-	}
 }
 
 func TestParseSmapsKeepsUnknownFields(t *testing.T) {

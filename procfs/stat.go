@@ -3,7 +3,6 @@ package procfs
 // This file reads /proc/PID/stat, described in proc_pid_stat(5).
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -38,15 +37,6 @@ func (im Image) Known() bool { return im.StartStack != 0 }
 // Exited reports whether the process has exited and awaits its parent's
 // wait (zombie, state Z) or is being torn down (X).
 func (s Stat) Exited() bool { return s.State == 'Z' || s.State == 'X' }
-
-// ReadStat reads /proc/PID/stat.
-func ReadStat(pid int) (Stat, error) {
-	b, err := readFile(pidPath(pid, "stat"))
-	if err != nil {
-		return Stat{}, err
-	}
-	return parseStat(bytes.NewReader(b))
-}
 
 func parseStat(r io.Reader) (Stat, error) {
 	b, err := io.ReadAll(io.LimitReader(r, 8192))

@@ -3,10 +3,8 @@ package procfs
 // This file reads /proc/PID/statm, described in proc_pid_statm(5).
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -20,15 +18,6 @@ type Statm struct {
 	Lib      uint64 // unused since Linux 2.6, always 0
 	Data     uint64 // data + stack
 	Dirty    uint64 // unused since Linux 2.6, always 0
-}
-
-// ReadStatm reads /proc/PID/statm.
-func ReadStatm(pid int) (Statm, error) {
-	b, err := readFile(pidPath(pid, "statm"))
-	if err != nil {
-		return Statm{}, err
-	}
-	return parseStatm(bytes.NewReader(b), uint64(os.Getpagesize()))
 }
 
 func parseStatm(r io.Reader, pageSize uint64) (Statm, error) {

@@ -36,7 +36,12 @@ func TestParseStatmErrors(t *testing.T) {
 }
 
 func TestReadStatmSelf(t *testing.T) {
-	s, err := ReadStatm(os.Getpid())
+	p, err := Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s, err := p.Statm()
 	if err != nil {
 		t.Fatal(err)
 	}

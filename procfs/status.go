@@ -4,7 +4,6 @@ package procfs
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -20,15 +19,6 @@ type Status struct {
 	Gid  [4]uint32
 	// Sizes is every "Vm*", "Rss*" and "Huge*" field in bytes.
 	Sizes map[string]uint64
-}
-
-// ReadStatus reads /proc/PID/status.
-func ReadStatus(pid int) (Status, error) {
-	b, err := readFile(pidPath(pid, "status"))
-	if err != nil {
-		return Status{}, err
-	}
-	return parseStatus(bytes.NewReader(b))
 }
 
 func parseStatus(r io.Reader) (Status, error) {

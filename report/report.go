@@ -74,7 +74,7 @@ func InfoVerbose(w io.Writer, mappings []procfs.Mapping) error {
 		}
 		b.WriteString("    VmFlags:\n")
 		for _, flag := range m.VmFlags {
-			meaning := procfs.VmFlagMeaning[flag]
+			meaning := vmFlagMeaning[flag]
 			if meaning == "" {
 				meaning = "unknown flag"
 			}
@@ -92,4 +92,49 @@ func Statm(w io.Writer, s procfs.Statm) error {
 	_, err := fmt.Fprintf(w, "%9s  total program size\n%9s  resident set size\n%9s  shared size\n%9s  text\n%9s  data + stack\n",
 		Size(s.Size), Size(s.Resident), Size(s.Shared), Size(s.Text), Size(s.Data))
 	return err
+}
+
+// vmFlagMeaning explains the two-letter VmFlags codes, from proc_pid_smaps(5)
+// and fs/proc/task_mmu.c.
+var vmFlagMeaning = map[string]string{
+	"rd": "readable",
+	"wr": "writable",
+	"ex": "executable",
+	"sh": "shared",
+	"mr": "may read",
+	"mw": "may write",
+	"me": "may execute",
+	"ms": "may share",
+	"gd": "stack segment grows down",
+	"pf": "pure PFN range",
+	"dw": "disabled write to the mapped file",
+	"lo": "pages are locked in memory",
+	"io": "memory mapped I/O area",
+	"sr": "sequential read advise provided",
+	"rr": "random read advise provided",
+	"dc": "do not copy area on fork",
+	"de": "do not expand area on remapping",
+	"ac": "area is accountable",
+	"nr": "swap space is not reserved for the area",
+	"ht": "area uses huge tlb pages",
+	"sf": "synchronous page faults",
+	"nl": "non-linear mapping",
+	"ar": "architecture specific flag",
+	"wf": "wipe on fork",
+	"dd": "do not include area into core dump",
+	"sd": "soft-dirty flag",
+	"mm": "mixed map area",
+	"hg": "huge page advise flag",
+	"nh": "no-huge page advise flag",
+	"mg": "mergeable advise flag",
+	"bt": "arm64 BTI guarded page",
+	"mt": "arm64 MTE allocation tags are enabled",
+	"um": "userfaultfd missing tracking",
+	"uw": "userfaultfd wr-protect tracking",
+	"ui": "userfaultfd minor fault tracking",
+	"ss": "shadow stack page",
+	"sl": "sealed",
+	"lf": "lock on fault pages",
+	"dp": "always lazily freeable mapping",
+	"gu": "maybe contains guard regions",
 }

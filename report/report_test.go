@@ -82,8 +82,29 @@ func TestRegionLineSeed(t *testing.T) {
 	}
 }
 
+// fixtureProcess pins a process whose /proc files are procfs's fixtures.
+func fixtureProcess(t *testing.T) *procfs.Process {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "3029")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"stat", "maps", "smaps"} {
+		if err := os.WriteFile(filepath.Join(dir, name), fixture(t, "fixture."+name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := procfs.OpenIn(root, 3029)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 func TestInfoGolden(t *testing.T) {
-	regions, err := procfs.ParseMaps(bytes.NewReader(fixture(t, "fixture.maps")))
+	regions, err := fixtureProcess(t).Maps()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +116,7 @@ func TestInfoGolden(t *testing.T) {
 }
 
 func TestInfoVerboseGolden(t *testing.T) {
-	mappings, err := procfs.ParseSmaps(bytes.NewReader(fixture(t, "fixture.smaps")))
+	mappings, err := fixtureProcess(t).Smaps()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +125,20 @@ func TestInfoVerboseGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "info-verbose", b.Bytes())
+}
+
+func TestVmFlagMeanings(t *testing.T) {
+	mappings, err := fixtureProcess(t).Smaps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mappings {
+		for _, flag := range m.VmFlags {
+			if vmFlagMeaning[flag] == "" {
+				t.Errorf("no meaning for VmFlag %q", flag)
+			}
+		}
+	}
 }
 
 func TestStatmGolden(t *testing.T) {

@@ -17,6 +17,15 @@ import (
 	"github.com/procmem/procmem/fs"
 )
 
+var mountVerb = verb{
+	name:     "mount",
+	args:     "[--read-only] [--allow-other] [--force-write] [--no-xattrs] [--debug] MOUNTPOINT",
+	short:    "serve process memory as a filesystem",
+	long:     "Stop it with Ctrl-C, kill (SIGTERM) or umount MOUNTPOINT; kill -USR1 prints what the daemon holds.",
+	setup:    setupMount,
+	noTarget: true,
+}
+
 func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
 	var cfg fs.Config
 	flags.BoolVar(&cfg.ReadOnly, "read-only", false, "refuse every write, truncate and attribute change with EROFS")

@@ -1,4 +1,4 @@
-package procfs
+package memory
 
 // This file reads resident memory with process_vm_readv(2) where that is
 // safe, and /proc/PID/mem where it is not.
@@ -16,18 +16,18 @@ package procfs
 //     with EFAULT;
 //   - it faults absent pages in, and waits on userfaultfd, where mem fails.
 //
-// So it reads only pages the page tables show resident (Resident
-// segments of a Layout: only a page discarded in the microseconds between
+// So it reads only pages the page tables show resident (resident
+// segments of a layout: only a page discarded in the microseconds between
 // the scan and the read is faulted in), and only in large reads, where it
 // pays for the check; and it is checked after
 // every read: the process must still be the one mem was opened on (its
-// stat file, opened on the pinned process directory, fails once it is
-// gone) and must still run the image it ran then (the Image of its stat,
+// stat file, opened through the Reader's pin of the process directory,
+// fails once it is gone) and must still run the image it ran then (the Image of its stat,
 // which every exec sets anew). If anything differs or fails, the bytes
 // are thrown away and the read goes to /proc/PID/mem, which knows.
 //
 // An exec alone needs none of this: the old address space dies with it,
-// and the Layout's page-table scan, bound to that address space, fails
+// and the layout's page-table scan, bound to that address space, fails
 // before anything is read. The check is for an exec racing with a read,
 // and for one while a process created with CLONE_VM (a vfork child) keeps
 // the old address space alive. What it cannot tell apart: with address
@@ -37,11 +37,11 @@ package procfs
 // the new image of that same program.
 
 import (
-	"bytes"
-	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procmem/procmem/procfs"
 )
 
 // vmReadMin is the smallest read worth process_vm_readv and its check.
@@ -50,39 +50,24 @@ const vmReadMin = 128 << 10
 // vmReader reads one process's resident memory with process_vm_readv.
 type vmReader struct {
 	pid   int
-	stat  *os.File // opened on the pinned process: fails once it is gone
-	image Image    // the image mem was opened on
+	proc  *procfs.Process // the Reader's pin: its stat fails once the process is gone
+	image procfs.Image    // the image mem was opened on
 }
 
-// openVMReader prepares a vmReader for the process, before its mem is
-// opened (see Process.OpenMem); nil if the image cannot be told.
-func (p *Process) openVMReader() *vmReader {
-	f, err := p.OpenFile("stat", unix.O_RDONLY)
-	if err != nil {
-		return nil
-	}
-	v := &vmReader{pid: p.PID, stat: f}
+// newVMReader prepares a vmReader for the process, before its mem is
+// opened (see Open); nil if the image cannot be told.
+func newVMReader(p *procfs.Process) *vmReader {
+	v := &vmReader{pid: p.PID, proc: p}
+	var err error
 	if v.image, err = v.current(); err != nil || !v.image.Known() {
-		f.Close()
 		return nil
 	}
 	return v
 }
 
-func (v *vmReader) close() {
-	if v != nil {
-		v.stat.Close()
-	}
-}
-
 // current reads the image the process runs now.
-func (v *vmReader) current() (Image, error) {
-	var buf [2048]byte
-	n, err := unix.Pread(int(v.stat.Fd()), buf[:], 0)
-	if err != nil {
-		return Image{}, err
-	}
-	s, err := parseStat(bytes.NewReader(buf[:n]))
+func (v *vmReader) current() (procfs.Image, error) {
+	s, err := v.proc.Stat()
 	return s.Image, err
 }
 
@@ -95,7 +80,7 @@ func (v *vmReader) same() bool {
 // read fills the parts of b at the segments' addresses (b holds memory from
 // addr on) in one process_vm_readv, and reports whether all of it came from
 // the image mem was opened on. If not, b holds nothing to trust.
-func (v *vmReader) read(b []byte, addr uint64, segs []Segment) bool {
+func (v *vmReader) read(b []byte, addr uint64, segs []segment) bool {
 	const iovMax = 1024 // UIO_MAXIOV
 	if len(segs) > iovMax {
 		return false
@@ -104,37 +89,37 @@ func (v *vmReader) read(b []byte, addr uint64, segs []Segment) bool {
 	remote := make([]unix.RemoteIovec, len(segs))
 	total := 0
 	for i, s := range segs {
-		part := b[s.Start-addr : s.End-addr]
+		part := b[s.start-addr : s.end-addr]
 		local[i] = unix.Iovec{Base: unsafe.SliceData(part), Len: uint64(len(part))}
-		remote[i] = unix.RemoteIovec{Base: uintptr(s.Start), Len: len(part)}
+		remote[i] = unix.RemoteIovec{Base: uintptr(s.start), Len: len(part)}
 		total += len(part)
 	}
 	n, err := unix.ProcessVMReadv(v.pid, local, remote, 0)
 	return err == nil && n == total && v.same()
 }
 
-// readResident reads the Resident segments of segs into b (which holds
+// readResident reads the resident segments of segs into b (which holds
 // memory from addr on) with process_vm_readv, if there is enough of them
 // to be worth it, and reports whether it did.
-func (m *Mem) readResident(b []byte, addr uint64, segs []Segment) bool {
-	if m.vm == nil {
+func (v *vmReader) readResident(b []byte, addr uint64, segs []segment) bool {
+	if v == nil {
 		return false
 	}
 	total, n := uint64(0), 0
 	for _, s := range segs {
-		if s.Kind == Resident {
-			total += s.End - s.Start
+		if s.kind == resident {
+			total += s.end - s.start
 			n++
 		}
 	}
 	if total < vmReadMin {
 		return false // small reads, the most frequent, allocate nothing here
 	}
-	resident := make([]Segment, 0, n)
+	pieces := make([]segment, 0, n)
 	for _, s := range segs {
-		if s.Kind == Resident {
-			resident = append(resident, s)
+		if s.kind == resident {
+			pieces = append(pieces, s)
 		}
 	}
-	return m.vm.read(b, addr, resident)
+	return v.read(b, addr, pieces)
 }

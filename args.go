@@ -1,0 +1,207 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/procmem/procmem/procfs"
+	"github.com/spf13/pflag"
+)
+
+// This file parses the arguments the verbs share: region filters,
+// addresses, ranges, bytes and typed values.
+
+// regionFilter is the set of flags that select regions: info, read, search.
+type regionFilter struct {
+	path     string
+	writable bool
+	all      bool
+}
+
+func (f *regionFilter) declare(flags *pflag.FlagSet) {
+	flags.StringVarP(&f.path, "pathname", "P", "", "only regions with this `PATHNAME`, e.g. '[heap]'")
+	flags.BoolVarP(&f.writable, "writable", "w", false, "only writable regions")
+	flags.BoolVar(&f.all, "no-default-filter", false, "include [vvar], [vvar_vclock] and [vsyscall], which cannot be read")
+}
+
+// unreadable are the regions left out by default: /proc/PID/mem cannot
+// read them (EIO, or above the reach of a signed offset).
+var unreadable = map[string]bool{"[vvar]": true, "[vvar_vclock]": true, "[vsyscall]": true}
+
+func (f *regionFilter) apply(regions []procfs.Region) []procfs.Region {
+	var out []procfs.Region
+	for _, r := range regions {
+		if (!f.all && unreadable[r.Path]) || (f.writable && !r.Perms.Write) || (f.path != "" && r.Path != f.path) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (f *regionFilter) regions(p *procfs.Process) ([]procfs.Region, error) {
+	all, err := p.Maps()
+	if err != nil {
+		return nil, err
+	}
+	regions := f.apply(all)
+	if len(regions) == 0 && f.path != "" {
+		return nil, fmt.Errorf("no region with pathname %q in process %d%s", f.path, p.PID, pathHint(all))
+	}
+	return regions, nil
+}
+
+// pathHint suggests the pathnames the process has when -P matched none.
+func pathHint(regions []procfs.Region) string {
+	seen := map[string]bool{}
+	var names []string
+	for _, r := range regions {
+		if r.Pseudo() && !seen[r.Path] {
+			seen[r.Path] = true
+			names = append(names, r.Path)
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return ""
+	}
+	return " (it has " + strings.Join(names, ", ") + ")"
+}
+
+func countChanged(flags *pflag.FlagSet, names ...string) int {
+	n := 0
+	for _, name := range names {
+		if flags.Changed(name) {
+			n++
+		}
+	}
+	return n
+}
+
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q", args[0])
+	}
+	return nil
+}
+
+// parseAddr parses a hex address with an optional 0x.
+func parseAddr(s string) (uint64, error) {
+	t := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+	v, err := strconv.ParseUint(t, 16, 64)
+	if err != nil || t == "" || strings.HasPrefix(t, "+") {
+		return 0, fmt.Errorf("bad hex address %q", s)
+	}
+	return v, nil
+}
+
+// parseHexBytes parses hex digits, allowing spaces, colons and a 0x prefix
+// per byte group: "deadbeef", "de ad be ef", "0xde,0xad".
+func parseHexBytes(s string) ([]byte, error) {
+	var digits strings.Builder
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ':' || r == ',' || r == '\t' }) {
+		digits.WriteString(strings.TrimPrefix(strings.TrimPrefix(f, "0x"), "0X"))
+	}
+	b, err := hex.DecodeString(digits.String())
+	if err != nil || len(b) == 0 {
+		return nil, fmt.Errorf("bad hex bytes %q: want pairs of hex digits such as 'de ad be ef'", s)
+	}
+	return b, nil
+}
+
+// addrRange is a half-open address range [start, end).
+type addrRange struct{ start, end uint64 }
+
+// parseRange parses ADDR (one byte), ADDR:END, ADDR:+LEN or ADDR:-LEN, all hex.
+func parseRange(s string) (addrRange, error) {
+	bad := func() (addrRange, error) {
+		return addrRange{}, fmt.Errorf("bad range %q: want hex ADDR, ADDR:END, ADDR:+LEN or ADDR:-LEN", s)
+	}
+	lhs, rhs, hasRHS := strings.Cut(s, ":")
+	start, err := parseAddr(lhs)
+	if err != nil {
+		return bad()
+	}
+	if !hasRHS {
+		if start == 1<<64-1 {
+			return bad()
+		}
+		return addrRange{start, start + 1}, nil
+	}
+	switch {
+	case strings.HasPrefix(rhs, "+"):
+		n, err := parseAddr(rhs[1:])
+		if err != nil || n == 0 || start+n < start {
+			return bad()
+		}
+		return addrRange{start, start + n}, nil
+	case strings.HasPrefix(rhs, "-"):
+		n, err := parseAddr(rhs[1:])
+		if err != nil || n == 0 || n > start {
+			return bad()
+		}
+		return addrRange{start - n, start}, nil
+	}
+	end, err := parseAddr(rhs)
+	if err != nil || end <= start {
+		return bad()
+	}
+	return addrRange{start, end}, nil
+}
+
+// encodeValue turns VALUE into the bytes of TYPE in the given byte order.
+func encodeValue(typ, value string, order binary.AppendByteOrder) ([]byte, error) {
+	bad := func(err error) ([]byte, error) {
+		return nil, fmt.Errorf("bad %s value %q: %v", typ, value, err)
+	}
+	var bits int
+	switch typ {
+	case "int8", "uint8":
+		bits = 8
+	case "int16", "uint16":
+		bits = 16
+	case "int32", "uint32":
+		bits = 32
+	case "int64", "uint64":
+		bits = 64
+	case "float", "double":
+		bitsF := 32
+		if typ == "double" {
+			bitsF = 64
+		}
+		f, err := strconv.ParseFloat(value, bitsF)
+		if err != nil {
+			return bad(err)
+		}
+		if typ == "float" {
+			return order.AppendUint32(nil, math.Float32bits(float32(f))), nil
+		}
+		return order.AppendUint64(nil, math.Float64bits(f)), nil
+	default:
+		return nil, usagef("search: unknown type %q: want int8, int16, int32, int64, uint8, uint16, uint32, uint64, float or double", typ)
+	}
+	var u uint64
+	if typ[0] == 'u' {
+		v, err := strconv.ParseUint(value, 0, bits)
+		if err != nil {
+			return bad(err)
+		}
+		u = v
+	} else {
+		v, err := strconv.ParseInt(value, 0, bits)
+		if err != nil {
+			return bad(err)
+		}
+		u = uint64(v)
+	}
+	b := order.AppendUint64(nil, u)
+	if order == binary.BigEndian {
+		return b[8-bits/8:], nil
+	}
+	return b[:bits/8], nil
+}

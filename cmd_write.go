@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+var writeVerb = verb{
+	name:  "write",
+	args:  "-a ADDR (-s STRING | -S STRING | -b HEX)",
+	short: "write bytes to memory",
+	long:  "The bytes must all lie in mapped memory; if they do not, nothing is written.",
+	setup: setupWrite,
+}
+
+func setupWrite(flags *pflag.FlagSet) func(*env, []string) error {
+	addrFlag := flags.StringP("address", "a", "", "hex `ADDR` to write at (0x optional)")
+	str := flags.StringP("string", "s", "", "write `STRING`")
+	str0 := flags.StringP("string0", "S", "", "write `STRING` and a terminating NUL")
+	hexBytes := flags.StringP("bytes", "b", "", "write the bytes given in `HEX`, e.g. 'deadbeef' or 'de ad be ef'")
+	return func(e *env, args []string) error {
+		if err := noArgs(args); err != nil {
+			return err
+		}
+		if !flags.Changed("address") {
+			return usagef("write: -a ADDR is required")
+		}
+		var data []byte
+		switch given := countChanged(flags, "string", "string0", "bytes"); {
+		case given != 1:
+			return usagef("write: give exactly one of -s, -S and -b")
+		case flags.Changed("string"):
+			data = []byte(*str)
+		case flags.Changed("string0"):
+			data = append([]byte(*str0), 0)
+		default:
+			var err error
+			if data, err = parseHexBytes(*hexBytes); err != nil {
+				return err
+			}
+		}
+		addr, err := parseAddr(*addrFlag)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			return fmt.Errorf("nothing to write")
+		}
+		return writeMemory(e, addr, data)
+	}
+}
+
+// writeMemory writes data at addr after checking that every byte lies in
+// mapped memory, so a write that cannot complete changes nothing.
+func writeMemory(e *env, addr uint64, data []byte) error {
+	rd, err := openMemory(e, true)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	regions, err := e.proc.Maps()
+	if err != nil {
+		return err
+	}
+	end := addr + uint64(len(data))
+	if end < addr || !covered(regions, addr, end) {
+		return fmt.Errorf("0x%x-0x%x is not mapped in process %d: nothing written", addr, addr+uint64(len(data)), e.pid())
+	}
+	n, err := rd.Writer(addr, end).WriteFull(data, addr)
+	if err != nil {
+		return fmt.Errorf("wrote only %d of %d bytes: %w", n, len(data), err)
+	}
+	return nil
+}
+
+// covered reports whether the mapped regions cover [start, end) without a gap.
+func covered(regions []procfs.Region, start, end uint64) bool {
+	at := start
+	for _, r := range regions {
+		if r.Contains(at) {
+			at = r.End
+		}
+		if at >= end {
+			return true
+		}
+	}
+	return false
+}

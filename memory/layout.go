@@ -1,0 +1,194 @@
+package memory
+
+import (
+	"errors"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+// Reading /proc/PID/mem has side effects on the target: an untouched page
+// of anonymous memory gets page tables (on some kernels a real page), a
+// hole of shmem or memfd gets allocated. A layout tells which parts of a
+// region hold data, so that a read returns zeros for the rest without
+// touching the process. This file is the one place that decides.
+
+// segmentKind is what a stretch of a region holds.
+type segmentKind int
+
+const (
+	hole       segmentKind = iota // holds no data: reads as zeros, left untouched
+	data                          // read from memory
+	resident                      // data in pages the page tables show present or swapped
+	unreadable                    // a guard region: reads fail with EIO
+)
+
+// segment is a stretch [start, end) of one kind.
+type segment struct {
+	start, end uint64
+	kind       segmentKind
+}
+
+// layout tells data from holes in one region. How depends on the region:
+//   - private anonymous memory (no file, [heap], [stack], [anon:NAME], and
+//     private hugetlb): a page neither present nor swapped holds nothing;
+//   - shared mappings of a file (shmem, memfd, files): the file's own holes
+//     (SEEK_DATA), since a page this process never touched may still hold
+//     data; this needs /proc/PID/map_files, so CAP_SYS_ADMIN;
+//   - everything else (private file mappings, [vdso]), and shared mappings
+//     without CAP_SYS_ADMIN: all data, read as the kernel would.
+type layout struct {
+	region procfs.Region
+	pm     *procfs.Pagemap // the Reader's, bound to its address space
+	file   *os.File        // the mapped file, for shared mappings
+	anon   bool
+}
+
+// newLayout prepares the layout of region r of the process p, whose
+// address space pm is bound to.
+func newLayout(p *procfs.Process, pm *procfs.Pagemap, r procfs.Region) *layout {
+	l := &layout{region: r, pm: pm, anon: isPrivateAnon(r)}
+	if !l.anon && r.Perms.Shared && r.Path != "" && !r.Pseudo() {
+		l.file, _ = p.OpenMapFile(r) // without CAP_SYS_ADMIN: all data
+	}
+	return l
+}
+
+func (l *layout) close() {
+	if l.file != nil {
+		l.file.Close()
+	}
+}
+
+// alive reports ErrGone once the address space the layout's pagemap was
+// opened on is gone (the process exited or execed).
+func (l *layout) alive() error {
+	_, err := l.pm.Scan(l.region.Start, l.region.Start+1)
+	if Classify(err) == Gone { // ESRCH, or EOF from pagemap entries
+		return ErrGone
+	}
+	return nil
+}
+
+func isPrivateAnon(r procfs.Region) bool {
+	if r.Perms.Shared {
+		return false
+	}
+	switch {
+	case r.Path == "", r.Path == "[heap]", r.Path == "[stack]",
+		strings.HasPrefix(r.Path, "[stack:"), strings.HasPrefix(r.Path, "[anon:"),
+		r.Path == "/anon_hugepage (deleted)", r.Path == "/anon_hugepage":
+		return true
+	}
+	return false
+}
+
+// segments returns the layout of [start, end), in order and without gaps.
+func (l *layout) segments(start, end uint64) ([]segment, error) {
+	switch {
+	case l.anon:
+		return l.anonSegments(start, end)
+	case l.file != nil:
+		return l.fileSegments(start, end)
+	}
+	return []segment{{start, end, data}}, nil
+}
+
+// segmentList builds a segment list, merging neighbours of one kind.
+type segmentList []segment
+
+func (s *segmentList) add(start, end uint64, kind segmentKind) {
+	if start >= end {
+		return
+	}
+	if n := len(*s); n > 0 && (*s)[n-1].kind == kind && (*s)[n-1].end == start {
+		(*s)[n-1].end = end
+		return
+	}
+	*s = append(*s, segment{start, end, kind})
+}
+
+// holdsData reports whether pages hold data of their own: present and not
+// the zero page, or swapped out (guard markers are not swap).
+func holdsData(f procfs.PageFlags) bool {
+	return f&procfs.PagePresent != 0 && f&procfs.PageZero == 0 ||
+		f&procfs.PageSwapped != 0 && f&procfs.PageGuard == 0
+}
+
+func (l *layout) anonSegments(start, end uint64) ([]segment, error) {
+	ranges, err := l.pm.Scan(start, end)
+	if err != nil {
+		return nil, err
+	}
+	var segs segmentList
+	at := start
+	for _, r := range ranges {
+		s, e := max(r.Start, start), min(r.End, end)
+		segs.add(at, s, hole)
+		switch {
+		case holdsData(r.Flags):
+			segs.add(s, e, resident)
+		case r.Flags&procfs.PageGuard != 0:
+			segs.add(s, e, unreadable)
+		default:
+			segs.add(s, e, hole) // the zero page
+		}
+		at = max(at, e)
+	}
+	segs.add(at, end, hole)
+	return segs, nil
+}
+
+func (l *layout) fileSegments(start, end uint64) ([]segment, error) {
+	st, err := l.file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	r := l.region
+	toFile := func(addr uint64) int64 { return int64(r.Offset + addr - r.Start) }
+	toAddr := func(off int64) uint64 { return uint64(off) - r.Offset + r.Start }
+	// Past the end of the file the kernel fails the read, so that part is
+	// left as data for the kernel to refuse.
+	fileEnd := start
+	if size := uint64(max(st.Size(), 0)); size > r.Offset {
+		fileEnd = max(min(toAddr(int64(size)), end), start)
+	}
+	var segs segmentList
+	at := start
+	for at < fileEnd {
+		d, err := unix.Seek(int(l.file.Fd()), toFile(at), unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // a hole up to the end of the file
+		}
+		if err != nil {
+			return nil, err
+		}
+		h, err := unix.Seek(int(l.file.Fd()), d, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, err
+		}
+		ds, de := min(toAddr(d), fileEnd), min(toAddr(h), fileEnd)
+		segs.add(at, ds, hole)
+		segs.add(ds, de, data)
+		if de <= at {
+			break
+		}
+		at = de
+	}
+	segs.add(at, fileEnd, hole)
+	segs.add(max(at, fileEnd), end, data)
+	return segs, nil
+}
+
+// hasData reports whether any segment is to be read from memory.
+func hasData(segs []segment) bool {
+	for _, s := range segs {
+		if s.kind != hole {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,257 @@
+package memory
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+// Opener runs open with the credentials of whoever the memory is opened
+// for, so that the kernel's own check (ptrace_may_access) decides. The
+// command line opens as itself; the filesystem as the caller of a request.
+type Opener func(open func() error) error
+
+// Self opens with the process's own credentials.
+func Self(open func() error) error { return open() }
+
+// Reader reads one process's address space: the one its mem fd was opened
+// on, with the credentials of its Opener. Once that address space is gone
+// (exit, exec), every read fails with ErrGone, never another process's
+// memory. A Reader may be used by several goroutines at once.
+type Reader struct {
+	proc  *procfs.Process // a pin of its own, for the image check and map_files
+	mem   mem
+	pm    *procfs.Pagemap // the page tables: which pages hold data
+	vm    *vmReader       // the fast path; nil if none
+	write bool
+}
+
+// Open opens the memory of p for reading, and for writing too if write is
+// set. The caller's fd on /proc/PID/mem is what proves the access; the
+// page tables are then read with the daemon's own rights, for the same
+// address space only.
+func Open(p *procfs.Process, as Opener, write bool) (*Reader, error) {
+	proc, err := p.Dup()
+	if err != nil {
+		return nil, err
+	}
+	rd := &Reader{proc: proc, mem: mem{fd: -1}, write: write}
+	// The image is read before mem is opened and compared after the page
+	// tables are: if it is the same, no exec came between, and mem, the
+	// page tables and the fast path all see one address space.
+	vm := newVMReader(proc)
+	flags := unix.O_RDONLY
+	if write {
+		flags = unix.O_RDWR
+	}
+	err = as(func() error {
+		var err error
+		rd.mem.fd, err = proc.OpenFd("mem", flags)
+		return err
+	})
+	if err == nil {
+		rd.pm, err = proc.OpenPagemap()
+	}
+	if err != nil {
+		rd.Close()
+		return nil, err
+	}
+	if vm != nil {
+		if im, err := vm.current(); err != nil || im != vm.image {
+			rd.Close()
+			return nil, fmt.Errorf("process %d: %w", p.PID, ErrGone)
+		}
+		rd.vm = vm
+	}
+	return rd, nil
+}
+
+// Close releases the reader's files.
+func (rd *Reader) Close() error {
+	err := rd.mem.close()
+	if rd.pm != nil {
+		rd.pm.Close()
+	}
+	rd.proc.Close()
+	return err
+}
+
+// Region returns a reader of one region of the address space, whose holes
+// follow the region's kind (see layout). Close it after use.
+func (rd *Reader) Region(r procfs.Region) *Region {
+	return &Region{rd: rd, layout: newLayout(rd.proc, rd.pm, r)}
+}
+
+// Region reads one region of a Reader's address space.
+type Region struct {
+	rd     *Reader
+	layout *layout
+}
+
+// Close releases what the region's layout holds.
+func (g *Region) Close() { g.layout.close() }
+
+// ReadAt fills b with memory from addr, which must lie inside the region:
+// pages with data from the process, holes as zeros without touching it.
+// It returns the bytes before the first page that cannot be read (an error
+// if that is the first), and ErrGone once the address space is gone.
+func (g *Region) ReadAt(b []byte, addr uint64) (int, error) {
+	r := g.layout.region
+	if addr < r.Start || addr >= r.End {
+		return 0, fmt.Errorf("0x%x: %w", addr, ErrOutOfRange)
+	}
+	b = b[:min(uint64(len(b)), r.End-addr)]
+	segs, err := g.layout.segments(addr, addr+uint64(len(b)))
+	if err != nil {
+		if Classify(err) == Gone {
+			return 0, ErrGone
+		}
+		// The layout is a refinement; memory is the truth.
+		segs = []segment{{addr, addr + uint64(len(b)), data}}
+	}
+	// Reading nothing from the process would not notice that it is gone:
+	// after an exit a read fails, it never returns zeros.
+	if !hasData(segs) {
+		if err := g.layout.alive(); err != nil {
+			return 0, err
+		}
+	}
+	return g.rd.readSegments(b, addr, segs)
+}
+
+// Seek returns the first address at or after addr (inside the region) that
+// starts data, or with hole set a hole; the end of the region counts as a
+// hole. ok is false when there is no data left.
+func (g *Region) Seek(addr uint64, wantHole bool) (at uint64, ok bool, err error) {
+	r := g.layout.region
+	segs, err := g.layout.segments(addr, r.End)
+	if err != nil {
+		return 0, false, gone(err)
+	}
+	for _, s := range segs {
+		if (s.kind == hole) == wantHole {
+			return s.start, true, nil
+		}
+	}
+	if wantHole {
+		return r.End, true, nil
+	}
+	return 0, false, nil
+}
+
+// readSegments fills b, which holds memory from addr on, segment by
+// segment: data from memory, zeros for holes. It stops at the first part
+// that cannot be read and returns what came before it, or the error if
+// nothing came before it.
+func (rd *Reader) readSegments(b []byte, addr uint64, segs []segment) (int, error) {
+	fast := rd.vm.readResident(b, addr, segs)
+	done := 0
+	for _, s := range segs {
+		part := b[s.start-addr : s.end-addr]
+		var err error
+		switch s.kind {
+		case hole:
+			clear(part)
+			done += len(part)
+			continue
+		case unreadable:
+			err = fmt.Errorf("read at 0x%x: guard page: %w", s.start, unix.EIO)
+		case resident:
+			if fast {
+				done += len(part)
+				continue
+			}
+			fallthrough
+		default:
+			var n int
+			n, err = rd.mem.readFull(part, s.start)
+			done += n
+		}
+		if err != nil {
+			if done > 0 {
+				return done, nil
+			}
+			return 0, err
+		}
+	}
+	return done, nil
+}
+
+// ReadRange fills b with the memory at addr across the given regions (as
+// read from maps, in address order), as a region file reads it. Every byte
+// must be mapped and readable.
+func (rd *Reader) ReadRange(b []byte, addr uint64, regions []procfs.Region) error {
+	end := addr + uint64(len(b))
+	at := addr
+	for _, r := range regions {
+		if r.End <= at || r.Start >= end {
+			continue
+		}
+		if r.Start > at {
+			break
+		}
+		stop := min(r.End, end)
+		g := rd.Region(r)
+		for at < stop {
+			n, err := g.ReadAt(b[at-addr:stop-addr], at)
+			if err != nil {
+				g.Close()
+				return err
+			}
+			at += uint64(n)
+		}
+		g.Close()
+		if at == end {
+			return nil
+		}
+	}
+	return fmt.Errorf("0x%x-0x%x is not mapped", at, end)
+}
+
+// Writer writes memory inside one range only.
+type Writer struct {
+	rd         *Reader
+	start, end uint64
+}
+
+// Writer returns a writer of [start, end). The Reader must have been
+// opened for writing.
+func (rd *Reader) Writer(start, end uint64) *Writer {
+	return &Writer{rd: rd, start: start, end: end}
+}
+
+// Write writes what of b fits in the writer's range at addr, in one system
+// call: a write that runs into a page that cannot be written is short.
+// Nothing is ever written outside the range.
+func (w *Writer) Write(b []byte, addr uint64) (int, error) {
+	if !w.rd.write {
+		return 0, fmt.Errorf("write at 0x%x: %w", addr, unix.EBADF)
+	}
+	if addr < w.start || addr >= w.end {
+		return 0, fmt.Errorf("0x%x: %w", addr, ErrOutOfRange)
+	}
+	return w.rd.mem.pwrite(b[:min(uint64(len(b)), w.end-addr)], addr)
+}
+
+// WriteFull writes all of b at addr, which must fit the range; a short
+// write is an error that says where it stopped.
+func (w *Writer) WriteFull(b []byte, addr uint64) (int, error) {
+	if end := addr + uint64(len(b)); end < addr || end > w.end {
+		return 0, fmt.Errorf("0x%x-0x%x: %w", addr, end, ErrOutOfRange)
+	}
+	done := 0
+	for done < len(b) {
+		n, err := w.Write(b[done:], addr+uint64(done))
+		done += n
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// pageSize is the size of the pages the layouts and streams step by.
+var pageSize = uint64(os.Getpagesize())
