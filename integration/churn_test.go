@@ -176,8 +176,14 @@ func TestChurn(t *testing.T) {
 		}()
 	}
 	warm.Wait()
-	time.Sleep(500 * time.Millisecond)
+	// The baseline once the daemon has settled: the same in two readings.
 	baseG, baseFD := m.stats()
+	poll(5*time.Second, func() bool {
+		g, fds := m.stats()
+		settled := g == baseG && fds == baseFD
+		baseG, baseFD = g, fds
+		return settled
+	})
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -212,7 +218,7 @@ func TestChurn(t *testing.T) {
 			}
 			pidsMu.Unlock()
 			go cmd.Wait()
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // pacing: some 50 processes a second
 		}
 	}()
 
@@ -341,7 +347,7 @@ func TestChurn(t *testing.T) {
 		}
 	}()
 
-	time.Sleep(time.Until(deadline))
+	<-time.After(time.Until(deadline)) // the churn's duration
 	close(stop)
 	wg.Wait()
 	<-watchdogDone
@@ -388,11 +394,7 @@ func TestChurn(t *testing.T) {
 	// any descriptor.
 	readerPool := min(max(runtime.GOMAXPROCS(0), 2), 16)
 	var g, fds int
-	for end := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if g, fds = m.stats(); (g <= baseG && fds <= baseFD) || time.Now().After(end) {
-			break
-		}
-	}
+	poll(10*time.Second, func() bool { g, fds = m.stats(); return g <= baseG && fds <= baseFD })
 	t.Logf("daemon goroutines %d -> %d, fds %d -> %d", baseG, g, baseFD, fds)
 	if g > baseG+readerPool || fds > baseFD {
 		t.Errorf("daemon did not give back: goroutines %d (baseline %d, reader pool %d), fds %d (baseline %d)", g, baseG, readerPool, fds, baseFD)
@@ -411,7 +413,10 @@ func TestSigtermDuringReads(t *testing.T) {
 	if err := dd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "dd to be reading", func() (string, bool) {
+		st, err := os.Stat(out)
+		return fmt.Sprint(st, err), err == nil && st.Size() > 0
+	})
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	if err := dd.Wait(); err != nil {
 		t.Errorf("dd during SIGTERM: %v", err)

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestMountHexedit edits memory in place with hexedit, driven under tmux as
@@ -56,21 +55,5 @@ func TestMountHexedit(t *testing.T) {
 	}
 	if got := tg.peek(mid.Start+4, int(page)-4); !bytes.Equal(got, bytes.Repeat([]byte{0x11}, int(page)-4)) {
 		t.Errorf("hexedit changed more than the two bytes")
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10 seconds.
-func waitFor(t testing.TB, what string, cond func() (string, bool)) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, ok := cond()
-		if ok {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; last:\n%s", what, out)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -88,14 +88,15 @@ func TestMountSigtermWithOpenFile(t *testing.T) {
 	f := m.openPattern(tg, os.O_RDONLY)
 	defer f.Close()
 	m.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(500 * time.Millisecond)
+	// The daemon says so once its first unmount was refused.
+	waitFor(t, "a word about the busy mount", func() (string, bool) {
+		s := m.stderr.String()
+		return s, strings.Contains(s, "send the signal again")
+	})
 	select {
 	case <-m.exited:
 		t.Fatalf("daemon exited with a file still open")
 	default:
-	}
-	if !strings.Contains(m.stderr.String(), "send the signal again") {
-		t.Errorf("no word about the busy mount: %q", m.stderr.String())
 	}
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	waitFor(t, "the lazy unmount", func() (string, bool) { return "", !isMounted(m.dir) })

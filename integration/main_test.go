@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 var (
@@ -34,6 +35,12 @@ func testMain(m *testing.M) int {
 	procmemBin = filepath.Join(dir, "procmem")
 	targetBin = filepath.Join(dir, "target")
 	build := exec.Command("go", "build", "-o", procmemBin, "..")
+	if cover := os.Getenv("PROCMEM_COVERDIR"); cover != "" {
+		// Every run of the binary, the daemons included, writes its
+		// coverage there; .ci/run reports it.
+		build = exec.Command("go", "build", "-cover", "-coverpkg=github.com/procmem/procmem/...", "-o", procmemBin, "..")
+		os.Setenv("GOCOVERDIR", cover)
+	}
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building procmem:", err)
@@ -70,5 +77,38 @@ func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "needs root")
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 seconds;
+// cond says what it saw, for the failure message.
+func waitFor(t testing.TB, what string, cond func() (string, bool)) string {
+	t.Helper()
+	return waitWithin(t, 10*time.Second, what, cond)
+}
+
+// waitWithin is waitFor with another bound, for what must happen within a
+// promised time (an entry timeout, a cleanup).
+func waitWithin(t testing.TB, timeout time.Duration, what string, cond func() (string, bool)) string {
+	t.Helper()
+	var out string
+	if !poll(timeout, func() bool { var ok bool; out, ok = cond(); return ok }) {
+		t.Fatalf("timed out after %v waiting for %s; last:\n%s", timeout, what, out)
+	}
+	return out
+}
+
+// poll calls cond every 20 ms until it holds or timeout passes, and
+// reports whether it held: the one loop every wait of these tests uses.
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -183,11 +183,7 @@ func (m *mount) cleanup() {
 		// Every file the test opened is closed by now; the kernel sends
 		// RELEASE asynchronously, so give it a moment.
 		var n int
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if n = m.fds(); n <= m.baseFDs {
-				break
-			}
-		}
+		poll(5*time.Second, func() bool { n = m.fds(); return n <= m.baseFDs })
 		if n > m.baseFDs {
 			m.t.Errorf("daemon leaked file descriptors: %d open, %d after mounting", n, m.baseFDs)
 		}

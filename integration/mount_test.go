@@ -273,16 +273,10 @@ func TestMountProcessesComeAndGo(t *testing.T) {
 	if contains(m.readdir(""), pid) {
 		t.Errorf("ls still shows exited process %s", pid)
 	}
-	deadline := time.Now().Add(time.Second)
-	for {
-		if _, err := os.Stat(m.path(pid)); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("directory of exited process %s still there after 1s", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitWithin(t, time.Second, "the directory of exited process "+pid+" to go", func() (string, bool) {
+		_, err := os.Stat(m.path(pid))
+		return fmt.Sprint(err), errors.Is(err, os.ErrNotExist)
+	})
 }
 
 // threadOf returns a thread id of pid that is not pid itself.
@@ -380,15 +374,10 @@ func TestMountRegionsFollowMaps(t *testing.T) {
 		t.Errorf("grown heap: %v, %v; want size %d", st, err, after.Size())
 	}
 	// The kernel may keep the old name cached for its entry timeout (1s).
-	for deadline := time.Now().Add(1500 * time.Millisecond); ; time.Sleep(50 * time.Millisecond) {
+	waitWithin(t, 1500*time.Millisecond, "the old heap name to go", func() (string, bool) {
 		_, err := os.Stat(m.path(itoa(tg.pid), before.Name()))
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("old heap name still resolves after 1.5s: %v", err)
-		}
-	}
+		return fmt.Sprint(err), errors.Is(err, os.ErrNotExist)
+	})
 	if contains(m.readdir(itoa(tg.pid)), before.Name()) {
 		t.Errorf("old heap name still listed")
 	}
