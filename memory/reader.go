@@ -60,7 +60,7 @@ func Open(p *procfs.Process, as Opener, write bool) (*Reader, error) {
 		return nil, err
 	}
 	if vm != nil {
-		if im, err := vm.current(); err != nil || im != vm.image {
+		if st, err := proc.Stat(); err != nil || st.Image != vm.image {
 			rd.Close()
 			return nil, fmt.Errorf("process %d: %w", p.PID, ErrGone)
 		}
@@ -72,6 +72,7 @@ func Open(p *procfs.Process, as Opener, write bool) (*Reader, error) {
 // Close releases the reader's files.
 func (rd *Reader) Close() error {
 	err := rd.mem.close()
+	rd.vm.close()
 	if rd.pm != nil {
 		rd.pm.Close()
 	}

@@ -37,6 +37,7 @@ package memory
 // the new image of that same program.
 
 import (
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -52,22 +53,36 @@ type vmReader struct {
 	pid   int
 	proc  *procfs.Process // the Reader's pin: its stat fails once the process is gone
 	image procfs.Image    // the image mem was opened on
+
+	once sync.Once
+	stat *procfs.StatFile // held open from the first fast read on; nil if it could not be
 }
 
 // newVMReader prepares a vmReader for the process, before its mem is
 // opened (see Open); nil if the image cannot be told.
 func newVMReader(p *procfs.Process) *vmReader {
-	v := &vmReader{pid: p.PID, proc: p}
-	var err error
-	if v.image, err = v.current(); err != nil || !v.image.Known() {
+	st, err := p.Stat()
+	if err != nil || !st.Image.Known() {
 		return nil
 	}
-	return v
+	return &vmReader{pid: p.PID, proc: p, image: st.Image}
 }
 
-// current reads the image the process runs now.
+func (v *vmReader) close() {
+	if v != nil && v.stat != nil {
+		v.stat.Close()
+	}
+}
+
+// current reads the image the process runs now. Small reads, the most
+// frequent, never need it, so the stat file is opened at the first large
+// one and then kept.
 func (v *vmReader) current() (procfs.Image, error) {
-	s, err := v.proc.Stat()
+	v.once.Do(func() { v.stat, _ = v.proc.OpenStat() })
+	if v.stat == nil {
+		return procfs.Image{}, ErrGone
+	}
+	s, err := v.stat.Read()
 	return s.Image, err
 }
 

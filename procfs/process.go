@@ -1,6 +1,7 @@
 package procfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -100,12 +101,51 @@ func (p *Process) path(name string) string {
 
 // Stat reads /proc/PID/stat.
 func (p *Process) Stat() (Stat, error) {
-	b, err := p.ReadFile("stat")
+	f, err := p.OpenStat()
 	if err != nil {
 		return Stat{}, err
 	}
-	return parseStat(strings.NewReader(string(b)))
+	defer f.Close()
+	return f.Read()
 }
+
+// StatFile is /proc/PID/stat held open, to be read again and again: the
+// image check of every large read of memory reads it. Reads fail once the
+// process is gone.
+type StatFile struct {
+	fd   int
+	path string
+}
+
+// OpenStat opens /proc/PID/stat.
+func (p *Process) OpenStat() (*StatFile, error) {
+	fd, err := p.OpenFd("stat", unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	return &StatFile{fd: fd, path: p.path("stat")}, nil
+}
+
+// Read reads the file afresh. The line is far shorter than the buffer on
+// the stack, and the kernel makes it in one read.
+func (f *StatFile) Read() (Stat, error) {
+	var buf [2048]byte
+	for {
+		n, err := unix.Pread(f.fd, buf[:], 0)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return Stat{}, &os.PathError{Op: "read", Path: f.path, Err: err}
+		case n == len(buf):
+			return Stat{}, fmt.Errorf("%w: %s longer than %d bytes", ErrParse, f.path, len(buf))
+		}
+		return parseStat(bytes.NewReader(buf[:n]))
+	}
+}
+
+// Close closes the file.
+func (f *StatFile) Close() error { return unix.Close(f.fd) }
 
 // Status reads /proc/PID/status.
 func (p *Process) Status() (Status, error) {
