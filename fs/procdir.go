@@ -46,18 +46,23 @@ func fresh[T any](d *procDir, r *reading[T], maxAge time.Duration, read func(*pr
 	if !r.at.IsZero() && time.Since(r.at) < maxAge {
 		return r.val, nil
 	}
-	var zero T
-	p, err := d.pin()
+	v, err := withProcess(d.pin, read)
 	if err != nil {
-		return zero, err
-	}
-	defer p.Close()
-	v, err := read(p)
-	if err != nil {
-		return zero, err
+		return v, err
 	}
 	r.val, r.at = v, time.Now()
 	return v, nil
+}
+
+// withProcess pins a process with pin, reads from it and lets it go.
+func withProcess[T any](pin func() (*procfs.Process, error), read func(*procfs.Process) (T, error)) (T, error) {
+	p, err := pin()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer p.Close()
+	return read(p)
 }
 
 // mapsSnapshot is the process's regions as maps showed them at one moment,

@@ -104,12 +104,7 @@ func (s *selfLink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if !ok || caller.Pid == 0 {
 		return nil, syscall.ENOENT
 	}
-	p, err := procfs.Open(int(caller.Pid))
-	if err != nil {
-		return nil, toErrno(err)
-	}
-	defer p.Close()
-	st, err := p.Status()
+	st, err := withProcess(func() (*procfs.Process, error) { return procfs.Open(int(caller.Pid)) }, (*procfs.Process).Status)
 	if err != nil {
 		return nil, toErrno(err)
 	}

@@ -8,6 +8,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/procmem/procmem/procfs"
 	"github.com/procmem/procmem/report"
 )
 
@@ -54,12 +55,7 @@ func (t *textFile) fillAttr(a *fuse.Attr, size int) {
 func (t *textFile) content() ([]byte, syscall.Errno) {
 	var b bytes.Buffer
 	if t.statm {
-		p, err := t.dir.pin()
-		if err != nil {
-			return nil, toErrno(err)
-		}
-		defer p.Close()
-		s, err := p.Statm()
+		s, err := withProcess(t.dir.pin, (*procfs.Process).Statm)
 		if err != nil {
 			return nil, toErrno(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/procmem/procmem/procfs"
 )
 
 // Extended attributes "user.procmem.*" describe a region (every smaps
@@ -62,25 +63,20 @@ func (n *regionFile) Getxattr(ctx context.Context, name string, dest []byte) (ui
 }
 
 func (d *procDir) xattrs() ([]xattr, syscall.Errno) {
-	p, err := d.pin()
-	if err != nil {
-		return nil, toErrno(err)
-	}
-	defer p.Close()
-	st, err := p.Stat()
-	if err != nil {
-		return nil, toErrno(err)
-	}
-	args, err := p.Cmdline()
-	if err != nil {
-		return nil, toErrno(err)
-	}
-	return []xattr{
-		{"pid", strconv.Itoa(d.pid)},
-		{"name", st.Comm},
-		{"cmdline", strings.Join(args, " ")},
-		{"starttime", d.fsys.startTime(d.start).UTC().Format(time.RFC3339Nano)},
-	}, 0
+	attrs, err := withProcess(d.pin, func(p *procfs.Process) ([]xattr, error) {
+		st, err := p.Stat()
+		if err != nil {
+			return nil, err
+		}
+		args, err := p.Cmdline()
+		return []xattr{
+			{"pid", strconv.Itoa(d.pid)},
+			{"name", st.Comm},
+			{"cmdline", strings.Join(args, " ")},
+			{"starttime", d.fsys.startTime(d.start).UTC().Format(time.RFC3339Nano)},
+		}, err
+	})
+	return attrs, toErrno(err)
 }
 
 func (d *procDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {

@@ -41,38 +41,28 @@ func clamp(n int, addr uint64) (int, error) {
 // runs into an unreadable page returns the bytes before it. A read that
 // starts on an unreadable page fails (usually EIO).
 func (m *mem) pread(b []byte, addr uint64) (int, error) {
-	n, err := clamp(len(b), addr)
-	if err != nil || n == 0 {
-		return 0, err
-	}
-	for {
-		got, err := unix.Pread(m.fd, b[:n], int64(addr))
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return 0, fmt.Errorf("read at 0x%x: %w", addr, err)
-		case got == 0:
-			return 0, ErrGone
-		}
-		return got, nil
-	}
+	return m.transfer("read", unix.Pread, b, addr)
 }
 
 // pwrite writes up to len(b) bytes at addr in one system call; a write that
 // runs into a page it cannot write is short.
 func (m *mem) pwrite(b []byte, addr uint64) (int, error) {
+	return m.transfer("write", unix.Pwrite, b, addr)
+}
+
+// transfer is one pread or pwrite, bounded to what an offset can address.
+func (m *mem) transfer(op string, sys func(int, []byte, int64) (int, error), b []byte, addr uint64) (int, error) {
 	n, err := clamp(len(b), addr)
 	if err != nil || n == 0 {
 		return 0, err
 	}
 	for {
-		got, err := unix.Pwrite(m.fd, b[:n], int64(addr))
+		got, err := sys(m.fd, b[:n], int64(addr))
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
-			return 0, fmt.Errorf("write at 0x%x: %w", addr, err)
+			return 0, fmt.Errorf("%s at 0x%x: %w", op, addr, err)
 		case got == 0:
 			return 0, ErrGone
 		}
@@ -83,9 +73,15 @@ func (m *mem) pwrite(b []byte, addr uint64) (int, error) {
 // readFull reads len(b) bytes at addr, retrying short reads. It returns the
 // count read before the first failure and that failure.
 func (m *mem) readFull(b []byte, addr uint64) (int, error) {
+	return full(m.pread, b, addr)
+}
+
+// full repeats a transfer that may be short until all of b is done or it
+// fails, and returns the count done before the failure.
+func full(op func([]byte, uint64) (int, error), b []byte, addr uint64) (int, error) {
 	done := 0
 	for done < len(b) {
-		n, err := m.pread(b[done:], addr+uint64(done))
+		n, err := op(b[done:], addr+uint64(done))
 		done += n
 		if err != nil {
 			return done, err

@@ -243,15 +243,7 @@ func (w *Writer) WriteFull(b []byte, addr uint64) (int, error) {
 	if end := addr + uint64(len(b)); end < addr || end > w.end {
 		return 0, fmt.Errorf("0x%x-0x%x: %w", addr, end, ErrOutOfRange)
 	}
-	done := 0
-	for done < len(b) {
-		n, err := w.Write(b[done:], addr+uint64(done))
-		done += n
-		if err != nil {
-			return done, err
-		}
-	}
-	return done, nil
+	return full(w.Write, b, addr)
 }
 
 // pageSize is the size of the pages the layouts and streams step by.
