@@ -40,7 +40,11 @@ func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
 		if cfg.ReadOnly && cfg.ForceWrite {
 			return usagef("mount: --read-only and --force-write exclude each other")
 		}
-		return serve(e, fs.New(cfg), args[0])
+		fsys, err := fs.New(cfg)
+		if err != nil {
+			return err
+		}
+		return serve(e, fsys, args[0])
 	}
 }
 

@@ -2,94 +2,142 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
+	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
 
 // accessControl decides opens of /proc/PID files for the caller of a FUSE
-// request exactly as the kernel would: a root daemon opens on a locked OS
-// thread that has taken the caller's effective uid and gid, so the kernel's
-// own ptrace_may_access check runs against the caller. The fd works from
-// any thread afterwards; the kernel checks only at open.
+// request exactly as the kernel would: the file is opened on a locked OS
+// thread that has taken the caller's credentials, so the kernel's own
+// check (ptrace_may_access, the file's mode) runs against the caller. What
+// is read then goes through that fd, so the check and the read are one act.
 type accessControl struct {
-	daemonUID uint32
-	daemonGID uint32
+	daemon    credentials
+	canSwitch bool // the daemon may take other credentials (root)
 }
 
-func newAccessControl(uid, gid uint32) *accessControl {
-	return &accessControl{daemonUID: uid, daemonGID: gid}
+// credentials are what the kernel's checks of a /proc open read from the
+// caller: its ids, groups and capabilities, in the user namespace it is
+// in. The struct is comparable, so that it keys per-caller caches.
+type credentials struct {
+	uid, gid [4]uint32 // real, effective, saved, filesystem
+	groups   string    // supplementary groups, sorted, comma-separated
+	capEff   uint64
+	capPrm   uint64
+	capInh   uint64
+	userNS   string
 }
 
-// isDaemon reports whether the caller has the daemon's own uid and gid:
-// then what the daemon itself may read is what the caller may read, and
-// the daemon's own reads of /proc decide.
-func (a *accessControl) isDaemon(ctx context.Context) bool {
-	caller, ok := fuse.FromContext(ctx)
-	return ok && caller.Uid == a.daemonUID && caller.Gid == a.daemonGID
-}
-
-// asCaller runs open with the credentials of the request's caller.
-func (a *accessControl) asCaller(ctx context.Context, open func() error) error {
-	caller, ok := fuse.FromContext(ctx)
-	if !ok {
-		return syscall.EACCES // fail closed: no caller, no access
+// credentialsOf reads the credentials of task tid (a thread or a process).
+func credentialsOf(tid int) (credentials, error) {
+	p, err := procfs.Open(tid)
+	if err != nil {
+		return credentials{}, err
 	}
+	defer p.Close()
+	st, err := p.Status()
+	if err != nil {
+		return credentials{}, err
+	}
+	ns, err := p.Namespace("user")
+	if err != nil {
+		return credentials{}, err
+	}
+	groups := slices.Clone(st.Groups)
+	slices.Sort(groups)
+	g := make([]string, len(groups))
+	for i, id := range groups {
+		g[i] = strconv.FormatUint(uint64(id), 10)
+	}
+	return credentials{uid: st.Uid, gid: st.Gid, groups: strings.Join(g, ","),
+		capEff: st.CapEff, capPrm: st.CapPrm, capInh: st.CapInh, userNS: ns}, nil
+}
+
+func (c credentials) groupList() []uint32 {
+	if c.groups == "" {
+		return nil
+	}
+	var ids []uint32
+	for _, f := range strings.Split(c.groups, ",") {
+		v, _ := strconv.ParseUint(f, 10, 32)
+		ids = append(ids, uint32(v))
+	}
+	return ids
+}
+
+// capSetUID, capSetGID: what switching needs; a daemon without them
+// cannot act for anyone else.
+const (
+	capSetGID = 6
+	capSetUID = 7
+)
+
+func newAccessControl() (*accessControl, error) {
+	// The main thread's credentials are every thread's: the daemon never
+	// changes its own.
+	self, err := credentialsOf(unix.Getpid())
+	if err != nil {
+		return nil, fmt.Errorf("reading the daemon's own credentials: %w", err)
+	}
+	need := uint64(1)<<capSetUID | uint64(1)<<capSetGID
+	return &accessControl{daemon: self, canSwitch: self.capEff&need == need}, nil
+}
+
+// caller reads the credentials of the request's caller. A request without
+// a caller (the kernel's own) gets none, and is refused.
+func (a *accessControl) caller(ctx context.Context) (credentials, error) {
+	c, ok := fuse.FromContext(ctx)
+	if !ok || c.Pid == 0 {
+		return credentials{}, syscall.EACCES
+	}
+	creds, err := credentialsOf(int(c.Pid))
+	if memory.Classify(err) == memory.Gone {
+		return credentials{}, syscall.EACCES // the caller is gone: no one to answer
+	}
+	return creds, err
+}
+
+// opener opens files with the rights of the request's caller: the only
+// way the filesystem gets a memory.Reader.
+func (a *accessControl) opener(ctx context.Context) memory.Opener {
+	return func(open func() error) error {
+		c, err := a.caller(ctx)
+		if err != nil {
+			return err
+		}
+		return a.as(c, open)
+	}
+}
+
+// as runs open with credentials c. A caller whose credentials equal the
+// daemon's in every set is decided as the daemon; any other is switched
+// to, on a thread of its own. What cannot be emulated fails closed: a
+// caller in another user namespace (the kernel would compare capabilities
+// there), and every caller of a daemon that cannot switch.
+func (a *accessControl) as(c credentials, open func() error) error {
 	switch {
-	case caller.Uid == a.daemonUID && (a.daemonUID != 0 || caller.Gid == a.daemonGID):
-		// The caller is who the daemon is: the kernel decides as it would
-		// for the daemon. A root caller in another group still goes through
-		// the switch below (with uid 0 it changes nothing of the outcome).
+	case c == a.daemon:
 		return open()
-	case a.daemonUID != 0:
-		// An unprivileged daemon cannot take another user's credentials;
-		// it must not lend its own.
+	case !a.canSwitch, c.userNS != a.daemon.userNS:
 		return syscall.EACCES
 	}
-	return runWithIDs(caller.Uid, caller.Gid, a.daemonUID, a.daemonGID, open)
-}
-
-// runWithIDs runs fn on a fresh OS thread whose effective uid and gid are
-// uid and gid. It uses raw per-thread setresuid/setresgid system calls;
-// syscall.Setresuid would change every thread of the process. Real and
-// saved ids stay the daemon's so the thread can switch back. If switching
-// back fails the thread stays locked and dies with its goroutine, so no
-// later request ever runs with the wrong credentials.
-func runWithIDs(uid, gid, backUID, backGID uint32, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		const keep = ^uintptr(0) // -1: leave this id unchanged
-		if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESGID, keep, uintptr(gid), keep); e != 0 {
-			runtime.UnlockOSThread()
-			done <- syscall.EACCES
-			return
-		}
-		if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, keep, uintptr(uid), keep); e != 0 {
-			if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESGID, keep, uintptr(backGID), keep); e == 0 {
-				runtime.UnlockOSThread()
-			}
-			done <- syscall.EACCES
-			return
-		}
-		err := fn()
-		_, _, e1 := syscall.RawSyscall(syscall.SYS_SETRESUID, keep, uintptr(backUID), keep)
-		_, _, e2 := syscall.RawSyscall(syscall.SYS_SETRESGID, keep, uintptr(backGID), keep)
-		if e1 == 0 && e2 == 0 {
-			runtime.UnlockOSThread()
-		}
-		done <- err
-	}()
-	return <-done
+	return runAs(c, a.daemon, open)
 }
 
 // check tells whether the caller may open the named file of the process.
 func (a *accessControl) check(ctx context.Context, p *procfs.Process, name string) error {
-	return a.asCaller(ctx, func() error {
+	return a.opener(ctx)(func() error {
 		f, err := p.OpenFile(name, syscall.O_RDONLY)
 		if err == nil {
 			f.Close()
@@ -98,8 +146,92 @@ func (a *accessControl) check(ctx context.Context, p *procfs.Process, name strin
 	})
 }
 
-// opener opens files with the rights of the request's caller: the only
-// way the filesystem gets a memory.Reader.
-func (a *accessControl) opener(ctx context.Context) memory.Opener {
-	return func(open func() error) error { return a.asCaller(ctx, open) }
+// runAs runs fn on a locked OS thread that has taken credentials c, and
+// gives the thread back to the runtime only once it has the daemon's
+// credentials (back) again; a thread that cannot get them back ends with
+// its goroutine, so no later request ever runs with the wrong ones.
+//
+// Every change is a raw per-thread system call: syscall.Setresuid and the
+// like change every thread of the process. The permitted set stays the
+// daemon's, so the thread can switch back; the kernel's checks of /proc
+// opens (PTRACE_MODE_FSCREDS, generic_permission) read only the
+// filesystem ids, groups and effective capabilities, which are the
+// caller's.
+func runAs(c, back credentials, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := become(c, back); err != nil {
+			if become(back, back) == nil {
+				runtime.UnlockOSThread()
+			}
+			done <- err
+			return
+		}
+		err := fn()
+		if become(back, back) == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- err
+	}()
+	return <-done
+}
+
+// become gives the calling thread credentials c; base holds the sets it
+// keeps (the daemon's permitted and inheritable ones).
+func become(c, base credentials) error {
+	const keep = ^uintptr(0) // -1: leave this id unchanged
+	raw := func(trap uintptr, a1, a2, a3 uintptr) error {
+		if _, _, e := syscall.RawSyscall(trap, a1, a2, a3); e != 0 {
+			return e
+		}
+		return nil
+	}
+	if c.capEff&^base.capPrm != 0 {
+		return syscall.EACCES // more than the daemon holds: cannot be emulated
+	}
+	// Keep the permitted set across leaving uid 0, so the thread can come
+	// back; and switch back to the daemon's effective set first when
+	// coming back, since changing ids needs CAP_SETUID and CAP_SETGID.
+	if err := capset(base.capEff, base.capPrm, base.capInh); err != nil {
+		return err
+	}
+	if err := raw(syscall.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); err != nil {
+		return err
+	}
+	groups := c.groupList()
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETGROUPS, uintptr(len(groups)), uintptr(unsafe.Pointer(unsafe.SliceData(groups))), 0); e != 0 {
+		return e
+	}
+	if err := raw(syscall.SYS_SETRESGID, uintptr(c.gid[0]), uintptr(c.gid[1]), uintptr(c.gid[2])); err != nil {
+		return err
+	}
+	raw(syscall.SYS_SETFSGID, uintptr(c.gid[3]), 0, 0)
+	if err := raw(syscall.SYS_SETRESUID, uintptr(c.uid[0]), uintptr(c.uid[1]), uintptr(c.uid[2])); err != nil {
+		return err
+	}
+	raw(syscall.SYS_SETFSUID, uintptr(c.uid[3]), 0, 0)
+	// setfsuid and setfsgid report no errors: ask for the ids they set.
+	fsuid, _, _ := syscall.RawSyscall(syscall.SYS_SETFSUID, keep, 0, 0)
+	fsgid, _, _ := syscall.RawSyscall(syscall.SYS_SETFSGID, keep, 0, 0)
+	if uint32(fsuid) != c.uid[3] || uint32(fsgid) != c.gid[3] {
+		return syscall.EACCES
+	}
+	if err := capset(c.capEff, base.capPrm, base.capInh); err != nil {
+		return err
+	}
+	if c == base {
+		return raw(syscall.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 0, 0)
+	}
+	return nil
+}
+
+// capset sets the calling thread's capability sets.
+func capset(eff, prm, inh uint64) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(eff), Permitted: uint32(prm), Inheritable: uint32(inh)},
+		{Effective: uint32(eff >> 32), Permitted: uint32(prm >> 32), Inheritable: uint32(inh >> 32)},
+	}
+	return unix.Capset(&hdr, &data[0])
 }

@@ -11,6 +11,7 @@ package fs
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/fnv"
 	"os"
 	"time"
@@ -33,8 +34,7 @@ type Config struct {
 type FS struct {
 	cfg      Config
 	bootTime time.Time // to turn process start ticks into times
-	uid      uint32    // the daemon's own ids
-	gid      uint32
+	hidePIDs bool      // /proc is mounted with hidepid: each caller sees what it may
 	access   *accessControl
 	root     *rootNode
 }
@@ -52,10 +52,16 @@ const (
 )
 
 // New prepares a filesystem with the given flags.
-func New(cfg Config) *FS {
-	fsys := &FS{cfg: cfg, bootTime: bootTime(), uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}
-	fsys.access = newAccessControl(fsys.uid, fsys.gid)
-	return fsys
+func New(cfg Config) (*FS, error) {
+	access, err := newAccessControl()
+	if err != nil {
+		return nil, err
+	}
+	hides, err := procfs.HidesPIDs()
+	if err != nil {
+		return nil, fmt.Errorf("reading how /proc is mounted: %w", err)
+	}
+	return &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access}, nil
 }
 
 // Mount mounts the filesystem at dir and serves it in the background.

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
@@ -115,53 +117,101 @@ func TestInodesDiffer(t *testing.T) {
 	}
 }
 
-// TestRunWithIDs checks that the switch to another user's ids holds on the
-// locked thread only, is undone afterwards, and holds under concurrency.
-func TestRunWithIDs(t *testing.T) {
+// TestRunAs checks that a switch to another caller's credentials (ids,
+// groups, effective capabilities) holds on the locked thread only, that
+// the kernel then decides as for that caller, that it is undone
+// afterwards, and that all of it holds under concurrency.
+func TestRunAs(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") != "" {
 			t.Fatal("CI runs as root: this test must not skip")
 		}
-		t.Skip("needs root to switch ids")
+		t.Skip("needs root to switch credentials")
 	}
+	a, err := newAccessControl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.canSwitch {
+		t.Fatal("a root daemon cannot switch credentials")
+	}
+	// A root process other than this one, whose memory only a caller with
+	// CAP_SYS_PTRACE or all of its capabilities may open.
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleeper.Process.Kill(); sleeper.Wait() }()
+	rootMem := fmt.Sprintf("/proc/%d/mem", sleeper.Process.Pid)
+
+	nobody := func(uid uint32) credentials {
+		c := a.daemon
+		c.uid = [4]uint32{uid, uid, uid, uid}
+		c.gid = [4]uint32{uid, uid, uid, uid}
+		c.groups = "5,7"
+		c.capEff = 0
+		return c
+	}
+	rootWithout := a.daemon
+	rootWithout.capEff = 0
+	rootPtrace := rootWithout
+	rootPtrace.capEff = 1 << 19 // CAP_SYS_PTRACE
+
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := 0; i < 64; i++ {
 		wg.Add(1)
-		go func(uid uint32) {
+		go func(i int) {
 			defer wg.Done()
-			err := runWithIDs(uid, uid, 0, 0, func() error {
+			c, mayOpen := nobody(uint32(60000+i%4)), false
+			switch i % 4 {
+			case 1:
+				c, mayOpen = rootWithout, false
+			case 2:
+				c, mayOpen = rootPtrace, true
+			}
+			err := runAs(c, a.daemon, func() error {
 				runtime.Gosched()
-				if got := uint32(syscall.Geteuid()); got != uid {
-					return fmt.Errorf("euid %d inside, want %d", got, uid)
+				self, err := credentialsOf(unix.Gettid())
+				if err != nil {
+					return err
 				}
-				if got := uint32(syscall.Getegid()); got != uid {
-					return fmt.Errorf("egid %d inside, want %d", got, uid)
+				if self.uid != c.uid || self.gid != c.gid || self.groups != c.groups || self.capEff != c.capEff {
+					return fmt.Errorf("thread has %+v inside, want %+v", self, c)
 				}
-				// The kernel decides as for the caller: root's files are closed.
-				if f, err := os.Open("/proc/1/mem"); err == nil {
+				f, err := os.Open(rootMem)
+				if err == nil {
 					f.Close()
-					return fmt.Errorf("uid %d opened /proc/1/mem", uid)
+				}
+				if (err == nil) != mayOpen {
+					return fmt.Errorf("%+v opened a root process's memory: %v, want %v", c, err == nil, mayOpen)
 				}
 				return nil
 			})
 			if err != nil {
 				errs <- err
 			}
-		}(uint32(60000 + i%4))
+		}(i)
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
-	if syscall.Geteuid() != 0 || syscall.Getegid() != 0 {
-		t.Errorf("ids leaked to the process: euid %d egid %d", syscall.Geteuid(), syscall.Getegid())
+	after, err := credentialsOf(unix.Getpid())
+	if err != nil || after != a.daemon {
+		t.Errorf("credentials leaked to the process: %+v, %v; want %+v", after, err, a.daemon)
 	}
-	if f, err := os.Open("/proc/self/mem"); err != nil {
-		t.Errorf("root can no longer open its own memory: %v", err)
+	if f, err := os.Open(rootMem); err != nil {
+		t.Errorf("the daemon can no longer open a root process's memory: %v", err)
 	} else {
 		f.Close()
+	}
+	// More than the daemon holds cannot be emulated.
+	more := a.daemon
+	more.capEff |= 1 << 63
+	if err := runAs(more, a.daemon, func() error { return nil }); err == nil {
+		t.Error("emulated capabilities the daemon does not hold")
 	}
 }
 
@@ -169,12 +219,21 @@ func TestRunWithIDs(t *testing.T) {
 // last entry it kept), refuses offsets it never gave, and rewound, reads
 // maps again.
 func TestListingSeek(t *testing.T) {
-	d, errno := New(Config{}).newProcDir(os.Getpid())
+	fsys, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, errno := fsys.newProcDir(os.Getpid())
 	if errno != 0 {
 		t.Fatal(errno)
 	}
-	l := &listing{dir: d}
-	ctx := context.Background()
+	d.fsys = fsys
+	ctx := fuse.NewContext(context.Background(), &fuse.Caller{Pid: uint32(os.Getpid())})
+	l, err := d.openListing(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Releasedir(ctx, 0)
 	var all []fuse.DirEntry
 	for {
 		e, errno := l.Readdirent(ctx)

@@ -31,7 +31,7 @@ func (l *regionLink) fillAttr(a *fuse.Attr) {
 	a.Mode = syscall.S_IFLNK | 0o777
 	a.Size = uint64(len("000000000000-000000000000"))
 	a.Nlink = 1
-	a.Uid, a.Gid = l.dir.uid, l.dir.gid
+	a.Uid, a.Gid = l.dir.ids()
 	a.Ino = l.stableAttr().Ino
 	setTimes(a, l.fsys.startTime(l.dir.start))
 }
@@ -47,7 +47,7 @@ func (l *regionLink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if errno := l.dir.checkLayoutAccess(ctx); errno != 0 {
 		return nil, errno
 	}
-	r, err := l.dir.findLink(l.name)
+	r, err := l.dir.findLink(ctx, l.name)
 	if err != nil {
 		return nil, toErrno(err)
 	}

@@ -2,11 +2,13 @@ package fs
 
 import (
 	"context"
+	"os"
 	"sync"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/procmem/procmem/procfs"
 )
 
 // listing is an open process directory. It lists the regions as maps
@@ -15,7 +17,9 @@ import (
 // 60,000 regions reads maps and scans the page tables once, and every
 // entry it shows agrees with the others.
 type listing struct {
-	dir *procDir
+	dir  *procDir
+	maps *os.File        // opened with the caller's credentials
+	pm   *procfs.Pagemap // likewise
 
 	mu      sync.Mutex
 	snap    *mapsSnapshot
@@ -27,13 +31,52 @@ var (
 	_ = (gofs.FileReaddirenter)((*listing)(nil))
 	_ = (gofs.FileSeekdirer)((*listing)(nil))
 	_ = (gofs.FileLookuper)((*listing)(nil))
+	_ = (gofs.FileReleasedirer)((*listing)(nil))
 )
+
+// openListing opens maps and pagemap with the caller's credentials: the
+// kernel's EACCES if it may not read them.
+func (d *procDir) openListing(ctx context.Context) (*listing, error) {
+	c, err := d.fsys.access.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l := &listing{dir: d}
+	_, err = withProcess(d.pin, func(p *procfs.Process) (struct{}, error) {
+		return struct{}{}, d.fsys.access.as(c, func() error {
+			var err error
+			if l.maps, err = p.OpenFile("maps", syscall.O_RDONLY); err != nil {
+				return err
+			}
+			l.pm, err = p.OpenPagemap()
+			return err
+		})
+	})
+	if err != nil {
+		l.Releasedir(ctx, 0)
+		return nil, err
+	}
+	return l, nil
+}
+
+// Releasedir closes the listing's files.
+func (l *listing) Releasedir(ctx context.Context, flags uint32) {
+	if l.maps != nil {
+		l.maps.Close()
+	}
+	if l.pm != nil {
+		l.pm.Close()
+	}
+}
 
 // load reads maps afresh and makes the entries: the dots, info, statm, the
 // regions in address order, the links by name.
 func (l *listing) load() syscall.Errno {
 	d := l.dir
-	snap, err := d.snapshot(0)
+	if err := d.alive(); err != nil {
+		return readdirErrno(err)
+	}
+	snap, err := layoutFrom(l.maps, l.pm)
 	if err != nil {
 		return readdirErrno(err)
 	}

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,16 +22,26 @@ import (
 type procDir struct {
 	dirNode
 	pid   int
-	start uint64 // process start time: with pid, the process's identity
-	uid   uint32 // the process's effective ids own its files
-	gid   uint32
+	start uint64        // process start time: with pid, the process's identity
+	owner atomic.Uint64 // uid<<32 | gid of /proc/PID as last seen: they own its files
 
 	forgotten atomic.Bool // the kernel was told to drop this directory
 
-	mu        sync.Mutex
-	mapsRead  reading[*mapsSnapshot]    // the last read of maps
-	smapsRead reading[[]procfs.Mapping] // of smaps, for extended attributes
+	mu    sync.Mutex
+	views map[credentials]*view // by caller, at most maxViews
 }
+
+// view is what one caller has read of the process's layout, each file
+// through an fd opened with that caller's credentials, so that what a
+// caller is shown is what the kernel let it read.
+type view struct {
+	maps  reading[*mapsSnapshot]    // the last read of maps
+	smaps reading[[]procfs.Mapping] // of smaps, for extended attributes
+	used  time.Time
+}
+
+// maxViews bounds the callers whose readings a process directory keeps.
+const maxViews = 8
 
 // reading is the last read of one of a process's files and when it was
 // taken, kept so that a burst of requests (the lookups of a readdirplus,
@@ -65,13 +76,10 @@ func withProcess[T any](pin func() (*procfs.Process, error), read func(*procfs.P
 	return read(p)
 }
 
-// mapsSnapshot is the process's regions as maps showed them at one moment,
-// and how much of each is resident, scanned when first asked.
+// mapsSnapshot is the process's regions as maps showed them at one moment
+// to one caller, and how much of each was resident then.
 type mapsSnapshot struct {
-	dir     *procDir
-	regions []procfs.Region
-
-	once     sync.Once
+	regions  []procfs.Region
 	resident map[uint64]uint64 // resident bytes by region start
 }
 
@@ -110,8 +118,9 @@ func (fsys *FS) newProcDir(pid int) (*procDir, syscall.Errno) {
 	if st.Tgid != pid {
 		return nil, syscall.ENOENT // a thread: not listed, not found
 	}
-	d := &procDir{pid: pid, start: p.StartTime, uid: st.Uid[1], gid: st.Gid[1]}
+	d := &procDir{pid: pid, start: p.StartTime}
 	d.fsys = fsys
+	d.setOwner(p)
 	return d, 0
 }
 
@@ -122,7 +131,7 @@ func (d *procDir) stableAttr() gofs.StableAttr {
 func (d *procDir) fillAttr(a *fuse.Attr) {
 	a.Mode = syscall.S_IFDIR | 0o500
 	a.Nlink = 2
-	a.Uid, a.Gid = d.uid, d.gid
+	a.Uid, a.Gid = d.ids()
 	a.Ino = d.stableAttr().Ino
 	setTimes(a, d.fsys.startTime(d.start))
 }
@@ -142,7 +151,22 @@ func (d *procDir) pin() (*procfs.Process, error) {
 		}
 		return nil, err
 	}
+	d.setOwner(p)
 	return p, nil
+}
+
+// setOwner notes who owns the process now: after a setuid exec, the new
+// effective ids; root, once it is not dumpable.
+func (d *procDir) setOwner(p *procfs.Process) {
+	if uid, gid, err := p.Owner(); err == nil {
+		d.owner.Store(uint64(uid)<<32 | uint64(gid))
+	}
+}
+
+// ids are the owner of the directory and its files.
+func (d *procDir) ids() (uid, gid uint32) {
+	o := d.owner.Load()
+	return uint32(o >> 32), uint32(o)
 }
 
 // forget tells the kernel, once, to drop its cached entry for this
@@ -166,55 +190,119 @@ func (d *procDir) alive() error {
 	return err
 }
 
-// snapshot returns the process's regions, read afresh unless the last
-// read is younger than maxAge.
-func (d *procDir) snapshot(maxAge time.Duration) (*mapsSnapshot, error) {
+// view returns the readings of the caller with credentials c. d.mu must
+// be held.
+func (d *procDir) view(c credentials) *view {
+	v := d.views[c]
+	if v == nil {
+		if d.views == nil {
+			d.views = map[credentials]*view{}
+		}
+		if len(d.views) >= maxViews {
+			var oldest credentials
+			for k, w := range d.views {
+				if v == nil || w.used.Before(v.used) {
+					oldest, v = k, w
+				}
+			}
+			delete(d.views, oldest)
+		}
+		v = &view{}
+		d.views[c] = v
+	}
+	v.used = time.Now()
+	return v
+}
+
+// snapshot returns the process's regions as the caller may see them,
+// read afresh through an fd opened with its credentials unless its last
+// reading is younger than maxAge. A caller who may not read maps gets the
+// kernel's EACCES.
+func (d *procDir) snapshot(ctx context.Context, maxAge time.Duration) (*mapsSnapshot, error) {
+	c, err := d.fsys.access.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return fresh(d, &d.mapsRead, maxAge, func(p *procfs.Process) (*mapsSnapshot, error) {
-		regions, err := p.Maps()
-		if regions == nil {
-			regions = []procfs.Region{} // kernel threads have no regions
-		}
-		return &mapsSnapshot{dir: d, regions: regions}, err
+	return fresh(d, &d.view(c).maps, maxAge, func(p *procfs.Process) (*mapsSnapshot, error) {
+		return d.fsys.readLayout(p, c)
 	})
 }
 
-// smaps returns the process's smaps, read afresh unless the last read is
-// younger than snapshotAge: getfattr -d asks for every attribute in turn.
-func (d *procDir) smaps() ([]procfs.Mapping, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return fresh(d, &d.smapsRead, snapshotAge, (*procfs.Process).Smaps)
+// readLayout reads the regions of p and how much of each is resident
+// through fds of maps and pagemap opened with credentials c.
+func (fsys *FS) readLayout(p *procfs.Process, c credentials) (*mapsSnapshot, error) {
+	var maps *os.File
+	var pm *procfs.Pagemap
+	err := fsys.access.as(c, func() error {
+		var err error
+		if maps, err = p.OpenFile("maps", syscall.O_RDONLY); err != nil {
+			return err
+		}
+		pm, err = p.OpenPagemap()
+		return err
+	})
+	if maps != nil {
+		defer maps.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer pm.Close()
+	return layoutFrom(maps, pm)
 }
 
-// residentBytes tells how much of a region is resident (memory.Resident),
-// scanned for every region of the snapshot at its first question.
+// layoutFrom reads maps and the residency of its regions from open fds.
+func layoutFrom(maps *os.File, pm *procfs.Pagemap) (*mapsSnapshot, error) {
+	regions, err := procfs.ReadMaps(maps)
+	if err != nil {
+		return nil, err
+	}
+	if regions == nil {
+		regions = []procfs.Region{} // kernel threads, and fds of an address space gone, have none
+	}
+	return &mapsSnapshot{regions: regions, resident: memory.Resident(pm, regions)}, nil
+}
+
+// smaps returns the process's smaps as the caller may see them, read
+// afresh unless its last read is younger than snapshotAge: getfattr -d
+// asks for every attribute in turn.
+func (d *procDir) smaps(ctx context.Context) ([]procfs.Mapping, error) {
+	c, err := d.fsys.access.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return fresh(d, &d.view(c).smaps, snapshotAge, func(p *procfs.Process) ([]procfs.Mapping, error) {
+		var f *os.File
+		err := d.fsys.access.as(c, func() error {
+			var err error
+			f, err = p.OpenFile("smaps", syscall.O_RDONLY)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return procfs.ReadSmaps(f)
+	})
+}
+
+// residentBytes tells how much of a region was resident.
 func (s *mapsSnapshot) residentBytes(start, end uint64) uint64 {
-	s.once.Do(func() {
-		if p, err := s.dir.pin(); err == nil {
-			s.resident = memory.Resident(p, s.regions)
-			p.Close()
-		}
-	})
 	if n, ok := s.resident[start]; ok {
 		return n
 	}
 	return end - start // not in the snapshot: claim nothing is sparse
 }
 
-// latest returns the last snapshot read, nil if none.
-func (d *procDir) latest() *mapsSnapshot {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.mapsRead.val
-}
-
 // findRegion looks a region up by its bounds in a snapshot younger than
 // maxAge, reading maps again if that snapshot does not have it.
-func (d *procDir) findRegion(start, end uint64, maxAge time.Duration) (procfs.Region, *mapsSnapshot, error) {
+func (d *procDir) findRegion(ctx context.Context, start, end uint64, maxAge time.Duration) (procfs.Region, *mapsSnapshot, error) {
 	for _, age := range []time.Duration{maxAge, 0} {
-		snap, err := d.snapshot(age)
+		snap, err := d.snapshot(ctx, age)
 		if err != nil {
 			return procfs.Region{}, nil, err
 		}
@@ -285,8 +373,8 @@ func links(regions []procfs.Region) map[string]procfs.Region {
 // findLink resolves a link name against the current maps, never a
 // snapshot: a link must follow its region at once (a heap that grows gets
 // a new name).
-func (d *procDir) findLink(name string) (procfs.Region, error) {
-	snap, err := d.snapshot(0)
+func (d *procDir) findLink(ctx context.Context, name string) (procfs.Region, error) {
+	snap, err := d.snapshot(ctx, 0)
 	if err != nil {
 		return procfs.Region{}, err
 	}
@@ -311,11 +399,16 @@ func (d *procDir) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAt
 
 // OpendirHandle lets the caller list the regions only if the kernel would
 // let it read /proc/PID/maps: the names reveal the layout.
+//
+// The listing reads maps, whenever it is read or rewound, through an fd
+// opened here with the caller's credentials: once the process execs, it
+// lists nothing, as that fd of /proc/PID/maps reads nothing.
 func (d *procDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if errno := d.checkLayoutAccess(ctx); errno != 0 {
-		return nil, 0, errno
+	l, err := d.openListing(ctx)
+	if err != nil {
+		return nil, 0, toErrno(err)
 	}
-	return &listing{dir: d}, 0, 0
+	return l, 0, 0
 }
 
 // Lookup answers only callers who may read the layout: that a region
@@ -325,6 +418,14 @@ func (d *procDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, errno
 	}
 	return d.lookup(ctx, name, out, nil)
+}
+
+// checkLayoutAccess lets the caller on only if the kernel let it read
+// /proc/PID/maps, now or within the time a name may be cached: names,
+// links and attributes reveal the layout.
+func (d *procDir) checkLayoutAccess(ctx context.Context) syscall.Errno {
+	_, err := d.snapshot(ctx, stableTimeout)
+	return toErrno(err)
 }
 
 // lookup finds name in snap, a listing's snapshot, or if that is nil in
@@ -337,14 +438,14 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		}
 		t := &textFile{dir: d, statm: name == "statm"}
 		t.fsys = d.fsys
-		t.fillAttr(&out.Attr, -1)
+		t.fillAttr(ctx, &out.Attr, -1)
 		return d.NewInode(ctx, t, t.stableAttr()), 0
 	}
 	if start, end, ok := procfs.ParseRegionName(name); ok {
 		var r procfs.Region
 		var err error
 		if snap == nil {
-			r, snap, err = d.findRegion(start, end, stableTimeout)
+			r, snap, err = d.findRegion(ctx, start, end, stableTimeout)
 		} else if r, ok = snap.find(start, end); !ok {
 			err = syscall.ENOENT
 		}
@@ -359,7 +460,7 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		return d.NewInode(ctx, n, n.stableAttr()), 0
 	}
 	if snap == nil {
-		if _, err := d.findLink(name); err != nil {
+		if _, err := d.findLink(ctx, name); err != nil {
 			return nil, toErrno(err)
 		}
 	} else if _, ok := links(snap.regions)[name]; !ok {

@@ -47,8 +47,8 @@ func (n *regionFile) mode(p procfs.Perms) uint32 {
 	return m
 }
 
-// fillAttr fills in the attributes, with the resident size of snap (the
-// directory's latest if nil).
+// fillAttr fills in the attributes, with the resident size of snap (if
+// nil, none is known).
 func (n *regionFile) fillAttr(a *fuse.Attr, snap *mapsSnapshot) {
 	n.mu.Lock()
 	perms := n.perms
@@ -58,16 +58,13 @@ func (n *regionFile) fillAttr(a *fuse.Attr, snap *mapsSnapshot) {
 	a.Blksize = blockSize
 	// du shows resident memory; a region with fewer blocks than its size
 	// is what makes cp look for holes with SEEK_DATA.
-	if snap == nil {
-		snap = n.dir.latest()
-	}
 	if snap != nil {
 		a.Blocks = snap.residentBytes(n.start, n.end) / 512
 	} else {
 		a.Blocks = (n.end - n.start) / 512 // never read: claim nothing is sparse
 	}
 	a.Nlink = 1
-	a.Uid, a.Gid = n.dir.uid, n.dir.gid
+	a.Uid, a.Gid = n.dir.ids()
 	a.Ino = n.stableAttr().Ino
 	setTimes(a, n.fsys.startTime(n.dir.start))
 }
@@ -75,8 +72,8 @@ func (n *regionFile) fillAttr(a *fuse.Attr, snap *mapsSnapshot) {
 // refresh re-reads the region and returns it with the snapshot it came
 // from; a region that is gone keeps its last known attributes, so fstat
 // on an open file still answers.
-func (n *regionFile) refresh() (procfs.Region, *mapsSnapshot, error) {
-	r, snap, err := n.dir.findRegion(n.start, n.end, snapshotAge)
+func (n *regionFile) refresh(ctx context.Context) (procfs.Region, *mapsSnapshot, error) {
+	r, snap, err := n.dir.findRegion(ctx, n.start, n.end, snapshotAge)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err == nil {
@@ -86,7 +83,7 @@ func (n *regionFile) refresh() (procfs.Region, *mapsSnapshot, error) {
 }
 
 func (n *regionFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	_, snap, _ := n.refresh()
+	_, snap, _ := n.refresh(ctx)
 	n.fillAttr(&out.Attr, snap)
 	out.SetTimeout(stableTimeout)
 	return 0
@@ -102,14 +99,14 @@ func (n *regionFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.Se
 	if in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID) != 0 {
 		return syscall.EPERM
 	}
-	_, snap, _ := n.refresh()
+	_, snap, _ := n.refresh(ctx)
 	n.fillAttr(&out.Attr, snap)
 	return 0
 }
 
 func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-	region, _, err := n.refresh()
+	region, _, err := n.refresh(ctx)
 	switch {
 	case err != nil:
 		return nil, 0, toErrno(err)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"strconv"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/procmem/procmem/procfs"
 )
@@ -52,18 +54,24 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	if err != nil || pid <= 0 || name != strconv.Itoa(pid) {
 		return nil, syscall.ENOENT
 	}
+	if visible, err := r.fsys.visible(ctx, []int{pid}); err != nil || len(visible) == 0 {
+		return nil, syscall.ENOENT
+	}
 	d, errno := r.fsys.newProcDir(pid)
 	if errno != 0 {
 		return nil, errno
 	}
 	d.fillAttr(&out.Attr)
-	out.SetEntryTimeout(procTimeout)
+	out.SetEntryTimeout(r.fsys.procNameTimeout())
 	out.SetAttrTimeout(procTimeout)
 	return r.NewInode(ctx, d, d.stableAttr()), 0
 }
 
 func (r *rootNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	pids, err := procfs.PIDs()
+	if err == nil {
+		pids, err = r.fsys.visible(ctx, pids)
+	}
 	if err != nil {
 		return nil, readdirErrno(err)
 	}
@@ -109,4 +117,38 @@ func (s *selfLink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 		return nil, toErrno(err)
 	}
 	return []byte(strconv.Itoa(st.Tgid)), 0
+}
+
+// visible keeps the PIDs whose /proc directory the caller can see. With
+// /proc mounted hidepid=2 (invisible) a user sees only its own processes
+// there, and must see no more here.
+func (fsys *FS) visible(ctx context.Context, pids []int) ([]int, error) {
+	if !fsys.hidePIDs {
+		return pids, nil
+	}
+	c, err := fsys.access.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var seen []int
+	err = fsys.access.as(c, func() error {
+		var st unix.Stat_t
+		for _, pid := range pids {
+			if unix.Stat(procfs.Root+"/"+strconv.Itoa(pid), &st) == nil {
+				seen = append(seen, pid)
+			}
+		}
+		return nil
+	})
+	return seen, err
+}
+
+// procNameTimeout is how long the kernel may answer for a process
+// directory's name without asking. Under hidepid with other users let in,
+// not at all: its cache answers every user alike.
+func (fsys *FS) procNameTimeout() time.Duration {
+	if fsys.hidePIDs && fsys.cfg.AllowOther {
+		return 0
+	}
+	return procTimeout
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -36,9 +37,9 @@ func (t *textFile) stableAttr() gofs.StableAttr {
 
 // fillAttr fills the attributes with the given content size, or the size
 // the content would have now when size is negative.
-func (t *textFile) fillAttr(a *fuse.Attr, size int) {
+func (t *textFile) fillAttr(ctx context.Context, a *fuse.Attr, size int) {
 	if size < 0 {
-		if b, errno := t.content(); errno == 0 {
+		if b, errno := t.content(ctx, snapshotAge); errno == 0 {
 			size = len(b)
 		}
 	}
@@ -46,36 +47,38 @@ func (t *textFile) fillAttr(a *fuse.Attr, size int) {
 	a.Size = uint64(max(size, 0))
 	a.Blksize = blockSize
 	a.Nlink = 1
-	a.Uid, a.Gid = t.dir.uid, t.dir.gid
+	a.Uid, a.Gid = t.dir.ids()
 	a.Ino = t.stableAttr().Ino
 	setTimes(a, t.fsys.startTime(t.dir.start))
 }
 
-// content renders the file from the process's current state.
-func (t *textFile) content() ([]byte, syscall.Errno) {
+// content renders the file from the process's state, as the caller may
+// see it: info from a reading of maps through the caller's own fd no older
+// than maxAge, statm once the caller may read maps.
+func (t *textFile) content(ctx context.Context, maxAge time.Duration) ([]byte, syscall.Errno) {
 	var b bytes.Buffer
-	if t.statm {
-		s, err := withProcess(t.dir.pin, (*procfs.Process).Statm)
-		if err != nil {
-			return nil, toErrno(err)
-		}
-		report.Statm(&b, s)
-		return b.Bytes(), 0
-	}
-	snap, err := t.dir.snapshot(snapshotAge)
+	snap, err := t.dir.snapshot(ctx, maxAge)
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	report.Info(&b, snap.regions)
+	if !t.statm {
+		report.Info(&b, snap.regions)
+		return b.Bytes(), 0
+	}
+	s, err := withProcess(t.dir.pin, (*procfs.Process).Statm)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	report.Statm(&b, s)
 	return b.Bytes(), 0
 }
 
 func (t *textFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if h, ok := f.(*textHandle); ok {
-		t.fillAttr(&out.Attr, len(h.data))
+		t.fillAttr(ctx, &out.Attr, len(h.data))
 		return 0
 	}
-	t.fillAttr(&out.Attr, -1)
+	t.fillAttr(ctx, &out.Attr, -1)
 	return 0
 }
 
@@ -84,27 +87,13 @@ func (t *textFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetA
 }
 
 // Open renders the text once, so every read of one open file sees the
-// same snapshot. The caller must be allowed to read /proc/PID/maps.
+// same snapshot: of maps as they are now, read through an fd opened with
+// the caller's credentials, so the check and the read are one act.
 func (t *textFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, t.denied()
 	}
-	p, err := t.dir.pin()
-	if err != nil {
-		return nil, 0, toErrno(err)
-	}
-	err = t.fsys.access.check(ctx, p, "maps")
-	p.Close()
-	if err != nil {
-		return nil, 0, toErrno(err)
-	}
-	if !t.statm {
-		// Render from maps as they are now, not from a snapshot.
-		if _, err := t.dir.snapshot(0); err != nil {
-			return nil, 0, toErrno(err)
-		}
-	}
-	data, errno := t.content()
+	data, errno := t.content(ctx, 0)
 	if errno != 0 {
 		return nil, 0, errno
 	}

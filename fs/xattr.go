@@ -28,8 +28,8 @@ var (
 	_ = (gofs.NodeListxattrer)((*procDir)(nil))
 )
 
-func (n *regionFile) xattrs() ([]xattr, syscall.Errno) {
-	mappings, err := n.dir.smaps()
+func (n *regionFile) xattrs(ctx context.Context) ([]xattr, syscall.Errno) {
+	mappings, err := n.dir.smaps(ctx)
 	if err != nil {
 		return nil, toErrno(err)
 	}
@@ -55,14 +55,14 @@ func (n *regionFile) xattrs() ([]xattr, syscall.Errno) {
 }
 
 func (n *regionFile) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return listXattrs(n.xattrs, dest)
+	return listXattrs(ctx, n.xattrs, dest)
 }
 
 func (n *regionFile) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
 	return n.dir.getXattr(ctx, n.xattrs, name, dest)
 }
 
-func (d *procDir) xattrs() ([]xattr, syscall.Errno) {
+func (d *procDir) xattrs(ctx context.Context) ([]xattr, syscall.Errno) {
 	attrs, err := withProcess(d.pin, func(p *procfs.Process) ([]xattr, error) {
 		st, err := p.Stat()
 		if err != nil {
@@ -80,7 +80,7 @@ func (d *procDir) xattrs() ([]xattr, syscall.Errno) {
 }
 
 func (d *procDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return listXattrs(d.xattrs, dest)
+	return listXattrs(ctx, d.xattrs, dest)
 }
 
 func (d *procDir) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
@@ -89,37 +89,23 @@ func (d *procDir) Getxattr(ctx context.Context, name string, dest []byte) (uint3
 
 // getXattr answers getxattr for a node of this process directory, to
 // callers who may read the layout.
-func (d *procDir) getXattr(ctx context.Context, attrs func() ([]xattr, syscall.Errno), name string, dest []byte) (uint32, syscall.Errno) {
+func (d *procDir) getXattr(ctx context.Context, attrs func(context.Context) ([]xattr, syscall.Errno), name string, dest []byte) (uint32, syscall.Errno) {
 	if !strings.HasPrefix(name, xattrPrefix) {
 		return 0, syscall.ENODATA
 	}
 	if errno := d.checkLayoutAccess(ctx); errno != 0 {
 		return 0, errno
 	}
-	list, errno := attrs()
+	list, errno := attrs(ctx)
 	if errno != 0 {
 		return 0, errno
 	}
 	return getReply(list, name, dest)
 }
 
-// checkLayoutAccess lets the caller on only if the kernel would let it
-// read /proc/PID/maps: names, links and attributes reveal the layout.
-func (d *procDir) checkLayoutAccess(ctx context.Context) syscall.Errno {
-	if d.fsys.access.isDaemon(ctx) {
-		return 0 // the daemon's own read of maps decides
-	}
-	p, err := d.pin()
-	if err != nil {
-		return toErrno(err)
-	}
-	defer p.Close()
-	return toErrno(d.fsys.access.check(ctx, p, "maps"))
-}
-
 // listXattrs answers listxattr: NUL-terminated names, or the size needed.
-func listXattrs(attrs func() ([]xattr, syscall.Errno), dest []byte) (uint32, syscall.Errno) {
-	list, errno := attrs()
+func listXattrs(ctx context.Context, attrs func(context.Context) ([]xattr, syscall.Errno), dest []byte) (uint32, syscall.Errno) {
+	list, errno := attrs(ctx)
 	if errno != 0 {
 		return 0, errno
 	}

@@ -186,7 +186,12 @@ func TestHoles(t *testing.T) {
 			t.Errorf("Seek(page %d, hole %v) = %x, %v, %v; want %x, %v", (s.from-addr)/pageSize, s.hole, got, ok, err, s.want, s.wantOK)
 		}
 	}
-	res := Resident(p, []procfs.Region{r})
+	pm, err := p.OpenPagemap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	res := Resident(pm, []procfs.Region{r})
 	if res[r.Start] != 2*pageSize {
 		t.Errorf("Resident = %d, want 2 pages", res[r.Start])
 	}

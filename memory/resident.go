@@ -6,15 +6,10 @@ import "github.com/procmem/procmem/procfs"
 // smaps counts Rss: present pages other than the zero page. One scan of
 // the page tables answers for every region, so "ls -l" of a process with
 // many regions costs one scan, not one per file. Regions it cannot tell
-// are missing from the map. The caller must have been allowed to read the
-// process's maps.
-func Resident(p *procfs.Process, regions []procfs.Region) map[uint64]uint64 {
+// are missing from the map. pm must have been opened with the rights of
+// whoever may read the maps the regions come from.
+func Resident(pm *procfs.Pagemap, regions []procfs.Region) map[uint64]uint64 {
 	resident := map[uint64]uint64{}
-	pm, err := p.OpenPagemap()
-	if err != nil {
-		return resident
-	}
-	defer pm.Close()
 	var lo, hi uint64
 	for _, r := range regions {
 		if r.End > maxAddress/2 { // [vsyscall]: not in the page tables

@@ -38,6 +38,11 @@ func readFileAt(dir int, name, path string) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
+	return readAll(fd, path)
+}
+
+// readAll reads an open /proc file whole, from its start.
+func readAll(fd int, path string) ([]byte, error) {
 	b := make([]byte, 0, 4096)
 	for {
 		if len(b) == cap(b) {
@@ -46,7 +51,7 @@ func readFileAt(dir int, name, path string) ([]byte, error) {
 			// against 19-22 ms (as cat) doubling.
 			b = append(make([]byte, 0, 2*cap(b)), b...)
 		}
-		n, err := unix.Read(fd, b[len(b):cap(b)])
+		n, err := unix.Pread(fd, b[len(b):cap(b)], int64(len(b)))
 		if err == unix.EINTR {
 			continue
 		}

@@ -165,6 +165,26 @@ func (p *Process) Maps() ([]Region, error) {
 	return parseMapsText(string(b))
 }
 
+// ReadMaps reads an open /proc/PID/maps whole, from its start: one opened
+// with someone else's credentials, whose reads show what the kernel let
+// them see (nothing, once the address space it was opened on is gone).
+func ReadMaps(f *os.File) ([]Region, error) {
+	b, err := readAll(int(f.Fd()), f.Name())
+	if err != nil {
+		return nil, err
+	}
+	return parseMapsText(string(b))
+}
+
+// ReadSmaps reads an open /proc/PID/smaps whole, as ReadMaps does maps.
+func ReadSmaps(f *os.File) ([]Mapping, error) {
+	b, err := readAll(int(f.Fd()), f.Name())
+	if err != nil {
+		return nil, err
+	}
+	return parseSmaps(strings.NewReader(string(b)))
+}
+
 // Smaps reads /proc/PID/smaps.
 func (p *Process) Smaps() ([]Mapping, error) {
 	b, err := p.ReadFile("smaps")
@@ -231,4 +251,31 @@ func (p *Process) OpenFile(name string, flags int) (*os.File, error) {
 // /proc/PID/map_files, which the kernel allows only with CAP_SYS_ADMIN.
 func (p *Process) OpenMapFile(r Region) (*os.File, error) {
 	return p.OpenFile(fmt.Sprintf("map_files/%x-%x", r.Start, r.End), unix.O_RDONLY)
+}
+
+// Namespace names the namespace of the given kind ("user", "pid", "mnt")
+// the process is in, as the link /proc/PID/ns/KIND reads: "user:[4026531837]".
+func (p *Process) Namespace(kind string) (string, error) {
+	buf := make([]byte, 64)
+	for {
+		n, err := unix.Readlinkat(p.dir, "ns/"+kind, buf)
+		if err != nil {
+			return "", &os.PathError{Op: "readlink", Path: p.path("ns/" + kind), Err: err}
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// Owner is the owner of the process's /proc directory, as the kernel shows
+// it: the effective uid and gid, or root for a process that is not
+// dumpable.
+func (p *Process) Owner() (uid, gid uint32, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(p.dir, &st); err != nil {
+		return 0, 0, &os.PathError{Op: "stat", Path: p.path(""), Err: err}
+	}
+	return st.Uid, st.Gid, nil
 }

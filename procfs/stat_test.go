@@ -65,10 +65,17 @@ func TestParseStatus(t *testing.T) {
 	if s.Name != "fx" || s.Tgid != 3029 || s.Uid != [4]uint32{} || s.Sizes["VmRSS"] == 0 || s.Sizes["VmPTE"]%1024 != 0 {
 		t.Errorf("got %+v", s)
 	}
+	if s.CapEff != 0x1fffeffffff || s.CapPrm != 0x1fffeffffff || s.CapInh != 0 || len(s.Groups) != 0 {
+		t.Errorf("capabilities and groups: %+v", s)
+	}
+	s, err = parseStatus(strings.NewReader("Tgid: 5\nUid: 1 2 3 4\nGid: 5 6 7 8\nGroups: 10 20 0\nCapEff: 0000000000080000\n"))
+	if err != nil || len(s.Groups) != 3 || s.Groups[2] != 0 || s.CapEff != 1<<19 || s.Uid != [4]uint32{1, 2, 3, 4} {
+		t.Errorf("groups and CapEff: %+v, %v", s, err)
+	}
 }
 
 func TestParseStatusErrors(t *testing.T) {
-	for _, in := range []string{"", "Tgid: 1\nUid: 0 0 0\nGid: 0 0 0 0\n", "Tgid: x\nUid: 0 0 0 0\nGid: 0 0 0 0\n", "Tgid: 1\nUid: 0 0 0 0\nGid: 0 0 0 0\nVmRSS: x kB\n"} {
+	for _, in := range []string{"", "Tgid: 1\nUid: 0 0 0\nGid: 0 0 0 0\n", "Tgid: x\nUid: 0 0 0 0\nGid: 0 0 0 0\n", "Tgid: 1\nUid: 0 0 0 0\nGid: 0 0 0 0\nVmRSS: x kB\n", "Tgid: 1\nUid: 0 0 0 0\nGid: 0 0 0 0\nGroups: a\n", "Tgid: 1\nUid: 0 0 0 0\nGid: 0 0 0 0\nCapEff: xyz\n"} {
 		if _, err := parseStatus(strings.NewReader(in)); !errors.Is(err, ErrParse) {
 			t.Errorf("parseStatus(%q) = %v, want ErrParse", in, err)
 		}

@@ -13,10 +13,14 @@ import (
 // Status holds the fields of /proc/PID/status that procmem uses. The id
 // arrays are real, effective, saved and filesystem ids, in that order.
 type Status struct {
-	Name string
-	Tgid int
-	Uid  [4]uint32
-	Gid  [4]uint32
+	Name   string
+	Tgid   int
+	Uid    [4]uint32
+	Gid    [4]uint32
+	Groups []uint32 // supplementary groups
+	// The capability sets, one bit per capability (CAP_SYS_PTRACE is bit
+	// 19): inheritable, permitted, effective.
+	CapInh, CapPrm, CapEff uint64
 	// Sizes is every "Vm*", "Rss*" and "Huge*" field in bytes.
 	Sizes map[string]uint64
 }
@@ -44,6 +48,14 @@ func parseStatus(r io.Reader) (Status, error) {
 		case name == "Gid":
 			s.Gid, err = parseIDs(value)
 			haveGid = true
+		case name == "Groups":
+			s.Groups, err = parseGroups(value)
+		case name == "CapInh":
+			s.CapInh, err = strconv.ParseUint(value, 16, 64)
+		case name == "CapPrm":
+			s.CapPrm, err = strconv.ParseUint(value, 16, 64)
+		case name == "CapEff":
+			s.CapEff, err = strconv.ParseUint(value, 16, 64)
 		case strings.HasSuffix(value, " kB"):
 			var v uint64
 			v, err = strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(value, " kB")), 10, 64)
@@ -79,4 +91,16 @@ func parseIDs(value string) ([4]uint32, error) {
 		ids[i] = uint32(v)
 	}
 	return ids, nil
+}
+
+func parseGroups(value string) ([]uint32, error) {
+	var groups []uint32
+	for _, f := range strings.Fields(value) {
+		v, err := strconv.ParseUint(f, 10, 32)
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, uint32(v))
+	}
+	return groups, nil
 }
