@@ -24,6 +24,7 @@ import (
 // is read then goes through that fd, so the check and the read are one act.
 type accessControl struct {
 	daemon    credentials
+	self      int  // the daemon's PID
 	canSwitch bool // the daemon may take other credentials (root)
 }
 
@@ -91,7 +92,7 @@ func newAccessControl() (*accessControl, error) {
 		return nil, fmt.Errorf("reading the daemon's own credentials: %w", err)
 	}
 	need := uint64(1)<<capSetUID | uint64(1)<<capSetGID
-	return &accessControl{daemon: self, canSwitch: self.capEff&need == need}, nil
+	return &accessControl{daemon: self, self: unix.Getpid(), canSwitch: self.capEff&need == need}, nil
 }
 
 // caller reads the credentials of the request's caller. A request without
@@ -108,42 +109,33 @@ func (a *accessControl) caller(ctx context.Context) (credentials, error) {
 	return creds, err
 }
 
-// opener opens files with the rights of the request's caller: the only
-// way the filesystem gets a memory.Reader.
-func (a *accessControl) opener(ctx context.Context) memory.Opener {
+// opener opens files of process pid with the rights of the request's
+// caller: the only way the filesystem gets a memory.Reader.
+func (a *accessControl) opener(ctx context.Context, pid int) memory.Opener {
 	return func(open func() error) error {
 		c, err := a.caller(ctx)
 		if err != nil {
 			return err
 		}
-		return a.as(c, open)
+		return a.as(c, pid, open)
 	}
 }
 
-// as runs open with credentials c. A caller whose credentials equal the
-// daemon's in every set is decided as the daemon; any other is switched
-// to, on a thread of its own. What cannot be emulated fails closed: a
-// caller in another user namespace (the kernel would compare capabilities
-// there), and every caller of a daemon that cannot switch.
-func (a *accessControl) as(c credentials, open func() error) error {
+// as runs open, which opens files of process pid, with credentials c. A
+// caller whose credentials equal the daemon's in every set is decided as
+// the daemon; any other is switched to, on a thread of its own. What
+// cannot be emulated fails closed: a caller in another user namespace (the
+// kernel would compare capabilities there), every caller of a daemon that
+// cannot switch, and the daemon's own process, which the kernel lets every
+// thread of it read whatever its credentials.
+func (a *accessControl) as(c credentials, pid int, open func() error) error {
 	switch {
 	case c == a.daemon:
 		return open()
-	case !a.canSwitch, c.userNS != a.daemon.userNS:
+	case !a.canSwitch, c.userNS != a.daemon.userNS, pid == a.self:
 		return syscall.EACCES
 	}
 	return runAs(c, a.daemon, open)
-}
-
-// check tells whether the caller may open the named file of the process.
-func (a *accessControl) check(ctx context.Context, p *procfs.Process, name string) error {
-	return a.opener(ctx)(func() error {
-		f, err := p.OpenFile(name, syscall.O_RDONLY)
-		if err == nil {
-			f.Close()
-		}
-		return err
-	})
 }
 
 // runAs runs fn on a locked OS thread that has taken credentials c, and

@@ -156,12 +156,16 @@ func setTimes(a *fuse.Attr, t time.Time) {
 }
 
 // nameTimeout is how long the kernel may answer for a region's name
-// without asking. Its cache answers every user alike, and a name tells
+// without asking. Its cache answers every caller alike, and a name tells
 // where a region is, which only those who may read /proc/PID/maps may
-// learn; so when other users are let in, every lookup comes to Lookup,
-// which decides for its caller.
+// learn; so when callers with other rights than the daemon's can reach
+// the mount, every lookup comes to Lookup, which decides for its caller.
+// That is so with --allow-other, and for a daemon with capabilities on
+// any mount: FUSE lets in every process with the daemon's uid and gid,
+// and a uid 0 process without capabilities has far fewer rights than a
+// root daemon.
 func (fsys *FS) nameTimeout() time.Duration {
-	if fsys.cfg.AllowOther {
+	if fsys.cfg.AllowOther || fsys.access.daemon.capEff != 0 {
 		return 0
 	}
 	return stableTimeout

@@ -34,8 +34,8 @@ var (
 	_ = (gofs.FileReleasedirer)((*listing)(nil))
 )
 
-// openListing opens maps and pagemap with the caller's credentials: the
-// kernel's EACCES if it may not read them.
+// openListing opens maps with the caller's credentials (the kernel's
+// EACCES if it may not read them) and the page tables beside it.
 func (d *procDir) openListing(ctx context.Context) (*listing, error) {
 	c, err := d.fsys.access.caller(ctx)
 	if err != nil {
@@ -43,17 +43,11 @@ func (d *procDir) openListing(ctx context.Context) (*listing, error) {
 	}
 	l := &listing{dir: d}
 	_, err = withProcess(d.pin, func(p *procfs.Process) (struct{}, error) {
-		return struct{}{}, d.fsys.access.as(c, func() error {
-			var err error
-			if l.maps, err = p.OpenFile("maps", syscall.O_RDONLY); err != nil {
-				return err
-			}
-			l.pm, err = p.OpenPagemap()
-			return err
-		})
+		var err error
+		l.maps, l.pm, err = d.fsys.openLayout(p, c)
+		return struct{}{}, err
 	})
 	if err != nil {
-		l.Releasedir(ctx, 0)
 		return nil, err
 	}
 	return l, nil

@@ -129,7 +129,10 @@ func (d *procDir) stableAttr() gofs.StableAttr {
 }
 
 func (d *procDir) fillAttr(a *fuse.Attr) {
-	a.Mode = syscall.S_IFDIR | 0o500
+	// As /proc/PID: open to all, the layout guarded by the checks of
+	// Lookup and Opendir (a caller with CAP_SYS_PTRACE but not
+	// CAP_DAC_OVERRIDE may read another user's maps, and must get in).
+	a.Mode = syscall.S_IFDIR | 0o555
 	a.Nlink = 2
 	a.Uid, a.Gid = d.ids()
 	a.Ino = d.stableAttr().Ino
@@ -230,27 +233,48 @@ func (d *procDir) snapshot(ctx context.Context, maxAge time.Duration) (*mapsSnap
 	})
 }
 
-// readLayout reads the regions of p and how much of each is resident
-// through fds of maps and pagemap opened with credentials c.
+// readLayout reads the regions of p, as credentials c may see them, and
+// how much of each is resident.
 func (fsys *FS) readLayout(p *procfs.Process, c credentials) (*mapsSnapshot, error) {
-	var maps *os.File
-	var pm *procfs.Pagemap
-	err := fsys.access.as(c, func() error {
-		var err error
-		if maps, err = p.OpenFile("maps", syscall.O_RDONLY); err != nil {
-			return err
-		}
-		pm, err = p.OpenPagemap()
-		return err
-	})
-	if maps != nil {
-		defer maps.Close()
-	}
+	maps, pm, err := fsys.openLayout(p, c)
 	if err != nil {
 		return nil, err
 	}
+	defer maps.Close()
 	defer pm.Close()
 	return layoutFrom(maps, pm)
+}
+
+// openLayout opens maps with credentials c, and the page tables of the
+// same address space with the daemon's rights: pagemap is mode 0400, so a
+// caller that may read maps by capability alone could not open it. The
+// image (stat's addresses, which every exec sets anew) is the same before
+// maps is opened and after pagemap is: no exec came between.
+func (fsys *FS) openLayout(p *procfs.Process, c credentials) (*os.File, *procfs.Pagemap, error) {
+	before, err := p.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	var maps *os.File
+	err = fsys.access.as(c, p.PID, func() error {
+		var err error
+		maps, err = p.OpenFile("maps", syscall.O_RDONLY)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	pm, err := p.OpenPagemap()
+	if err != nil {
+		maps.Close()
+		return nil, nil, err
+	}
+	if after, err := p.Stat(); err != nil || after.Image != before.Image {
+		maps.Close()
+		pm.Close()
+		return nil, nil, memory.ErrGone // an exec: this address space is gone
+	}
+	return maps, pm, nil
 }
 
 // layoutFrom reads maps and the residency of its regions from open fds.
@@ -277,7 +301,7 @@ func (d *procDir) smaps(ctx context.Context) ([]procfs.Mapping, error) {
 	defer d.mu.Unlock()
 	return fresh(d, &d.view(c).smaps, snapshotAge, func(p *procfs.Process) ([]procfs.Mapping, error) {
 		var f *os.File
-		err := d.fsys.access.as(c, func() error {
+		err := d.fsys.access.as(c, p.PID, func() error {
 			var err error
 			f, err = p.OpenFile("smaps", syscall.O_RDONLY)
 			return err

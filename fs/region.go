@@ -120,7 +120,7 @@ func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 		return nil, 0, toErrno(err)
 	}
 	defer p.Close()
-	rd, err := memory.Open(p, n.fsys.access.opener(ctx), write)
+	rd, err := memory.Open(p, n.fsys.access.opener(ctx, p.PID), write)
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -131,15 +132,20 @@ func (fsys *FS) visible(ctx context.Context, pids []int) ([]int, error) {
 		return nil, err
 	}
 	var seen []int
-	err = fsys.access.as(c, func() error {
+	err = fsys.access.as(c, 0, func() error {
 		var st unix.Stat_t
 		for _, pid := range pids {
-			if unix.Stat(procfs.Root+"/"+strconv.Itoa(pid), &st) == nil {
+			// The daemon's own directory the kernel shows to all its threads.
+			if pid != fsys.access.self && unix.Stat(procfs.Root+"/"+strconv.Itoa(pid), &st) == nil {
 				seen = append(seen, pid)
 			}
 		}
 		return nil
 	})
+	if c == fsys.access.daemon && slices.Contains(pids, fsys.access.self) {
+		seen = append(seen, fsys.access.self)
+		slices.Sort(seen)
+	}
 	return seen, err
 }
 

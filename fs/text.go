@@ -43,7 +43,7 @@ func (t *textFile) fillAttr(ctx context.Context, a *fuse.Attr, size int) {
 			size = len(b)
 		}
 	}
-	a.Mode = syscall.S_IFREG | 0o400
+	a.Mode = syscall.S_IFREG | 0o444 // as /proc/PID/maps; Open decides
 	a.Size = uint64(max(size, 0))
 	a.Blksize = blockSize
 	a.Nlink = 1

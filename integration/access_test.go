@@ -29,15 +29,15 @@ func openToAll(t *testing.T, dir string) {
 	}
 }
 
-// statAfterRoot stats file as root, then at once as the unprivileged
-// caller: a name the kernel has cached for root must not answer for
-// someone who may not read the layout.
-func statAfterRoot(t *testing.T, file string) result {
+// statAfterRoot stats file as root, then at once as caller: a name the
+// kernel has cached for root must not answer for someone who may not read
+// the layout.
+func statAfterRoot(t *testing.T, caller []string, file string) result {
 	t.Helper()
 	if _, err := os.Stat(file); err != nil {
 		t.Fatal(err)
 	}
-	return runAs(t, asNobody, "stat", file)
+	return runAs(t, caller, "stat", file)
 }
 
 // TestAccessControl compares, for an unprivileged caller, what the mount
@@ -76,60 +76,25 @@ func TestAccessControl(t *testing.T) {
 					t.Fatalf("%s: %s", c.setup, got)
 				}
 			}
-			pid := itoa(tg.pid)
-			pat := tg.region(tg.addr["pattern"])
-			file := m.path(pid, pat.Name())
-			byteFile := filepath.Join(binDir, "byte-"+pid)
-			os.WriteFile(byteFile, tg.pattern[:1], 0o644)
-			t.Cleanup(func() { os.Remove(byteFile) })
-
-			checks := []struct {
-				what            string
-				direct, viaFUSE result
-			}{
-				{"read",
-					runAs(t, asNobody, procmemBin, "-p", pid, "read", "-r", fmt.Sprintf("%x:+10", pat.Start)),
-					runAs(t, asNobody, "dd", "if="+file, "of=/dev/null", "bs=16", "count=1")},
-				{"write",
-					runAs(t, asNobody, procmemBin, "-p", pid, "write", "-a", fmt.Sprintf("%x", pat.Start), "-b", fmt.Sprintf("%02x", tg.pattern[0])),
-					runAs(t, asNobody, "dd", "if="+byteFile, "of="+file, "bs=1", "count=1", "conv=notrunc")},
-				{"layout (maps vs info)",
-					runAs(t, asNobody, "cat", "/proc/"+pid+"/maps"),
-					runAs(t, asNobody, "cat", m.path(pid, "info"))},
-				{"layout (maps vs listing)",
-					runAs(t, asNobody, "cat", "/proc/"+pid+"/maps"),
-					runAs(t, asNobody, "ls", m.path(pid))},
-				{"statm",
-					runAs(t, asNobody, "cat", "/proc/"+pid+"/maps"),
-					runAs(t, asNobody, "cat", m.path(pid, "statm"))},
-				{"a region's name, just looked up by root (maps vs stat)",
-					runAs(t, asNobody, "cat", "/proc/"+pid+"/maps"),
-					statAfterRoot(t, file)},
-				{"where heap points (maps vs readlink)",
-					runAs(t, asNobody, "cat", "/proc/"+pid+"/maps"),
-					runAs(t, asNobody, "readlink", "-v", m.path(pid, "heap"))},
-				{"extended attributes",
-					runAs(t, asNobody, "cat", "/proc/"+pid+"/smaps"),
-					runAs(t, asNobody, "getfattr", "-n", "user.procmem.Rss", file)},
-			}
-			for _, ch := range checks {
-				directOK, fuseOK := ch.direct.code == 0, ch.viaFUSE.code == 0
-				if directOK != c.allowed {
-					t.Errorf("%s: the kernel says allowed=%v, the test expected %v: %s", ch.what, directOK, c.allowed, ch.direct.stderr)
-				}
-				if fuseOK != directOK {
-					t.Errorf("%s: procmem's mount says allowed=%v, the kernel %v\nmount: %s\ndirect: %s", ch.what, fuseOK, directOK, ch.viaFUSE.stderr, ch.direct.stderr)
-				}
-				if !fuseOK && !strings.Contains(ch.viaFUSE.stderr, "Permission denied") {
-					t.Errorf("%s: denied with %q, want EACCES", ch.what, ch.viaFUSE.stderr)
-				}
-			}
-			if got := tg.peek(pat.Start, 1); got[0] != tg.pattern[0] {
-				t.Errorf("memory changed")
-			}
+			compareAccess(t, m, asNobody, tg, c.allowed)
 		})
 	}
 
+	// The kernel lets every thread of the daemon read the daemon's own
+	// files, whatever credentials the thread has taken: the daemon must
+	// not lend that to anyone.
+	t.Run("the daemon's own process", func(t *testing.T) {
+		daemon := itoa(m.cmd.Process.Pid)
+		direct := runAs(t, asNobody, "cat", "/proc/"+daemon+"/maps")
+		if direct.code == 0 {
+			t.Fatalf("nobody may read the root daemon's maps directly")
+		}
+		for _, r := range []result{runAs(t, asNobody, "cat", m.path(daemon, "info")), runAs(t, asNobody, "ls", m.path(daemon))} {
+			if r.code == 0 || !strings.Contains(r.stderr, "Permission denied") {
+				t.Errorf("the daemon's process as nobody: exit %d, %q; want permission denied", r.code, r.stderr)
+			}
+		}
+	})
 	t.Run("pid 1", func(t *testing.T) {
 		direct := runAs(t, asNobody, "dd", "if=/proc/1/mem", "of=/dev/null", "bs=1", "count=1")
 		for _, r := range []result{direct, runAs(t, asNobody, "cat", m.path("1", "info")), runAs(t, asNobody, "ls", m.path("1"))} {
@@ -158,5 +123,140 @@ func TestMountWithoutAllowOther(t *testing.T) {
 	// The same user may open its own process through /proc directly.
 	if r := runAs(t, asNobody, procmemBin, "-p", itoa(tg.pid), "statm"); r.code != 0 {
 		t.Errorf("nobody's own process directly: %s", r.stderr)
+	}
+}
+
+// compareAccess runs, as caller (a command prefix such as setpriv's), each
+// way of reading or writing the target tg through the mount beside the
+// same access through /proc, and fails where they disagree, or where the
+// kernel's answer is not allowed. A refusal through the mount must be
+// EACCES. Nothing may change the target's memory.
+func compareAccess(t *testing.T, m *mount, caller []string, tg *target, allowed bool) {
+	t.Helper()
+	compareAccessMixed(t, m, caller, tg, allowed, allowed)
+}
+
+// compareAccessMixed is compareAccess for a caller whom the kernel lets
+// read the layout (maps, smaps) but not memory, or the other way round:
+// /proc/PID/mem is mode 0600, maps 0444, and capabilities pass one check
+// and not the other.
+func compareAccessMixed(t *testing.T, m *mount, caller []string, tg *target, memory, layout bool) {
+	t.Helper()
+	pid := itoa(tg.pid)
+	pat := tg.region(tg.addr["pattern"])
+	file := m.path(pid, pat.Name())
+	byteFile := filepath.Join(binDir, "byte-"+pid)
+	os.WriteFile(byteFile, tg.pattern[:1], 0o644)
+	t.Cleanup(func() { os.Remove(byteFile) })
+	as := func(name string, args ...string) result { return runAs(t, caller, name, args...) }
+	checks := []struct {
+		what            string
+		direct, viaFUSE result
+	}{
+		{"read",
+			as(procmemBin, "-p", pid, "read", "-r", fmt.Sprintf("%x:+10", pat.Start)),
+			as("dd", "if="+file, "of=/dev/null", "bs=16", "count=1")},
+		{"write",
+			as(procmemBin, "-p", pid, "write", "-a", fmt.Sprintf("%x", pat.Start), "-b", fmt.Sprintf("%02x", tg.pattern[0])),
+			as("dd", "if="+byteFile, "of="+file, "bs=1", "count=1", "conv=notrunc")},
+		{"layout (maps vs info)",
+			as("cat", "/proc/"+pid+"/maps"),
+			as("cat", m.path(pid, "info"))},
+		{"layout (maps vs listing)",
+			as("cat", "/proc/"+pid+"/maps"),
+			as("ls", m.path(pid))},
+		{"statm",
+			as("cat", "/proc/"+pid+"/maps"),
+			as("cat", m.path(pid, "statm"))},
+		{"a region's name, just looked up by root (maps vs stat)",
+			as("cat", "/proc/"+pid+"/maps"),
+			statAfterRoot(t, caller, file)},
+		{"where heap points (maps vs readlink)",
+			as("cat", "/proc/"+pid+"/maps"),
+			as("readlink", "-v", m.path(pid, "heap"))},
+		{"extended attributes",
+			as("cat", "/proc/"+pid+"/smaps"),
+			as("getfattr", "-n", "user.procmem.Rss", file)},
+	}
+	for i, ch := range checks {
+		allowed := layout
+		if i < 2 { // read and write
+			allowed = memory
+		}
+		directOK, fuseOK := ch.direct.code == 0, ch.viaFUSE.code == 0
+		if directOK != allowed {
+			t.Errorf("%s: the kernel says allowed=%v, the test expected %v: %s", ch.what, directOK, allowed, ch.direct.stderr)
+		}
+		wantFUSE := directOK
+		if i == len(checks)-1 {
+			// A region file's attributes need read permission on the file
+			// (the kernel's rule for user.* attributes), which follows
+			// /proc/PID/mem's mode: stricter than smaps (0444).
+			wantFUSE = directOK && memory
+		}
+		if fuseOK != wantFUSE {
+			t.Errorf("%s: procmem's mount says allowed=%v, want %v (the kernel: %v)\nmount: %s\ndirect: %s", ch.what, fuseOK, wantFUSE, directOK, ch.viaFUSE.stderr, ch.direct.stderr)
+		}
+		if !fuseOK && !strings.Contains(ch.viaFUSE.stderr, "Permission denied") {
+			t.Errorf("%s: denied with %q, want EACCES", ch.what, ch.viaFUSE.stderr)
+		}
+	}
+	if got := tg.peek(pat.Start, 1); got[0] != tg.pattern[0] {
+		t.Errorf("memory changed")
+	}
+}
+
+// TestAccessControlRootCallers: callers with uid 0 but not all of root's
+// rights (no capabilities, one capability, another group) get from the
+// mount what they get from /proc, on the default mount (which lets only
+// uid 0 and gid 0 in) and under --allow-other.
+func TestAccessControlRootCallers(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "setpriv", "dd", "cat", "ls", "getfattr", "stat", "readlink")
+	openToAll(t, binDir)
+	noCaps := []string{"setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"}
+	only := func(capability string) []string {
+		return []string{"setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all,+" + capability}
+	}
+	// What the kernel allows, by the target's owner: memory, then layout.
+	// CAP_SYS_PTRACE passes the ptrace check, but nobody's mem file is mode
+	// 0600 and needs CAP_DAC_OVERRIDE as well; CAP_DAC_OVERRIDE alone
+	// passes the mode and not the ptrace check.
+	type rights struct{ memory, layout bool }
+	callers := []struct {
+		name       string
+		prefix     []string
+		allOptions bool // let in by the default mount, which takes only uid and gid 0
+		allowed    map[string]rights
+	}{
+		{"uid 0 without capabilities", noCaps, true, map[string]rights{"root": {false, false}, "nobody": {false, false}}},
+		{"uid 0 with only CAP_DAC_OVERRIDE", only("dac_override"), true, map[string]rights{"root": {false, false}, "nobody": {false, false}}},
+		{"uid 0 with only CAP_SYS_PTRACE", only("sys_ptrace"), true, map[string]rights{"root": {true, true}, "nobody": {false, true}}},
+		{"uid 0 in another group", []string{"setpriv", "--regid=65534", "--clear-groups"}, false, map[string]rights{"root": {true, true}, "nobody": {true, true}}},
+		{"uid 0 without capabilities in another group", append(append([]string(nil), noCaps...), "--regid=65534", "--clear-groups"), false, map[string]rights{"root": {false, false}, "nobody": {false, false}}},
+	}
+	targets := map[string]*target{
+		"root":   startTarget(t, "", 1<<20),
+		"nobody": startTargetAs(t, asNobody, targetBin, 1<<20),
+	}
+	for _, flags := range [][]string{nil, {"--allow-other"}} {
+		m := startMount(t, flags...)
+		openToAll(t, filepath.Dir(m.dir))
+		for _, c := range callers {
+			for owner, tg := range targets {
+				t.Run(fmt.Sprintf("%v/%s/%s's process", flags, c.name, owner), func(t *testing.T) {
+					if flags == nil && !c.allOptions {
+						// FUSE itself refuses every caller but the mounter's ids.
+						r := runAs(t, c.prefix, "ls", m.dir)
+						if r.code == 0 || !strings.Contains(r.stderr, "Permission denied") {
+							t.Errorf("the default mount let %s in: exit %d, %q", c.name, r.code, r.stderr)
+						}
+						return
+					}
+					compareAccessMixed(t, m, c.prefix, tg, c.allowed[owner].memory, c.allowed[owner].layout)
+				})
+			}
+		}
+		m.alive()
 	}
 }

@@ -17,6 +17,7 @@ import (
 var (
 	procmemBin string // the procmem binary under test
 	targetBin  string // testdata/target.c, built
+	fdholdBin  string // testdata/fdhold.c, built
 	binDir     string
 )
 
@@ -34,6 +35,7 @@ func testMain(m *testing.M) int {
 	binDir = dir
 	procmemBin = filepath.Join(dir, "procmem")
 	targetBin = filepath.Join(dir, "target")
+	fdholdBin = filepath.Join(dir, "fdhold")
 	build := exec.Command("go", "build", "-o", procmemBin, "..")
 	if cover := os.Getenv("PROCMEM_COVERDIR"); cover != "" {
 		// Every run of the binary, the daemons included, writes its
@@ -41,14 +43,21 @@ func testMain(m *testing.M) int {
 		build = exec.Command("go", "build", "-cover", "-coverpkg=github.com/procmem/procmem/...", "-o", procmemBin, "..")
 		os.Setenv("GOCOVERDIR", cover)
 	}
+	if other := os.Getenv("PROCMEM_BIN"); other != "" {
+		// Another build under test, such as one with a fix taken out, to
+		// show that the tests catch what it lacks.
+		build = exec.Command("cp", other, procmemBin)
+	}
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building procmem:", err)
 		return 1
 	}
-	if out, err := exec.Command("cc", "-O0", "-g", "-Wall", "-pthread", "-o", targetBin, "testdata/target.c").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the target (needs a C compiler): %v\n%s", err, out)
-		return 1
+	for bin, src := range map[string]string{targetBin: "testdata/target.c", fdholdBin: "testdata/fdhold.c"} {
+		if out, err := exec.Command("cc", "-O0", "-g", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s (needs a C compiler): %v\n%s", src, err, out)
+			return 1
+		}
 	}
 	return m.Run()
 }

@@ -5,6 +5,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,9 @@ type mount struct {
 	stderr  syncBuffer
 	baseFDs int
 	exited  chan struct{}
+	// mountinfo lists the daemon's mounts: its namespace's, which need
+	// not be the test's.
+	mountinfo string
 }
 
 // syncBuffer is a bytes.Buffer that the daemon's output goroutine and the
@@ -56,8 +60,16 @@ func startMount(t testing.TB, flags ...string) *mount {
 // (such as setpriv) when one is given.
 func startMountAt(t testing.TB, prefix []string, dir string, flags ...string) *mount {
 	t.Helper()
+	return startMountIn(t, false, prefix, dir, flags...)
+}
+
+// startMountIn is startMountAt for a daemon that may make a mount
+// namespace of its own (ownNS), where only it and its children see the
+// mount.
+func startMountIn(t testing.TB, ownNS bool, prefix []string, dir string, flags ...string) *mount {
+	t.Helper()
 	requireFUSE(t)
-	m := &mount{t: t, dir: dir, exited: make(chan struct{})}
+	m := &mount{t: t, dir: dir, exited: make(chan struct{}), mountinfo: "/proc/self/mountinfo"}
 	args := append(append(append(append([]string(nil), prefix...), procmemBin, "mount"), flags...), m.dir)
 	m.cmd = exec.Command(args[0], args[1:]...)
 	m.cmd.Stderr = &m.stderr
@@ -79,6 +91,9 @@ func startMountAt(t testing.TB, prefix []string, dir string, flags ...string) *m
 		}
 	}()
 	go func() { m.cmd.Wait(); close(m.exited) }()
+	if ownNS {
+		m.mountinfo = fmt.Sprintf("/proc/%d/mountinfo", m.cmd.Process.Pid)
+	}
 	t.Cleanup(m.cleanup)
 	select {
 	case <-ready:
@@ -87,8 +102,8 @@ func startMountAt(t testing.TB, prefix []string, dir string, flags ...string) *m
 	case <-time.After(15 * time.Second):
 		t.Fatalf("procmem mount not ready in 15s:\n%s", m.stderr.String())
 	}
-	if !isMounted(m.dir) {
-		t.Fatalf("procmem says it mounted, but %s is not in mountinfo", m.dir)
+	if !mountedIn(m.mountinfo, m.dir) {
+		t.Fatalf("procmem says it mounted, but %s is not in %s", m.dir, m.mountinfo)
 	}
 	m.baseFDs = m.fds()
 	return m
@@ -102,8 +117,12 @@ func requireFUSE(t testing.TB) {
 }
 
 // isMounted reports whether dir is a procmem mount point.
-func isMounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
+func isMounted(dir string) bool { return mountedIn("/proc/self/mountinfo", dir) }
+
+// mountedIn reports whether dir is a procmem mount point in a mountinfo
+// file (a process's, for its mount namespace).
+func mountedIn(mountinfo, dir string) bool {
+	f, err := os.Open(mountinfo)
 	if err != nil {
 		return false
 	}
@@ -170,7 +189,7 @@ func (m *mount) stop() {
 			m.t.Errorf("daemon did not exit on SIGTERM:\n%s", m.stderr.String())
 		}
 	}
-	if isMounted(m.dir) {
+	if mountedIn(m.mountinfo, m.dir) {
 		syscall.Unmount(m.dir, syscall.MNT_DETACH)
 		m.t.Errorf("mount left behind at %s", m.dir)
 	}
