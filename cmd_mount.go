@@ -29,7 +29,7 @@ var mountVerb = verb{
 func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
 	var cfg fs.Config
 	flags.BoolVar(&cfg.ReadOnly, "read-only", false, "refuse every write, truncate and attribute change with EROFS")
-	flags.BoolVar(&cfg.AllowOther, "allow-other", false, "let other users use the mount; each open and lookup is decided as the kernel decides /proc/PID/mem or maps for that user, and the kernel caches no region names")
+	flags.BoolVar(&cfg.AllowOther, "allow-other", false, "let other users use the mount; each open, listing and lookup is decided as the kernel decides /proc/PID/mem or maps for that user")
 	flags.BoolVar(&cfg.ForceWrite, "force-write", false, "allow writes to regions without 'w' (code, read-only data) as /proc/PID/mem does")
 	flags.BoolVar(&cfg.NoXattrs, "no-xattrs", false, "serve no extended attributes (no user.procmem.*), so that the kernel stops asking: ls -l then makes no getxattr round trips")
 	flags.BoolVar(&cfg.Debug, "debug", false, "log every FUSE request and reply to stderr")
@@ -55,6 +55,11 @@ func serve(e *env, fsys *fs.FS, dir string) error {
 	if err := prepareMountpoint(e, dir); err != nil {
 		return err
 	}
+	// A daemon whose output nobody reads any more (procmem mount DIR | head)
+	// must go on serving: without this, its next write to a closed pipe
+	// would end it with SIGPIPE and leave a dead mount behind. Writes then
+	// fail with EPIPE, which nothing here needs to hear of.
+	signal.Ignore(syscall.SIGPIPE)
 	// Catch the signals before mounting, so none is lost in between.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)

@@ -42,7 +42,7 @@ type credentials struct {
 
 // credentialsOf reads the credentials of task tid (a thread or a process).
 func credentialsOf(tid int) (credentials, error) {
-	p, err := procfs.Open(tid)
+	p, err := procfs.OpenTask(tid)
 	if err != nil {
 		return credentials{}, err
 	}
@@ -95,9 +95,26 @@ func newAccessControl() (*accessControl, error) {
 	return &accessControl{daemon: self, self: unix.Getpid(), canSwitch: self.capEff&need == need}, nil
 }
 
+// callerKey keys the caller's credentials in a request's context, once
+// read (withCaller).
+type callerKey struct{}
+
+// withCaller reads the caller's credentials once for a request that asks
+// for them more than once.
+func (a *accessControl) withCaller(ctx context.Context) (context.Context, error) {
+	c, err := a.caller(ctx)
+	if err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, callerKey{}, c), nil
+}
+
 // caller reads the credentials of the request's caller. A request without
 // a caller (the kernel's own) gets none, and is refused.
 func (a *accessControl) caller(ctx context.Context) (credentials, error) {
+	if c, ok := ctx.Value(callerKey{}).(credentials); ok {
+		return c, nil
+	}
 	c, ok := fuse.FromContext(ctx)
 	if !ok || c.Pid == 0 {
 		return credentials{}, syscall.EACCES

@@ -36,6 +36,7 @@ type FS struct {
 	bootTime time.Time // to turn process start ticks into times
 	hidePIDs bool      // /proc is mounted with hidepid: each caller sees what it may
 	access   *accessControl
+	handles  *handleQuota
 	root     *rootNode
 }
 
@@ -61,7 +62,8 @@ func New(cfg Config) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading how /proc is mounted: %w", err)
 	}
-	return &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access}, nil
+	quota := &handleQuota{daemonUID: access.daemon.uid[1]}
+	return &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access, handles: quota}, nil
 }
 
 // Mount mounts the filesystem at dir and serves it in the background.

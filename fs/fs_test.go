@@ -268,3 +268,33 @@ func TestListingSeek(t *testing.T) {
 		t.Errorf("after rewinding: %v, same snapshot %v", e, l.snap == snap)
 	}
 }
+
+// BenchmarkCredentials is what every request of a caller costs before it
+// is decided: reading the caller's credentials, and for a caller other
+// than the daemon, the switch to them and back.
+func BenchmarkCredentials(b *testing.B) {
+	a, err := newAccessControl()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("read", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := credentialsOf(os.Getpid()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	if !a.canSwitch {
+		return
+	}
+	other := a.daemon
+	other.uid = [4]uint32{65534, 65534, 65534, 65534}
+	other.capEff = 0
+	b.Run("switch", func(b *testing.B) {
+		for b.Loop() {
+			if err := runAs(other, a.daemon, func() error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -2,10 +2,12 @@ package fs
 
 import (
 	"context"
+	"sync"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/procmem/procmem/memory"
 )
@@ -18,6 +20,8 @@ type regionHandle struct {
 	region     *memory.Region
 	writer     *memory.Writer // nil unless opened for writing
 	start, end uint64
+	quota      *handleQuota // counts the handle against uid
+	uid        uint32
 }
 
 var (
@@ -116,5 +120,60 @@ func (h *regionHandle) Flush(ctx context.Context) syscall.Errno { return 0 }
 func (h *regionHandle) Release(ctx context.Context) syscall.Errno {
 	h.region.Close()
 	h.mem.Close()
+	h.quota.release(h.uid)
 	return 0
+}
+
+// handleQuota bounds the region files that one user other than the
+// daemon's may hold open. Each holds three or four of the daemon's file
+// descriptors, and one user must not take them all from everyone, nor be
+// told that processes are gone (ENOENT) when the daemon runs out: past its
+// share a user's opens fail with EMFILE.
+type handleQuota struct {
+	daemonUID uint32
+
+	mu   sync.Mutex
+	open map[uint32]int
+}
+
+// fdsPerHandle is the most descriptors an open region file holds: mem,
+// pagemap, the pin of the process, stat for the fast path.
+const fdsPerHandle = 4
+
+// share is how many region files one user may hold open: a quarter of the
+// daemon's descriptors.
+func (q *handleQuota) share() int {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return 1 << 30
+	}
+	return max(16, int(lim.Cur/4/fdsPerHandle))
+}
+
+// acquire counts an open against the caller's uid, and reports whether it
+// is within the share; the daemon's own user has no bound.
+func (q *handleQuota) acquire(ctx context.Context) (uint32, bool) {
+	caller, ok := fuse.FromContext(ctx)
+	if !ok {
+		return 0, false
+	}
+	uid := caller.Uid
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if uid != q.daemonUID && q.open[uid] >= q.share() {
+		return uid, false
+	}
+	if q.open == nil {
+		q.open = map[uint32]int{}
+	}
+	q.open[uid]++
+	return uid, true
+}
+
+func (q *handleQuota) release(uid uint32) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.open[uid]--; q.open[uid] <= 0 {
+		delete(q.open, uid)
+	}
 }

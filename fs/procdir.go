@@ -438,6 +438,10 @@ func (d *procDir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 // Lookup answers only callers who may read the layout: that a region
 // exists, or where "heap" points, is what /proc/PID/maps protects.
 func (d *procDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx, err := d.fsys.access.withCaller(ctx)
+	if err != nil {
+		return nil, toErrno(err)
+	}
 	if errno := d.checkLayoutAccess(ctx); errno != 0 {
 		return nil, errno
 	}

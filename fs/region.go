@@ -115,16 +115,22 @@ func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 	case write && !region.Perms.Write && !n.fsys.cfg.ForceWrite:
 		return nil, 0, syscall.EACCES
 	}
+	uid, ok := n.fsys.handles.acquire(ctx)
+	if !ok {
+		return nil, 0, syscall.EMFILE
+	}
 	p, err := n.dir.pin()
 	if err != nil {
+		n.fsys.handles.release(uid)
 		return nil, 0, toErrno(err)
 	}
 	defer p.Close()
 	rd, err := memory.Open(p, n.fsys.access.opener(ctx, p.PID), write)
 	if err != nil {
+		n.fsys.handles.release(uid)
 		return nil, 0, toErrno(err)
 	}
-	h := &regionHandle{mem: rd, region: rd.Region(region), start: n.start, end: n.end}
+	h := &regionHandle{mem: rd, region: rd.Region(region), start: n.start, end: n.end, quota: n.fsys.handles, uid: uid}
 	if write {
 		h.writer = rd.Writer(n.start, n.end)
 	}

@@ -93,6 +93,10 @@ func (d *procDir) getXattr(ctx context.Context, attrs func(context.Context) ([]x
 	if !strings.HasPrefix(name, xattrPrefix) {
 		return 0, syscall.ENODATA
 	}
+	ctx, err := d.fsys.access.withCaller(ctx)
+	if err != nil {
+		return 0, toErrno(err)
+	}
 	if errno := d.checkLayoutAccess(ctx); errno != 0 {
 		return 0, errno
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -244,5 +245,57 @@ func TestPidReuse(t *testing.T) {
 	})
 	if got, err := os.ReadFile(m.path(itoa(pid), newPat.Name())); err != nil || string(got[:8]) != string(reused.pattern[:8]) {
 		t.Errorf("a fresh open reads the new process: %v", err)
+	}
+}
+
+// TestMountOutputClosed: "procmem mount DIR | true" must go on serving
+// once nobody reads what it prints, and still stop cleanly on SIGTERM.
+func TestMountOutputClosed(t *testing.T) {
+	requireFUSE(t)
+	tg := startTarget(t, "", 1<<20)
+	dir := filepath.Join(t.TempDir(), "mnt")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // as "| true" does, before the daemon says anything
+	cmd := exec.Command(procmemBin, "mount", dir)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if isMounted(dir) {
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	waitFor(t, "the mount", func() (string, bool) { return "", isMounted(dir) })
+	for i := 0; i < 3; i++ { // and it goes on serving, past its first writes
+		b, err := os.ReadFile(filepath.Join(dir, itoa(tg.pid), "statm"))
+		if err != nil || !strings.Contains(string(b), "total program size") {
+			t.Fatalf("reading through a daemon whose output is closed: %v", err)
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the daemon exited: %v", err)
+		default:
+		}
+	}
+	cmd.Process.Signal(syscall.SIGUSR1) // makes it write to the closed pipe
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("daemon after SIGTERM: %v, want exit 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon did not exit on SIGTERM")
+	}
+	if isMounted(dir) {
+		t.Error("mount left behind")
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,4 +81,50 @@ func lowestFreeFD(t *testing.T, pid int) int {
 		fd++
 	}
 	return fd
+}
+
+// TestHandleQuota: one user holding region files open runs into its share
+// of the daemon's descriptors with EMFILE, and the daemon's own user can
+// still open files meanwhile.
+func TestHandleQuota(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "prlimit", "setpriv", "bash")
+	openToAll(t, binDir)
+	tg := startTargetAs(t, asNobody, targetBin, 1<<20)
+	m := startMount(t, "--allow-other")
+	openToAll(t, filepath.Dir(m.dir))
+	daemon := itoa(m.cmd.Process.Pid)
+	// A share of 16 region files (the least there is): 256 / 4 / 4.
+	mustSucceed(t, run(t, "", "prlimit", "--pid", daemon, "--nofile=256:"), "prlimit")
+	file := m.path(itoa(tg.pid), tg.region(tg.addr["pattern"]).Name())
+	// The user opens the file on descriptors 3, 4, ... until an open
+	// fails, and holds them while root opens it too.
+	script := `for i in $(seq 3 60); do eval "exec $i<\"$1\"" || { echo "failed at $i"; break; }; done; read x`
+	args := append(append([]string(nil), asNobody...), "bash", "-c", script, "bash", file)
+	user := exec.Command(args[0], args[1:]...)
+	in, err := user.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	user.Stdout, user.Stderr = &out, &out
+	if err := user.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); user.Wait() })
+	got := waitFor(t, "the user's opens to fail", func() (string, bool) {
+		s := out.String()
+		return s, strings.Contains(s, "failed at")
+	})
+	if !strings.Contains(got, "Too many open files") || !strings.Contains(got, "failed at 19") {
+		t.Errorf("the user's opens past its share: %q; want the 17th (descriptor 19) to fail with EMFILE", got)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Errorf("the daemon's user could not open a region file while another user holds its share: %v", err)
+	} else {
+		f.Close()
+	}
+	in.Close()
+	user.Wait()
 }

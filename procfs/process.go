@@ -53,6 +53,20 @@ func OpenIn(root string, pid int) (*Process, error) {
 	return p, nil
 }
 
+// OpenTask pins task tid (a process or one of its threads) to read its own
+// files, status above all, without reading its stat first: StartTime and
+// Zombie are left unknown.
+func OpenTask(tid int) (*Process, error) {
+	dir, err := unix.Open(Root+"/"+strconv.Itoa(tid), unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			err = unix.ESRCH
+		}
+		return nil, fmt.Errorf("task %d: %w", tid, err)
+	}
+	return &Process{PID: tid, root: Root, dir: dir}, nil
+}
+
 // Dup returns a second pin of the same process, to be closed on its own.
 func (p *Process) Dup() (*Process, error) {
 	dir, err := unix.FcntlInt(uintptr(p.dir), unix.F_DUPFD_CLOEXEC, 0)
@@ -153,7 +167,7 @@ func (p *Process) Status() (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	return parseStatus(strings.NewReader(string(b)))
+	return parseStatusText(string(b))
 }
 
 // Maps reads /proc/PID/maps.

@@ -3,7 +3,6 @@ package procfs
 // This file reads /proc/PID/status, described in proc_pid_status(5).
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"strconv"
@@ -26,12 +25,23 @@ type Status struct {
 }
 
 func parseStatus(r io.Reader) (Status, error) {
-	s := Status{Tgid: -1, Sizes: map[string]uint64{}}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return Status{}, err
+	}
+	return parseStatusText(string(b))
+}
+
+// parseStatusText parses status from its text. It is read for the caller
+// of every request of a mount under access control, so it walks the text
+// without a scanner.
+func parseStatusText(text string) (Status, error) {
+	s := Status{Tgid: -1, Sizes: make(map[string]uint64, 32)}
 	var haveUid, haveGid bool
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		name, value, ok := strings.Cut(sc.Text(), ":")
+	for n := 1; text != ""; n++ {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		name, value, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
 		}
@@ -65,11 +75,8 @@ func parseStatus(r io.Reader) (Status, error) {
 			s.Sizes[name] = v * 1024
 		}
 		if err != nil {
-			return Status{}, fmt.Errorf("%w: status line %d: %q", ErrParse, n, sc.Text())
+			return Status{}, fmt.Errorf("%w: status line %d: %q", ErrParse, n, line)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return Status{}, fmt.Errorf("%w: status: %v", ErrParse, err)
 	}
 	if s.Tgid < 0 || !haveUid || !haveGid {
 		return Status{}, fmt.Errorf("%w: status: missing Tgid, Uid or Gid", ErrParse)
