@@ -95,64 +95,112 @@ func newAccessControl() (*accessControl, error) {
 	return &accessControl{daemon: self, self: unix.Getpid(), canSwitch: self.capEff&need == need}, nil
 }
 
-// callerKey keys the caller's credentials in a request's context, once
-// read (withCaller).
+// identity is what the kernel's checks of a /proc open read of the
+// opener's credentials: the filesystem ids (ptrace_may_access compares them
+// with the target's ids in PTRACE_MODE_FSCREDS, generic_permission with
+// the file's owner; /proc files have no group bits of their own), the
+// effective capabilities, and the user namespace they count in. Callers
+// of one identity get one answer, so it keys the per-caller caches. It
+// costs a capget and a readlink to learn, where the whole credentials
+// cost a read of /proc/TID/status (10-15 µs, on every lookup of ls -l).
+type identity struct {
+	fsuid, fsgid uint32
+	capEff       uint64
+	userNS       string
+}
+
+func (c credentials) identity() identity {
+	return identity{fsuid: c.uid[3], fsgid: c.gid[3], capEff: c.capEff, userNS: c.userNS}
+}
+
+// who is the caller of a request: its identity, and its thread, for when
+// its whole credentials must be read.
+type who struct {
+	identity
+	tid int
+}
+
+// callerKey keys the caller in a request's context, once learnt
+// (withCaller).
 type callerKey struct{}
 
-// withCaller reads the caller's credentials once for a request that asks
-// for them more than once.
+// withCaller learns the caller once for a request that asks more than
+// once.
 func (a *accessControl) withCaller(ctx context.Context) (context.Context, error) {
-	c, err := a.caller(ctx)
+	w, err := a.caller(ctx)
 	if err != nil {
 		return ctx, err
 	}
-	return context.WithValue(ctx, callerKey{}, c), nil
+	return context.WithValue(ctx, callerKey{}, w), nil
 }
 
-// caller reads the credentials of the request's caller. A request without
-// a caller (the kernel's own) gets none, and is refused.
-func (a *accessControl) caller(ctx context.Context) (credentials, error) {
-	if c, ok := ctx.Value(callerKey{}).(credentials); ok {
-		return c, nil
+// caller learns who the request's caller is: FUSE gives its filesystem
+// ids and its thread, capget its capabilities. A request without a caller
+// (the kernel's own), or whose caller is gone, is refused.
+func (a *accessControl) caller(ctx context.Context) (who, error) {
+	if w, ok := ctx.Value(callerKey{}).(who); ok {
+		return w, nil
 	}
 	c, ok := fuse.FromContext(ctx)
 	if !ok || c.Pid == 0 {
-		return credentials{}, syscall.EACCES
+		return who{}, syscall.EACCES
 	}
-	creds, err := credentialsOf(int(c.Pid))
-	if memory.Classify(err) == memory.Gone {
-		return credentials{}, syscall.EACCES // the caller is gone: no one to answer
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3, Pid: int32(c.Pid)}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return who{}, syscall.EACCES
 	}
-	return creds, err
+	buf := make([]byte, 64)
+	n, err := unix.Readlink(procfs.Root+"/"+strconv.Itoa(int(c.Pid))+"/ns/user", buf)
+	if err != nil {
+		return who{}, syscall.EACCES
+	}
+	return who{identity{fsuid: c.Uid, fsgid: c.Gid, capEff: uint64(data[1].Effective)<<32 | uint64(data[0].Effective), userNS: string(buf[:n])}, int(c.Pid)}, nil
 }
 
 // opener opens files of process pid with the rights of the request's
 // caller: the only way the filesystem gets a memory.Reader.
 func (a *accessControl) opener(ctx context.Context, pid int) memory.Opener {
 	return func(open func() error) error {
-		c, err := a.caller(ctx)
+		w, err := a.caller(ctx)
 		if err != nil {
 			return err
 		}
-		return a.as(c, pid, open)
+		return a.as(w, pid, open)
 	}
 }
 
-// as runs open, which opens files of process pid, with credentials c. A
-// caller whose credentials equal the daemon's in every set is decided as
-// the daemon; any other is switched to, on a thread of its own. What
-// cannot be emulated fails closed: a caller in another user namespace (the
-// kernel would compare capabilities there), every caller of a daemon that
-// cannot switch, and the daemon's own process, which the kernel lets every
-// thread of it read whatever its credentials.
-func (a *accessControl) as(c credentials, pid int, open func() error) error {
+// as runs open, which opens files of process pid, as caller w. A caller
+// of the daemon's identity is decided as the daemon: the kernel would
+// decide the same for it. Any other is switched to, with its whole
+// credentials, on a thread of its own. What cannot be emulated fails
+// closed: a caller in another user namespace (the kernel would compare
+// capabilities there), every caller of a daemon that cannot switch, and
+// the daemon's own process, which the kernel lets every thread of it read
+// whatever its credentials.
+func (a *accessControl) as(w who, pid int, open func() error) error {
 	switch {
-	case c == a.daemon:
+	case w.identity == a.daemon.identity():
 		return open()
-	case !a.canSwitch, c.userNS != a.daemon.userNS, pid == a.self:
+	case !a.canSwitch, w.userNS != a.daemon.userNS, pid == a.self:
 		return syscall.EACCES
 	}
+	c, err := a.credentials(w)
+	if err != nil {
+		return err
+	}
 	return runAs(c, a.daemon, open)
+}
+
+// credentials reads the caller's whole credentials, for a switch to them.
+// They must be of the identity the request was decided for: a caller that
+// changed its credentials meanwhile is refused.
+func (a *accessControl) credentials(w who) (credentials, error) {
+	c, err := credentialsOf(w.tid)
+	if err != nil || c.identity() != w.identity {
+		return credentials{}, syscall.EACCES
+	}
+	return c, nil
 }
 
 // runAs runs fn on a locked OS thread that has taken credentials c, and

@@ -28,7 +28,7 @@ type procDir struct {
 	forgotten atomic.Bool // the kernel was told to drop this directory
 
 	mu    sync.Mutex
-	views map[credentials]*view // by caller, at most maxViews
+	views map[identity]*view // by caller, at most maxViews
 }
 
 // view is what one caller has read of the process's layout, each file
@@ -193,16 +193,15 @@ func (d *procDir) alive() error {
 	return err
 }
 
-// view returns the readings of the caller with credentials c. d.mu must
-// be held.
-func (d *procDir) view(c credentials) *view {
+// view returns the readings of callers of identity c. d.mu must be held.
+func (d *procDir) view(c identity) *view {
 	v := d.views[c]
 	if v == nil {
 		if d.views == nil {
-			d.views = map[credentials]*view{}
+			d.views = map[identity]*view{}
 		}
 		if len(d.views) >= maxViews {
-			var oldest credentials
+			var oldest identity
 			for k, w := range d.views {
 				if v == nil || w.used.Before(v.used) {
 					oldest, v = k, w
@@ -228,14 +227,14 @@ func (d *procDir) snapshot(ctx context.Context, maxAge time.Duration) (*mapsSnap
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return fresh(d, &d.view(c).maps, maxAge, func(p *procfs.Process) (*mapsSnapshot, error) {
+	return fresh(d, &d.view(c.identity).maps, maxAge, func(p *procfs.Process) (*mapsSnapshot, error) {
 		return d.fsys.readLayout(p, c)
 	})
 }
 
 // readLayout reads the regions of p, as credentials c may see them, and
 // how much of each is resident.
-func (fsys *FS) readLayout(p *procfs.Process, c credentials) (*mapsSnapshot, error) {
+func (fsys *FS) readLayout(p *procfs.Process, c who) (*mapsSnapshot, error) {
 	maps, pm, err := fsys.openLayout(p, c)
 	if err != nil {
 		return nil, err
@@ -250,7 +249,7 @@ func (fsys *FS) readLayout(p *procfs.Process, c credentials) (*mapsSnapshot, err
 // caller that may read maps by capability alone could not open it. The
 // image (stat's addresses, which every exec sets anew) is the same before
 // maps is opened and after pagemap is: no exec came between.
-func (fsys *FS) openLayout(p *procfs.Process, c credentials) (*os.File, *procfs.Pagemap, error) {
+func (fsys *FS) openLayout(p *procfs.Process, c who) (*os.File, *procfs.Pagemap, error) {
 	before, err := p.Stat()
 	if err != nil {
 		return nil, nil, err
@@ -289,6 +288,34 @@ func layoutFrom(maps *os.File, pm *procfs.Pagemap) (*mapsSnapshot, error) {
 	return &mapsSnapshot{regions: regions, resident: memory.Resident(pm, regions)}, nil
 }
 
+// currentRegions reads maps as they are now, as the caller may see them:
+// no residency, no cache, for what must follow the regions at once.
+func (d *procDir) currentRegions(ctx context.Context) ([]procfs.Region, error) {
+	c, err := d.fsys.access.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return withProcess(d.pin, func(p *procfs.Process) ([]procfs.Region, error) {
+		return readAs(d.fsys.access, c, p, "maps", procfs.ReadMaps)
+	})
+}
+
+// readAs reads the named file of p through an fd opened as caller c.
+func readAs[T any](a *accessControl, c who, p *procfs.Process, name string, read func(*os.File) (T, error)) (T, error) {
+	var f *os.File
+	err := a.as(c, p.PID, func() error {
+		var err error
+		f, err = p.OpenFile(name, syscall.O_RDONLY)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer f.Close()
+	return read(f)
+}
+
 // smaps returns the process's smaps as the caller may see them, read
 // afresh unless its last read is younger than snapshotAge: getfattr -d
 // asks for every attribute in turn.
@@ -299,18 +326,8 @@ func (d *procDir) smaps(ctx context.Context) ([]procfs.Mapping, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return fresh(d, &d.view(c).smaps, snapshotAge, func(p *procfs.Process) ([]procfs.Mapping, error) {
-		var f *os.File
-		err := d.fsys.access.as(c, p.PID, func() error {
-			var err error
-			f, err = p.OpenFile("smaps", syscall.O_RDONLY)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		return procfs.ReadSmaps(f)
+	return fresh(d, &d.view(c.identity).smaps, snapshotAge, func(p *procfs.Process) ([]procfs.Mapping, error) {
+		return readAs(d.fsys.access, c, p, "smaps", procfs.ReadSmaps)
 	})
 }
 
@@ -398,11 +415,11 @@ func links(regions []procfs.Region) map[string]procfs.Region {
 // snapshot: a link must follow its region at once (a heap that grows gets
 // a new name).
 func (d *procDir) findLink(ctx context.Context, name string) (procfs.Region, error) {
-	snap, err := d.snapshot(ctx, 0)
+	regions, err := d.currentRegions(ctx)
 	if err != nil {
 		return procfs.Region{}, err
 	}
-	if r, ok := links(snap.regions)[name]; ok {
+	if r, ok := links(regions)[name]; ok {
 		return r, nil
 	}
 	return procfs.Region{}, syscall.ENOENT

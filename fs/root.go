@@ -127,12 +127,18 @@ func (fsys *FS) visible(ctx context.Context, pids []int) ([]int, error) {
 	if !fsys.hidePIDs {
 		return pids, nil
 	}
-	c, err := fsys.access.caller(ctx)
+	w, err := fsys.access.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// hidepid's gid= option exempts a group, so here the groups count too:
+	// only a caller with all of the daemon's credentials sees what it sees.
+	c, err := fsys.access.credentials(w)
 	if err != nil {
 		return nil, err
 	}
 	var seen []int
-	err = fsys.access.as(c, 0, func() error {
+	look := func() error {
 		var st unix.Stat_t
 		for _, pid := range pids {
 			// The daemon's own directory the kernel shows to all its threads.
@@ -141,10 +147,18 @@ func (fsys *FS) visible(ctx context.Context, pids []int) ([]int, error) {
 			}
 		}
 		return nil
-	})
-	if c == fsys.access.daemon && slices.Contains(pids, fsys.access.self) {
-		seen = append(seen, fsys.access.self)
-		slices.Sort(seen)
+	}
+	switch {
+	case c == fsys.access.daemon:
+		look()
+		if slices.Contains(pids, fsys.access.self) {
+			seen = append(seen, fsys.access.self)
+			slices.Sort(seen)
+		}
+	case !fsys.access.canSwitch, c.userNS != fsys.access.daemon.userNS:
+		return nil, syscall.EACCES
+	default:
+		err = runAs(c, fsys.access.daemon, look)
 	}
 	return seen, err
 }
