@@ -98,8 +98,9 @@ func newAccessControl() (*accessControl, error) {
 // identity is what the kernel's checks of a /proc open read of the
 // opener's credentials: the filesystem ids (ptrace_may_access compares them
 // with the target's ids in PTRACE_MODE_FSCREDS, generic_permission with
-// the file's owner; /proc files have no group bits of their own), the
-// effective capabilities, and the user namespace they count in. Callers
+// the file's owner; the files procmem opens give their group no more than
+// everyone, so supplementary groups change nothing), the effective
+// capabilities, and the user namespace they count in. Callers
 // of one identity get one answer, so it keys the per-caller caches. It
 // costs a capget and a readlink to learn, where the whole credentials
 // cost a read of /proc/TID/status (10-15 µs, on every lookup of ls -l).
