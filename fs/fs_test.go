@@ -228,7 +228,7 @@ func TestListingSeek(t *testing.T) {
 		t.Fatal(errno)
 	}
 	d.fsys = fsys
-	ctx := fuse.NewContext(context.Background(), &fuse.Caller{Pid: uint32(os.Getpid())})
+	ctx := fuse.NewContext(context.Background(), &fuse.Caller{Owner: fuse.Owner{Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid())}, Pid: uint32(os.Getpid())})
 	l, err := d.openListing(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +277,7 @@ func BenchmarkCredentials(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := fuse.NewContext(context.Background(), &fuse.Caller{Pid: uint32(os.Getpid())})
+	ctx := fuse.NewContext(context.Background(), &fuse.Caller{Owner: fuse.Owner{Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid())}, Pid: uint32(os.Getpid())})
 	b.Run("identity", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := a.caller(ctx); err != nil {

@@ -1,6 +1,9 @@
-// Package procfs reads what Linux publishes about a process's memory under
-// /proc/PID: the mappings (maps, smaps), the usage counters (statm), the
-// identity of the process (stat, status) and the memory itself (mem).
+// Package procfs reads what Linux publishes about a process under
+// /proc/PID: the mappings (maps, smaps), the page tables (pagemap), the
+// usage counters (statm), the identity and credentials of the process
+// (stat, status); and of the system, the boot time (/proc/stat) and how
+// /proc is mounted (mountinfo). A Process pins one process, and every file
+// is opened through it. The memory itself is read by package memory.
 //
 // Every file is read whole in one go and then parsed from its text, so the
 // parsers can be tested and fuzzed on captured fixtures. Parsers never
