@@ -17,9 +17,9 @@ import (
 // 60,000 regions reads maps and scans the page tables once, and every
 // entry it shows agrees with the others.
 type listing struct {
-	dir  *procDir
-	maps *os.File        // opened with the caller's credentials
-	pm   *procfs.Pagemap // likewise
+	dir   *procDir
+	maps  *os.File     // opened with the caller's credentials
+	image procfs.Image // the image the process ran when maps was opened
 
 	mu      sync.Mutex
 	snap    *mapsSnapshot
@@ -34,8 +34,8 @@ var (
 	_ = (gofs.FileReleasedirer)((*listing)(nil))
 )
 
-// openListing opens maps with the caller's credentials (the kernel's
-// EACCES if it may not read them) and the page tables beside it.
+// openListing opens maps with the caller's credentials: the kernel's
+// EACCES if it may not read them.
 func (d *procDir) openListing(ctx context.Context) (*listing, error) {
 	c, err := d.fsys.access.caller(ctx)
 	if err != nil {
@@ -44,7 +44,7 @@ func (d *procDir) openListing(ctx context.Context) (*listing, error) {
 	l := &listing{dir: d}
 	_, err = withProcess(d.pin, func(p *procfs.Process) (struct{}, error) {
 		var err error
-		l.maps, l.pm, err = d.fsys.openLayout(p, c)
+		l.maps, l.image, err = d.fsys.openMaps(p, c)
 		return struct{}{}, err
 	})
 	if err != nil {
@@ -58,9 +58,6 @@ func (l *listing) Releasedir(ctx context.Context, flags uint32) {
 	if l.maps != nil {
 		l.maps.Close()
 	}
-	if l.pm != nil {
-		l.pm.Close()
-	}
 }
 
 // load reads maps afresh and makes the entries: the dots, info, statm, the
@@ -70,7 +67,7 @@ func (l *listing) load() syscall.Errno {
 	if err := d.alive(); err != nil {
 		return readdirErrno(err)
 	}
-	snap, err := layoutFrom(l.maps, l.pm)
+	snap, err := d.snapshotFrom(l.maps, l.image)
 	if err != nil {
 		return readdirErrno(err)
 	}

@@ -77,9 +77,14 @@ func withProcess[T any](pin func() (*procfs.Process, error), read func(*procfs.P
 }
 
 // mapsSnapshot is the process's regions as maps showed them at one moment
-// to one caller, and how much of each was resident then.
+// to one caller, and how much of each is resident, scanned when first
+// asked.
 type mapsSnapshot struct {
-	regions  []procfs.Region
+	dir     *procDir
+	regions []procfs.Region
+	image   procfs.Image // the image maps was read from
+
+	once     sync.Once
 	resident map[uint64]uint64 // resident bytes by region start
 }
 
@@ -228,31 +233,28 @@ func (d *procDir) snapshot(ctx context.Context, maxAge time.Duration) (*mapsSnap
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return fresh(d, &d.view(c.identity).maps, maxAge, func(p *procfs.Process) (*mapsSnapshot, error) {
-		return d.fsys.readLayout(p, c)
+		return d.readLayout(p, c)
 	})
 }
 
-// readLayout reads the regions of p, as credentials c may see them, and
-// how much of each is resident.
-func (fsys *FS) readLayout(p *procfs.Process, c who) (*mapsSnapshot, error) {
-	maps, pm, err := fsys.openLayout(p, c)
+// readLayout reads the regions of p, as credentials c may see them.
+func (d *procDir) readLayout(p *procfs.Process, c who) (*mapsSnapshot, error) {
+	maps, image, err := d.fsys.openMaps(p, c)
 	if err != nil {
 		return nil, err
 	}
 	defer maps.Close()
-	defer pm.Close()
-	return layoutFrom(maps, pm)
+	return d.snapshotFrom(maps, image)
 }
 
-// openLayout opens maps with credentials c, and the page tables of the
-// same address space with the daemon's rights: pagemap is mode 0400, so a
-// caller that may read maps by capability alone could not open it. The
-// image (stat's addresses, which every exec sets anew) is the same before
-// maps is opened and after pagemap is: no exec came between.
-func (fsys *FS) openLayout(p *procfs.Process, c who) (*os.File, *procfs.Pagemap, error) {
-	before, err := p.Stat()
+// openMaps opens maps with credentials c, and tells the image the process
+// ran just before: stat's addresses, which every exec sets anew, so that
+// what is read later with the daemon's own rights (the page tables) can be
+// checked to be of the same address space.
+func (fsys *FS) openMaps(p *procfs.Process, c who) (*os.File, procfs.Image, error) {
+	st, err := p.Stat()
 	if err != nil {
-		return nil, nil, err
+		return nil, procfs.Image{}, err
 	}
 	var maps *os.File
 	err = fsys.access.as(c, p.PID, func() error {
@@ -260,24 +262,11 @@ func (fsys *FS) openLayout(p *procfs.Process, c who) (*os.File, *procfs.Pagemap,
 		maps, err = p.OpenFile("maps", syscall.O_RDONLY)
 		return err
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	pm, err := p.OpenPagemap()
-	if err != nil {
-		maps.Close()
-		return nil, nil, err
-	}
-	if after, err := p.Stat(); err != nil || after.Image != before.Image {
-		maps.Close()
-		pm.Close()
-		return nil, nil, memory.ErrGone // an exec: this address space is gone
-	}
-	return maps, pm, nil
+	return maps, st.Image, err
 }
 
-// layoutFrom reads maps and the residency of its regions from open fds.
-func layoutFrom(maps *os.File, pm *procfs.Pagemap) (*mapsSnapshot, error) {
+// snapshotFrom reads an open maps whole.
+func (d *procDir) snapshotFrom(maps *os.File, image procfs.Image) (*mapsSnapshot, error) {
 	regions, err := procfs.ReadMaps(maps)
 	if err != nil {
 		return nil, err
@@ -285,7 +274,7 @@ func layoutFrom(maps *os.File, pm *procfs.Pagemap) (*mapsSnapshot, error) {
 	if regions == nil {
 		regions = []procfs.Region{} // kernel threads, and fds of an address space gone, have none
 	}
-	return &mapsSnapshot{regions: regions, resident: memory.Resident(pm, regions)}, nil
+	return &mapsSnapshot{dir: d, regions: regions, image: image}, nil
 }
 
 // currentRegions reads maps as they are now, as the caller may see them:
@@ -331,8 +320,26 @@ func (d *procDir) smaps(ctx context.Context) ([]procfs.Mapping, error) {
 	})
 }
 
-// residentBytes tells how much of a region was resident.
+// residentBytes tells how much of a region is resident, from one scan of
+// the page tables for all regions of the snapshot at its first question
+// ("ls" asks none, "ls -l" one per file). The page tables are read with
+// the daemon's rights (pagemap is mode 0400, and a caller may read maps by
+// capability alone), and only while the process runs the image the
+// snapshot was read from; else nothing is known.
 func (s *mapsSnapshot) residentBytes(start, end uint64) uint64 {
+	s.once.Do(func() {
+		s.resident, _ = withProcess(s.dir.pin, func(p *procfs.Process) (map[uint64]uint64, error) {
+			pm, err := p.OpenPagemap()
+			if err != nil {
+				return nil, err
+			}
+			defer pm.Close()
+			if st, err := p.Stat(); err != nil || st.Image != s.image {
+				return nil, memory.ErrGone
+			}
+			return memory.Resident(pm, s.regions), nil
+		})
+	})
 	if n, ok := s.resident[start]; ok {
 		return n
 	}
