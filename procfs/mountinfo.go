@@ -38,7 +38,7 @@ func parseHidePID(text, mountPoint string) (bool, error) {
 				break
 			}
 		}
-		if len(fields) < 6 || sep < 6 || len(fields) < sep+3 {
+		if sep < 6 || len(fields) < sep+4 {
 			return false, fmt.Errorf("%w: mountinfo line %d: %q", ErrParse, n+1, line)
 		}
 		if fields[4] != mountPoint || fields[sep+1] != "proc" {

@@ -3,6 +3,7 @@ package procfs
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -43,8 +44,12 @@ func TestParseHidePID(t *testing.T) {
 func FuzzParseHidePID(f *testing.F) {
 	fuzzSeeds(f, "mountinfo")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if _, err := parseHidePID(string(b), "/proc"); err != nil && !errors.Is(err, ErrParse) {
+		hides, err := parseHidePID(string(b), "/proc")
+		if err != nil && !errors.Is(err, ErrParse) {
 			t.Fatalf("error does not wrap ErrParse: %v", err)
+		}
+		if hides && !strings.Contains(string(b), "hidepid=") {
+			t.Fatalf("hidepid found in text without the option: %q", b)
 		}
 	})
 }
