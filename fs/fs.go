@@ -14,11 +14,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/procmem/procmem/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // Config holds the mount flags.
@@ -38,6 +41,16 @@ type FS struct {
 	access   *accessControl
 	handles  *handleQuota
 	root     *rootNode
+	dev      atomic.Pointer[string] // the mount's device, as maps shows it
+}
+
+// ownDevice is the mount's device, "" until it is known: mappings of the
+// mount's own files are never read through their process (Reader.Avoid).
+func (fsys *FS) ownDevice() string {
+	if d := fsys.dev.Load(); d != nil {
+		return *d
+	}
+	return ""
 }
 
 const (
@@ -99,7 +112,16 @@ func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
 		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
 	}
 	fsys.root = newRoot(fsys)
-	return gofs.Mount(dir, fsys.root, opts)
+	server, err := gofs.Mount(dir, fsys.root, opts)
+	if err != nil {
+		return nil, err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err == nil {
+		dev := fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev))
+		fsys.dev.Store(&dev)
+	}
+	return server, nil
 }
 
 // bootTime is when the system booted, or the epoch if /proc cannot say.

@@ -130,6 +130,7 @@ func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 		n.fsys.handles.release(uid)
 		return nil, 0, toErrno(err)
 	}
+	rd.Avoid(n.fsys.ownDevice())
 	h := &regionHandle{mem: rd, region: rd.Region(region), start: n.start, end: n.end, quota: n.fsys.handles, uid: uid}
 	if write {
 		h.writer = rd.Writer(n.start, n.end)

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestDescriptorsExhausted leaves the daemon no file descriptor to spare
@@ -127,4 +130,71 @@ func TestHandleQuota(t *testing.T) {
 	}
 	in.Close()
 	user.Wait()
+}
+
+// TestSelfMapping: a target that maps one of its own region files (from
+// this very mount) and keeps a writer queued on its mmap_lock. Reading
+// that mapping through /proc/PID/mem would fault it in while holding the
+// lock, and the fault would wait on this daemon, whose handler waits on
+// the same lock: the daemon never reads such a mapping through the
+// target. Every read is answered (EIO) at once, and the daemon serves on.
+func TestSelfMapping(t *testing.T) {
+	tg := startTarget(t, "", 1<<20)
+	m := startMount(t)
+	t.Cleanup(tg.kill) // before the unmount: its mapping holds a file of the mount open
+	pid := itoa(tg.pid)
+	own := m.path(pid, tg.region(tg.addr["pattern"]).Name())
+	got := tg.ask("mapfile %s", own)
+	addr, err := strconv.ParseUint(strings.TrimPrefix(got, "0x"), 16, 64)
+	if err != nil {
+		t.Fatalf("mapfile: %q", got)
+	}
+	if got := tg.ask("mmaploop"); got != "ok" {
+		t.Fatalf("mmaploop: %q", got)
+	}
+	mapping := m.path(pid, tg.region(addr).Name())
+	done := make(chan error, 1)
+	go func() {
+		var last error
+		for i := 0; i < 300; i++ {
+			f, err := os.Open(mapping)
+			if err != nil {
+				last = err
+				break
+			}
+			_, last = f.ReadAt(make([]byte, 4096), 0)
+			f.Close()
+		}
+		done <- last
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.EIO) {
+			t.Errorf("reads of the mapping of the mount's own file: %v, want EIO", err)
+		}
+	case <-time.After(20 * time.Second):
+		abortConnection(t, m.dir)
+		t.Fatal("reads of the mapping of the mount's own file hang: the daemon deadlocked")
+	}
+	if b, err := os.ReadFile(m.path(pid, "statm")); err != nil || len(b) == 0 {
+		t.Errorf("the daemon after reads of its own file's mapping: %v", err)
+	}
+	m.alive()
+}
+
+// abortConnection ends a FUSE connection whose daemon hangs, so that the
+// test can end: its waiters get ECONNABORTED.
+func abortConnection(t *testing.T, dir string) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Logf("stat %s: %v", dir, err)
+		return
+	}
+	if _, err := os.Stat("/sys/fs/fuse/connections/" + itoa(int(unix.Minor(st.Dev)))); err != nil {
+		run(t, "", "mount", "-t", "fusectl", "fusectl", "/sys/fs/fuse/connections")
+	}
+	abort := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(st.Dev))
+	if err := os.WriteFile(abort, []byte("1"), 0); err != nil {
+		t.Logf("abort %s: %v", abort, err)
+	}
 }

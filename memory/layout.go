@@ -41,15 +41,20 @@ type segment struct {
 //   - everything else (private file mappings, [vdso]), and shared mappings
 //     without CAP_SYS_ADMIN: all data, read as the kernel would.
 type layout struct {
-	region procfs.Region
-	pm     *procfs.Pagemap // the Reader's, bound to its address space
-	file   *os.File        // the mapped file, for shared mappings
-	anon   bool
+	region  procfs.Region
+	pm      *procfs.Pagemap // the Reader's, bound to its address space
+	file    *os.File        // the mapped file, for shared mappings
+	anon    bool
+	avoided bool // a file on the avoided device (Reader.Avoid): never read
 }
 
 // newLayout prepares the layout of region r of the process p, whose
-// address space pm is bound to.
-func newLayout(p *procfs.Process, pm *procfs.Pagemap, r procfs.Region) *layout {
+// address space pm is bound to; mappings of files on device avoid are
+// never read.
+func newLayout(p *procfs.Process, pm *procfs.Pagemap, r procfs.Region, avoid string) *layout {
+	if avoid != "" && r.Dev == avoid && r.Inode != 0 {
+		return &layout{region: r, pm: pm, avoided: true}
+	}
 	l := &layout{region: r, pm: pm, anon: isPrivateAnon(r)}
 	if !l.anon && r.Perms.Shared && r.Path != "" && !r.Pseudo() {
 		l.file, _ = p.OpenMapFile(r) // without CAP_SYS_ADMIN: all data
@@ -89,6 +94,8 @@ func isPrivateAnon(r procfs.Region) bool {
 // segments returns the layout of [start, end), in order and without gaps.
 func (l *layout) segments(start, end uint64) ([]segment, error) {
 	switch {
+	case l.avoided:
+		return []segment{{start, end, unreadable}}, nil
 	case l.anon:
 		return l.anonSegments(start, end)
 	case l.file != nil:

@@ -27,6 +27,7 @@ type Reader struct {
 	pm    *procfs.Pagemap // the page tables: which pages hold data
 	vm    *vmReader       // the fast path; nil if none
 	write bool
+	avoid string // the device of files never read through the target (Avoid)
 }
 
 // Open opens the memory of p for reading, and for writing too if write is
@@ -80,10 +81,17 @@ func (rd *Reader) Close() error {
 	return err
 }
 
+// Avoid makes mappings of files on device dev ("major:minor" as maps
+// shows it) unreadable (EIO), never read through the target. A FUSE
+// daemon avoids its own device: reading such a mapping through
+// /proc/PID/mem faults it in with the target's mmap_lock held, and the
+// fault waits for the daemon, whose handler may wait for that lock.
+func (rd *Reader) Avoid(dev string) { rd.avoid = dev }
+
 // Region returns a reader of one region of the address space, whose holes
 // follow the region's kind (see layout). Close it after use.
 func (rd *Reader) Region(r procfs.Region) *Region {
-	return &Region{rd: rd, layout: newLayout(rd.proc, rd.pm, r)}
+	return &Region{rd: rd, layout: newLayout(rd.proc, rd.pm, r, rd.avoid)}
 }
 
 // Region reads one region of a Reader's address space.
@@ -159,7 +167,7 @@ func (rd *Reader) readSegments(b []byte, addr uint64, segs []segment) (int, erro
 			done += len(part)
 			continue
 		case unreadable:
-			err = fmt.Errorf("read at 0x%x: guard page: %w", s.start, unix.EIO)
+			err = fmt.Errorf("read at 0x%x: not readable (a guard page): %w", s.start, unix.EIO)
 		case resident:
 			if fast {
 				done += len(part)

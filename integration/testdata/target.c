@@ -13,6 +13,10 @@
  *   sibling          starts a process that shares this address space
  *                    (clone CLONE_VM) and keeps it alive across an exec;
  *                    prints its pid; it dies with this process
+ *   mapfile PATH     maps the file PATH privately, read-only, and never
+ *                    touches it; prints the address
+ *   mmaploop         starts a thread that maps and unmaps a page without
+ *                    pause (a writer always queued on mmap_lock)
  *   exit             exits
  * The marker is built at run time, so its bytes exist only in the heap.
  *
@@ -40,6 +44,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -111,6 +116,17 @@ static void sparse_setup(const char *path, size_t rsize, long page) {
 
 /* mapping changes made by the churn thread: mmap, munmap, mprotect */
 static volatile long churned;
+
+static void *mmaploop(void *arg) {
+	long page = sysconf(_SC_PAGESIZE);
+	(void)arg;
+	for (;;) {
+		void *m = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m != MAP_FAILED)
+			munmap(m, page);
+	}
+	return NULL;
+}
 
 static void *churn(void *arg) {
 	long page = sysconf(_SC_PAGESIZE);
@@ -279,6 +295,22 @@ int main(int argc, char **argv) {
 			setenv("TARGET_EXECED", "1", 1);
 			execv("/proc/self/exe", argv);
 			printf("exec failed\n");
+		} else if (sscanf(line, "mapfile %8191s", hex) == 1) {
+			int fd = open(hex, O_RDONLY);
+			struct stat st;
+			void *m = MAP_FAILED;
+			if (fd >= 0 && fstat(fd, &st) == 0)
+				m = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+			if (fd >= 0)
+				close(fd);
+			if (m == MAP_FAILED)
+				printf("failed\n");
+			else
+				printf("%p\n", m);
+		} else if (strncmp(line, "mmaploop", 8) == 0) {
+			pthread_t t;
+			pthread_create(&t, NULL, mmaploop, NULL);
+			printf("ok\n");
 		} else if (strncmp(line, "exit", 4) == 0) {
 			return 0;
 		} else {
