@@ -125,7 +125,7 @@ func (h *regionHandle) Release(ctx context.Context) syscall.Errno {
 }
 
 // handleQuota bounds the region files that one user other than the
-// daemon's may hold open. Each holds three or four of the daemon's file
+// daemon's may hold open. Each holds three to five of the daemon's file
 // descriptors, and one user must not take them all from everyone, nor be
 // told that processes are gone (ENOENT) when the daemon runs out: past its
 // share a user's opens fail with EMFILE.
@@ -137,8 +137,9 @@ type handleQuota struct {
 }
 
 // fdsPerHandle is the most descriptors an open region file holds: mem,
-// pagemap, the pin of the process, stat for the fast path.
-const fdsPerHandle = 4
+// pagemap, the pin of the process, stat for the fast path, maps to tell
+// an unmapped page from an untouched one.
+const fdsPerHandle = 5
 
 // share is how many region files one user may hold open: a quarter of the
 // daemon's descriptors.

@@ -405,6 +405,35 @@ func TestMountHandleBoundToProcess(t *testing.T) {
 	m.alive()
 }
 
+// TestMountUnmappedUnderOpenFile: a page the process unmaps while its
+// region file is open reads as /proc/PID/mem reads it: EIO where a read
+// starts, a short read where one runs into it; never zeros.
+func TestMountUnmappedUnderOpenFile(t *testing.T) {
+	tg := startTarget(t, "", 1<<20)
+	m := startMount(t)
+	f := m.openPattern(tg, os.O_RDONLY)
+	defer f.Close()
+	page := tg.addr["page"]
+	pat := tg.region(tg.addr["pattern"])
+	gap := pat.Start + 4*page
+	if got := tg.ask("unmap %x %x", gap, page); got != "ok" {
+		t.Fatalf("unmap: %q", got)
+	}
+	direct := procMem(t, tg.pid, false)
+	b := make([]byte, page)
+	_, directErr := direct.ReadAt(b, int64(gap))
+	_, viaErr := f.ReadAt(b, int64(4*page))
+	if !errors.Is(directErr, syscall.EIO) || !errors.Is(viaErr, syscall.EIO) {
+		t.Errorf("a read of the unmapped page: through the mount %v, /proc/PID/mem %v; want EIO", viaErr, directErr)
+	}
+	big := make([]byte, 8*page)
+	n, _ := syscall.Pread(int(f.Fd()), big, int64(2*page))
+	if uint64(n) != 2*page || !bytes.Equal(big[:n], tg.pattern[2*page:4*page]) {
+		t.Errorf("a read running into the unmapped page: %d bytes, want the %d before it", n, 2*page)
+	}
+	m.alive()
+}
+
 func TestMountRefusesChanges(t *testing.T) {
 	tg := startTarget(t, "", 1<<20)
 	m := startMount(t)

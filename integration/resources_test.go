@@ -97,7 +97,7 @@ func TestHandleQuota(t *testing.T) {
 	m := startMount(t, "--allow-other")
 	openToAll(t, filepath.Dir(m.dir))
 	daemon := itoa(m.cmd.Process.Pid)
-	// A share of 16 region files (the least there is): 256 / 4 / 4.
+	// A share of 16 region files (the least there is): 256 / 4 / 5 is less.
 	mustSucceed(t, run(t, "", "prlimit", "--pid", daemon, "--nofile=256:"), "prlimit")
 	file := m.path(itoa(tg.pid), tg.region(tg.addr["pattern"]).Name())
 	// The user opens the file on descriptors 3, 4, ... until an open

@@ -3,6 +3,7 @@ package memory
 import (
 	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -28,6 +29,9 @@ type Reader struct {
 	vm    *vmReader       // the fast path; nil if none
 	write bool
 	avoid string // the device of files never read through the target (Avoid)
+
+	queryOnce sync.Once
+	query     *procfs.MapsQuery // which addresses are mapped; nil if it cannot be told
 }
 
 // Open opens the memory of p for reading, and for writing too if write is
@@ -74,6 +78,9 @@ func Open(p *procfs.Process, as Opener, write bool) (*Reader, error) {
 func (rd *Reader) Close() error {
 	err := rd.mem.close()
 	rd.vm.close()
+	if rd.query != nil {
+		rd.query.Close()
+	}
 	if rd.pm != nil {
 		rd.pm.Close()
 	}
@@ -128,7 +135,46 @@ func (g *Region) ReadAt(b []byte, addr uint64) (int, error) {
 			return 0, err
 		}
 	}
-	return g.rd.readSegments(b, addr, segs)
+	// Nor that a hole was unmapped meanwhile: /proc/PID/mem fails there.
+	if segs, err = g.rd.mappedPart(segs, addr); err != nil {
+		return 0, err
+	}
+	return g.rd.readSegments(b[:segs[len(segs)-1].end-addr], addr, segs)
+}
+
+// mappedPart cuts segs, which start at addr, at the first hole that is no
+// longer mapped: the page tables show an unmapped page as they show an
+// untouched one. It fails if nothing at addr is mapped.
+func (rd *Reader) mappedPart(segs []segment, addr uint64) ([]segment, error) {
+	for i, s := range segs {
+		if s.kind != hole {
+			continue
+		}
+		end, err := rd.mappedUpTo(s.start, s.end)
+		if err != nil || end == s.end {
+			continue // a hole wholly mapped, or no way to tell
+		}
+		if end == addr {
+			return nil, fmt.Errorf("read at 0x%x: not mapped: %w", addr, unix.EIO)
+		}
+		segs = append(segs[:i:i], segment{s.start, end, hole})
+		if end == s.start {
+			segs = segs[:i]
+		}
+		return segs, nil
+	}
+	return segs, nil
+}
+
+// mappedUpTo returns the first address in [start, end) that no mapping
+// covers. Maps is opened for that at the first hole, with the daemon's
+// rights for the address space the caller's mem fd proves.
+func (rd *Reader) mappedUpTo(start, end uint64) (uint64, error) {
+	rd.queryOnce.Do(func() { rd.query, _ = rd.proc.OpenMapsQuery() })
+	if rd.query == nil {
+		return end, procfs.ErrNoQuery
+	}
+	return rd.query.MappedUpTo(start, end)
 }
 
 // Seek returns the first address at or after addr (inside the region) that

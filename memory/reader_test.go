@@ -395,3 +395,33 @@ func TestHoldsData(t *testing.T) {
 		}
 	}
 }
+
+// TestUnmappedHole: a page unmapped after the reader was made reads as
+// /proc/PID/mem reads it (EIO where a read starts on it, a short read
+// where it runs into it), not as an untouched page's zeros.
+func TestUnmappedHole(t *testing.T) {
+	p, rd := openReader(t, os.Getpid(), false)
+	buf := anonymous(t, 4)
+	addr := addrOf(buf)
+	buf[0] = 'A'
+	r := regionOf(t, p, addr)
+	r.Start, r.End = addr, addr+4*pageSize
+	g := rd.Region(r)
+	defer g.Close()
+	if _, _, e := syscall.Syscall(syscall.SYS_MUNMAP, uintptr(addr+2*pageSize), uintptr(pageSize), 0); e != 0 {
+		t.Fatal(e)
+	}
+	if _, err := rd.mappedUpTo(addr, addr+1); errors.Is(err, procfs.ErrNoQuery) {
+		t.Skip("no PROCMAP_QUERY on this kernel")
+	}
+	b := make([]byte, 4*pageSize)
+	if n, err := g.ReadAt(b, addr); n != int(2*pageSize) || err != nil || b[0] != 'A' {
+		t.Errorf("a read into the unmapped page = %d, %v; want the 2 pages before it", n, err)
+	}
+	if _, err := g.ReadAt(b, addr+2*pageSize); !errors.Is(err, syscall.EIO) {
+		t.Errorf("a read of the unmapped page: %v, want EIO", err)
+	}
+	if n, err := g.ReadAt(b[:pageSize], addr+3*pageSize); n != int(pageSize) || err != nil {
+		t.Errorf("a read of the untouched page after it = %d, %v", n, err)
+	}
+}

@@ -15,6 +15,7 @@
  *                    prints its pid; it dies with this process
  *   mapfile PATH     maps the file PATH privately, read-only, and never
  *                    touches it; prints the address
+ *   unmap ADDR LEN   unmaps LEN bytes at ADDR, prints "ok"
  *   mmaploop         starts a thread that maps and unmaps a page without
  *                    pause (a writer always queued on mmap_lock)
  *   exit             exits
@@ -307,6 +308,8 @@ int main(int argc, char **argv) {
 				printf("failed\n");
 			else
 				printf("%p\n", m);
+		} else if (sscanf(line, "unmap %llx %llx", &addr, &len) == 2) {
+			printf("%s\n", munmap((void *)(uintptr_t)addr, len) == 0 ? "ok" : "failed");
 		} else if (strncmp(line, "mmaploop", 8) == 0) {
 			pthread_t t;
 			pthread_create(&t, NULL, mmaploop, NULL);

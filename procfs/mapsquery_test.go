@@ -1,0 +1,45 @@
+package procfs
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"unsafe"
+)
+
+func TestMappedUpTo(t *testing.T) {
+	page := uint64(os.Getpagesize())
+	mem, err := syscall.Mmap(-1, 0, int(4*page), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(mem)
+	base := uint64(uintptr(unsafe.Pointer(&mem[0])))
+	if _, _, e := syscall.Syscall(syscall.SYS_MUNMAP, uintptr(base+2*page), uintptr(page), 0); e != 0 {
+		t.Fatal(e)
+	}
+	p, err := Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	q, err := p.OpenMapsQuery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	got, err := q.MappedUpTo(base, base+4*page)
+	if errors.Is(err, ErrNoQuery) {
+		t.Skip("no PROCMAP_QUERY on this kernel")
+	}
+	if err != nil || got != base+2*page {
+		t.Errorf("MappedUpTo over a hole = %#x, %v; want %#x", got, err, base+2*page)
+	}
+	if got, err := q.MappedUpTo(base+2*page+5, base+3*page); err != nil || got != base+2*page+5 {
+		t.Errorf("MappedUpTo inside the hole = %#x, %v", got, err)
+	}
+	if got, err := q.MappedUpTo(base, base+2*page); err != nil || got != base+2*page {
+		t.Errorf("MappedUpTo of mapped pages = %#x, %v", got, err)
+	}
+}
