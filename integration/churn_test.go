@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -354,10 +355,10 @@ func TestChurn(t *testing.T) {
 
 	// Nothing leaked out of the regions written.
 	for _, c := range churners {
-		if got := c.peek(c.addr["fence"], int(page)); strings.Trim(string(got), "\xaa") != "" {
+		if got := c.peek(c.addr["fence"], int(page)); !bytes.Equal(got, bytes.Repeat([]byte{0xaa}, int(page))) {
 			t.Errorf("target %d: the page before the written one changed", c.pid)
 		}
-		if got := c.peek(c.addr["fence"]+2*page, int(page)); strings.Trim(string(got), "\xbb") != "" {
+		if got := c.peek(c.addr["fence"]+2*page, int(page)); !bytes.Equal(got, bytes.Repeat([]byte{0xbb}, int(page))) {
 			t.Errorf("target %d: the page after the written one changed", c.pid)
 		}
 		mapsNow, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", c.pid))
