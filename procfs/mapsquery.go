@@ -35,8 +35,8 @@ func (q *MapsQuery) Close() error { return q.f.Close() }
 // procmapQuery is struct procmap_query.
 type procmapQuery struct {
 	size, flags, addr, vmaStart, vmaEnd, vmaFlags, vmaPageSize, vmaOffset, inode uint64
-	devMajor, devMinor, vmaNameSize, buildIDSize                                  uint32
-	vmaNameAddr, buildIDAddr                                                      uint64
+	devMajor, devMinor, vmaNameSize, buildIDSize                                 uint32
+	vmaNameAddr, buildIDAddr                                                     uint64
 }
 
 const (
