@@ -282,3 +282,45 @@ func TestCommandLineLeavesHolesAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestFileMappingsNotFaultedIn: reading a 64 MiB shared file mapping and a
+// private one, neither touched by the target, through the mount and with
+// procmem search, gives the file's bytes and maps none of its pages into
+// the target: RssFile, RssShmem and VmPTE stay where they were. (Read
+// through /proc/PID/mem, every page would be mapped in.)
+func TestFileMappingsNotFaultedIn(t *testing.T) {
+	requireRoot(t) // map_files, to read the files themselves
+	requireTool(t, "cmp")
+	tg, mappedFile := startSparseTarget(t, 1<<20)
+	m := startMount(t)
+	shared := tg.region(tg.addr["sharedmap"])
+	private := tg.region(tg.addr["filemap"])
+	if !shared.Perms.Shared || shared.Size() != tg.addr["sharedmap_size"] || private.Perms.Shared {
+		t.Fatalf("mappings %+v, %+v", shared, private)
+	}
+	status := func() map[string]uint64 {
+		st, err := pinned(t, tg.pid).Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]uint64{"RssFile": st.Sizes["RssFile"], "RssShmem": st.Sizes["RssShmem"], "VmPTE": st.Sizes["VmPTE"]}
+	}
+	before := status()
+	mustSucceed(t, run(t, "", "cmp", m.path(itoa(tg.pid), shared.Name()), mappedFile+".shared"), "cmp of the shared mapping with its file")
+	mustSucceed(t, run(t, "", "cmp", m.path(itoa(tg.pid), private.Name()), mappedFile), "cmp of the private mapping with its file")
+	// A string the shared file holds at 40 MiB, found by search.
+	needle := make([]byte, 16)
+	for i := range needle {
+		needle[i] = fileByte(40<<20 + uint64(i))
+	}
+	r := procmem(t, "-p", itoa(tg.pid), "search", "-b", fmt.Sprintf("%x", needle), "-P", shared.Path)
+	if want := fmt.Sprintf("%016x", shared.Start+40<<20); !strings.Contains(r.stdout, want) {
+		t.Errorf("search in the shared mapping did not report %s:\n%s%s", want, r.stdout, r.stderr)
+	}
+	after := status()
+	for k := range before {
+		if after[k] > before[k]+256<<10 {
+			t.Errorf("%s grew from %d to %d bytes while the file mappings were read", k, before[k], after[k])
+		}
+	}
+}

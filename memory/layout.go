@@ -2,6 +2,8 @@ package memory
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -24,6 +26,7 @@ const (
 	data                          // read from memory
 	resident                      // data in pages the page tables show present or swapped
 	unreadable                    // a guard region: reads fail with EIO
+	fromFile                      // data the mapped file holds: read from the file, not the process
 )
 
 // segment is a stretch [start, end) of one kind.
@@ -37,13 +40,22 @@ type segment struct {
 //     private hugetlb): a page neither present nor swapped holds nothing;
 //   - shared mappings of a file (shmem, memfd, files): the file's own holes
 //     (SEEK_DATA), since a page this process never touched may still hold
-//     data; this needs /proc/PID/map_files, so CAP_SYS_ADMIN;
-//   - everything else (private file mappings, [vdso]), and shared mappings
-//     without CAP_SYS_ADMIN: all data, read as the kernel would.
+//     data, and the data read from the file itself: the pages are the
+//     file's page cache, and reading them through the process would map
+//     them into it (its RssFile and page tables would grow);
+//   - private mappings of a file: the pages the process wrote (anonymous
+//     copies, which the page tables tell) from the process, the rest from
+//     the file;
+//   - everything else ([vdso]), and any file mapping where the file cannot
+//     be opened (it takes /proc/PID/map_files, so CAP_SYS_ADMIN), or is no
+//     regular file: all data, read as the kernel would.
+//
+// Past the end of the file, a file mapping is left to the kernel, which
+// refuses it.
 type layout struct {
 	region  procfs.Region
 	pm      *procfs.Pagemap // the Reader's, bound to its address space
-	file    *os.File        // the mapped file, for shared mappings
+	file    *os.File        // the mapped file, if it could be opened
 	anon    bool
 	avoided bool // a file on the avoided device (Reader.Avoid): never read
 }
@@ -56,10 +68,24 @@ func newLayout(p *procfs.Process, pm *procfs.Pagemap, r procfs.Region, avoid str
 		return &layout{region: r, pm: pm, avoided: true}
 	}
 	l := &layout{region: r, pm: pm, anon: isPrivateAnon(r)}
-	if !l.anon && r.Perms.Shared && r.Path != "" && !r.Pseudo() {
-		l.file, _ = p.OpenMapFile(r) // without CAP_SYS_ADMIN: all data
+	if !l.anon && r.Path != "" && !r.Pseudo() && r.Inode != 0 {
+		l.file = openRegular(p, r) // without CAP_SYS_ADMIN: all data
 	}
 	return l
+}
+
+// openRegular opens the file region r maps, if it is a regular file:
+// reading a device could do anything.
+func openRegular(p *procfs.Process, r procfs.Region) *os.File {
+	f, err := p.OpenMapFile(r)
+	if err != nil {
+		return nil
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil
+	}
+	return f
 }
 
 func (l *layout) close() {
@@ -98,10 +124,54 @@ func (l *layout) segments(start, end uint64) ([]segment, error) {
 		return []segment{{start, end, unreadable}}, nil
 	case l.anon:
 		return l.anonSegments(start, end)
-	case l.file != nil:
+	case l.file != nil && l.region.Perms.Shared:
 		return l.fileSegments(start, end)
+	case l.file != nil:
+		return l.privateFileSegments(start, end)
 	}
 	return []segment{{start, end, data}}, nil
+}
+
+// fileEnd is where the mapped file ends inside [start, end): past it the
+// kernel refuses reads.
+func (l *layout) fileEnd(start, end uint64) (uint64, error) {
+	st, err := l.file.Stat()
+	if err != nil {
+		return 0, err
+	}
+	r := l.region
+	if size := uint64(max(st.Size(), 0)); size > r.Offset {
+		return max(min(size-r.Offset+r.Start, end), start), nil
+	}
+	return start, nil
+}
+
+// privateFileSegments: the pages the process wrote are anonymous copies,
+// present (or swapped) and not the file's; every other page is the file's.
+func (l *layout) privateFileSegments(start, end uint64) ([]segment, error) {
+	fileEnd, err := l.fileEnd(start, end)
+	if err != nil {
+		return nil, err
+	}
+	ranges, err := l.pm.ScanFile(start, fileEnd)
+	if err != nil {
+		return nil, err
+	}
+	var segs segmentList
+	at := start
+	for _, r := range ranges {
+		s, e := max(r.Start, start), min(r.End, fileEnd)
+		segs.add(at, s, fromFile)
+		if holdsData(r.Flags) && r.Flags&procfs.PageFile == 0 {
+			segs.add(s, e, resident)
+		} else {
+			segs.add(s, e, fromFile)
+		}
+		at = max(at, e)
+	}
+	segs.add(at, fileEnd, fromFile)
+	segs.add(fileEnd, end, data)
+	return segs, nil
 }
 
 // segmentList builds a segment list, merging neighbours of one kind.
@@ -150,19 +220,13 @@ func (l *layout) anonSegments(start, end uint64) ([]segment, error) {
 }
 
 func (l *layout) fileSegments(start, end uint64) ([]segment, error) {
-	st, err := l.file.Stat()
+	fileEnd, err := l.fileEnd(start, end)
 	if err != nil {
 		return nil, err
 	}
 	r := l.region
 	toFile := func(addr uint64) int64 { return int64(r.Offset + addr - r.Start) }
 	toAddr := func(off int64) uint64 { return uint64(off) - r.Offset + r.Start }
-	// Past the end of the file the kernel fails the read, so that part is
-	// left as data for the kernel to refuse.
-	fileEnd := start
-	if size := uint64(max(st.Size(), 0)); size > r.Offset {
-		fileEnd = max(min(toAddr(int64(size)), end), start)
-	}
 	var segs segmentList
 	at := start
 	for at < fileEnd {
@@ -179,7 +243,7 @@ func (l *layout) fileSegments(start, end uint64) ([]segment, error) {
 		}
 		ds, de := min(toAddr(d), fileEnd), min(toAddr(h), fileEnd)
 		segs.add(at, ds, hole)
-		segs.add(ds, de, data)
+		segs.add(ds, de, fromFile)
 		if de <= at {
 			break
 		}
@@ -188,6 +252,19 @@ func (l *layout) fileSegments(start, end uint64) ([]segment, error) {
 	segs.add(at, fileEnd, hole)
 	segs.add(max(at, fileEnd), end, data)
 	return segs, nil
+}
+
+// readFile reads what the mapped file holds at addr.
+func (l *layout) readFile(b []byte, addr uint64) (int, error) {
+	r := l.region
+	n, err := l.file.ReadAt(b, int64(r.Offset+addr-r.Start))
+	if n == len(b) {
+		return n, nil
+	}
+	if errors.Is(err, io.EOF) { // truncated meanwhile: the kernel would fail there
+		err = fmt.Errorf("read at 0x%x: past the end of %s: %w", addr+uint64(n), r.Path, unix.EIO)
+	}
+	return n, err
 }
 
 // hasData reports whether any segment is to be read from memory.

@@ -139,7 +139,7 @@ func (g *Region) ReadAt(b []byte, addr uint64) (int, error) {
 	if segs, err = g.rd.mappedPart(segs, addr); err != nil {
 		return 0, err
 	}
-	return g.rd.readSegments(b[:segs[len(segs)-1].end-addr], addr, segs)
+	return g.rd.readSegments(b[:segs[len(segs)-1].end-addr], addr, segs, g.layout)
 }
 
 // mappedPart cuts segs, which start at addr, at the first hole that is no
@@ -198,10 +198,10 @@ func (g *Region) Seek(addr uint64, wantHole bool) (at uint64, ok bool, err error
 }
 
 // readSegments fills b, which holds memory from addr on, segment by
-// segment: data from memory, zeros for holes. It stops at the first part
-// that cannot be read and returns what came before it, or the error if
-// nothing came before it.
-func (rd *Reader) readSegments(b []byte, addr uint64, segs []segment) (int, error) {
+// segment: data from memory or from the mapped file of layout l, zeros for
+// holes. It stops at the first part that cannot be read and returns what
+// came before it, or the error if nothing came before it.
+func (rd *Reader) readSegments(b []byte, addr uint64, segs []segment, l *layout) (int, error) {
 	fast := rd.vm.readResident(b, addr, segs)
 	done := 0
 	for _, s := range segs {
@@ -214,6 +214,10 @@ func (rd *Reader) readSegments(b []byte, addr uint64, segs []segment) (int, erro
 			continue
 		case unreadable:
 			err = fmt.Errorf("read at 0x%x: not readable (a guard page): %w", s.start, unix.EIO)
+		case fromFile:
+			var n int
+			n, err = l.readFile(part, s.start)
+			done += n
 		case resident:
 			if fast {
 				done += len(part)

@@ -239,14 +239,15 @@ func TestFileLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []segment{{at(0), at(1), hole}, {at(1), at(2), data}, {at(2), at(3), hole}, {at(3), at(4), data}, {at(4), at(5), hole}, {at(5), at(8), data}}
+	// The file's data read from the file; past its end, left to the kernel.
+	want := []segment{{at(0), at(1), hole}, {at(1), at(2), fromFile}, {at(2), at(3), hole}, {at(3), at(4), fromFile}, {at(4), at(5), hole}, {at(5), at(8), data}}
 	if !reflect.DeepEqual(segs, want) {
 		t.Errorf("segments:\n got %x\nwant %x", segs, want)
 	}
 	if segs, _ := l.segments(at(2)+10, at(2)+20); !reflect.DeepEqual(segs, []segment{{at(2) + 10, at(2) + 20, hole}}) {
 		t.Errorf("inside a hole: %x", segs)
 	}
-	if segs, _ := l.segments(at(3)+1, at(3)+2); !reflect.DeepEqual(segs, []segment{{at(3) + 1, at(3) + 2, data}}) {
+	if segs, _ := l.segments(at(3)+1, at(3)+2); !reflect.DeepEqual(segs, []segment{{at(3) + 1, at(3) + 2, fromFile}}) {
 		t.Errorf("inside data: %x", segs)
 	}
 	if err := l.alive(); err != nil {
@@ -264,15 +265,15 @@ func TestReadSegments(t *testing.T) {
 	src := []byte("0123456789abcdef")
 	addr := addrOf(src)
 	b := []byte("xxxxxxxxxxxxxxxx")
-	n, err := rd.readSegments(b, addr, []segment{{addr, addr + 4, data}, {addr + 4, addr + 8, hole}, {addr + 8, addr + 16, data}})
+	n, err := rd.readSegments(b, addr, []segment{{addr, addr + 4, data}, {addr + 4, addr + 8, hole}, {addr + 8, addr + 16, data}}, nil)
 	if err != nil || n != 16 || string(b) != "0123\x00\x00\x00\x0089abcdef" {
 		t.Errorf("readSegments = %d, %v, %q", n, err, b)
 	}
-	n, err = rd.readSegments(b, addr, []segment{{addr, addr + 4, data}, {addr + 4, addr + 16, unreadable}})
+	n, err = rd.readSegments(b, addr, []segment{{addr, addr + 4, data}, {addr + 4, addr + 16, unreadable}}, nil)
 	if err != nil || n != 4 {
 		t.Errorf("stopping at a guard page: %d, %v", n, err)
 	}
-	if n, err := rd.readSegments(b, addr, []segment{{addr, addr + 16, unreadable}}); n != 0 || !errors.Is(err, syscall.EIO) {
+	if n, err := rd.readSegments(b, addr, []segment{{addr, addr + 16, unreadable}}, nil); n != 0 || !errors.Is(err, syscall.EIO) {
 		t.Errorf("starting on a guard page: %d, %v", n, err)
 	}
 }
@@ -423,5 +424,66 @@ func TestUnmappedHole(t *testing.T) {
 	}
 	if n, err := g.ReadAt(b[:pageSize], addr+3*pageSize); n != int(pageSize) || err != nil {
 		t.Errorf("a read of the untouched page after it = %d, %v", n, err)
+	}
+}
+
+// TestPrivateFileLayout: a private file mapping reads the pages the
+// process wrote (anonymous copies) from the process and the rest from the
+// file, and reading it leaves the process's page tables as they were.
+func TestPrivateFileLayout(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs as root: this test must not skip")
+		}
+		t.Skip("map_files needs CAP_SYS_ADMIN")
+	}
+	page := pageSize
+	path := filepath.Join(t.TempDir(), "private")
+	content := bytes.Repeat([]byte("file"), int(4*page/4))
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mem, err := syscall.Mmap(int(f.Fd()), 0, int(4*page), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(mem)
+	copy(mem[page:], "COPY") // page 1 becomes the process's own
+	base := addrOf(mem)
+	at := func(i uint64) uint64 { return base + i*page }
+	p, rd := openReader(t, os.Getpid(), false)
+	r := regionOf(t, p, base)
+	g := rd.Region(r)
+	defer g.Close()
+	segs, err := g.layout.segments(at(0), at(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []segment{{at(0), at(1), fromFile}, {at(1), at(2), resident}, {at(2), at(4), fromFile}}
+	if !reflect.DeepEqual(segs, want) {
+		t.Errorf("segments:\n got %x\nwant %x", segs, want)
+	}
+	pm, err := p.OpenPagemap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	before, _ := pm.Scan(at(0), at(4))
+	b := make([]byte, 4*page)
+	if n, err := g.ReadAt(b, base); n != len(b) || err != nil {
+		t.Fatalf("ReadAt = %d, %v", n, err)
+	}
+	want2 := bytes.Clone(content)
+	copy(want2[page:], "COPY")
+	if !bytes.Equal(b, want2) {
+		t.Error("bytes differ from the file with the process's copy")
+	}
+	if after, _ := pm.Scan(at(0), at(4)); !reflect.DeepEqual(after, before) {
+		t.Errorf("the read mapped pages into the process: %v, then %v", before, after)
 	}
 }

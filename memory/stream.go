@@ -81,7 +81,7 @@ func (g *Region) Stream(ctx context.Context, start, end uint64, buf []byte, out 
 func (g *Region) streamData(s segment, buf []byte, out func(uint64, []byte) error, skip func(s, e uint64, err error)) error {
 	for addr := s.start; addr < s.end; {
 		n := min(uint64(len(buf)), s.end-addr)
-		got, err := g.rd.readSegments(buf[:n], addr, []segment{{addr, addr + n, s.kind}})
+		got, err := g.rd.readSegments(buf[:n], addr, []segment{{addr, addr + n, s.kind}}, g.layout)
 		if got > 0 {
 			if err := out(addr, buf[:got]); err != nil {
 				return err

@@ -39,7 +39,7 @@ func TestVMReader(t *testing.T) {
 			t.Errorf("%s: process_vm_readv used: %v, want %v", what, got, fast)
 		}
 		clear(b)
-		if n, err := rd.readSegments(b, addr, segs); n != len(b) || err != nil || !bytes.Equal(b, want) {
+		if n, err := rd.readSegments(b, addr, segs, nil); n != len(b) || err != nil || !bytes.Equal(b, want) {
 			t.Errorf("%s: readSegments = %d, %v; bytes equal: %v", what, n, err, bytes.Equal(b, want))
 		}
 	}

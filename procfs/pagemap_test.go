@@ -76,7 +76,7 @@ func TestPagemapScanUnaligned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pm.Close()
-	if _, err := pm.scanIoctl(base+9, base+uint64(4*page)); err != nil {
+	if _, err := pm.scanIoctl(base+9, base+uint64(4*page), false); err != nil {
 		t.Fatalf("unaligned PAGEMAP_SCAN: %v", err)
 	}
 	ranges, err := pm.Scan(base+uint64(page)+9, base+uint64(4*page))

@@ -26,7 +26,8 @@
  * touched pages (the first, the middle and the last), a 16 MiB memfd with one page written through the fd
  * (at 1 MiB, never mapped here) and one through the mapping (at 8 MiB), and
  * a private read-only mapping of FILE, written with file_byte() first and
- * never touched.
+ * never touched, and a 64 MiB shared read-only mapping of FILE.shared,
+ * likewise.
  *
  * With "mappings N" it maps N more single pages whose protections
  * alternate, so that each is a region of its own.
@@ -107,6 +108,27 @@ static void sparse_setup(const char *path, size_t rsize, long page) {
 		perror("file mmap");
 		exit(1);
 	}
+	/* A 64 MiB file mapped shared, never touched: its pages are in the page
+	 * cache (just written), none in this process's page tables. */
+	size_t ssize = 64 << 20;
+	char spath[4096];
+	snprintf(spath, sizeof spath, "%s.shared", path);
+	int sfd = open(spath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	for (size_t off = 0; sfd >= 0 && off < ssize; off += sizeof buf) {
+		for (size_t i = 0; i < sizeof buf; i++)
+			buf[i] = file_byte(off + i);
+		if (write(sfd, buf, sizeof buf) != sizeof buf) {
+			perror("shared file");
+			exit(1);
+		}
+	}
+	char *s = sfd < 0 ? MAP_FAILED : mmap(NULL, ssize, PROT_READ, MAP_SHARED, sfd, 0);
+	if (s == MAP_FAILED) {
+		perror("shared file mmap");
+		exit(1);
+	}
+	printf("sharedmap %p\n", (void *)s);
+	printf("sharedmap_size %#zx\n", ssize);
 	printf("reservation %p\n", (void *)r);
 	printf("reservation_size %#zx\n", rsize);
 	printf("memfd %p\n", (void *)m);
