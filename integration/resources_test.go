@@ -5,6 +5,7 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,4 +198,49 @@ func abortConnection(t *testing.T, dir string) {
 	if err := os.WriteFile(abort, []byte("1"), 0); err != nil {
 		t.Logf("abort %s: %v", abort, err)
 	}
+}
+
+// TestUserfaultfdMapping: a region registered with userfaultfd whose
+// faults are never answered, filled and dropped without pause. A read that
+// faults there waits for ever in process_vm_readv (/proc/PID/mem fails at
+// once instead), so such a region is never read with it: every read, large
+// ones included, is answered at once.
+func TestUserfaultfdMapping(t *testing.T) {
+	requireRoot(t) // userfaultfd, with vm.unprivileged_userfaultfd 0
+	tg := startTarget(t, "", 1<<20)
+	m := startMount(t)
+	got := tg.ask("uffd")
+	addr, err := strconv.ParseUint(strings.TrimPrefix(got, "0x"), 16, 64)
+	if err != nil {
+		t.Fatalf("uffd: %q", got)
+	}
+	r := tg.region(addr)
+	file := m.path(itoa(tg.pid), r.Name())
+	done := make(chan [2]int, 1)
+	go func() {
+		var reads, fails int
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); reads++ {
+			f, err := os.Open(file)
+			if err != nil {
+				fails++
+				continue
+			}
+			if _, err := f.ReadAt(make([]byte, r.Size()), 0); err != nil && err != io.EOF {
+				fails++
+			}
+			f.Close()
+		}
+		done <- [2]int{reads, fails}
+	}()
+	select {
+	case n := <-done:
+		t.Logf("%d reads of %d bytes, %d failed (EIO where a page is missing)", n[0], r.Size(), n[1])
+	case <-time.After(30 * time.Second):
+		abortConnection(t, m.dir)
+		t.Fatal("reads of the userfaultfd region hang")
+	}
+	if b, err := os.ReadFile(m.path(itoa(tg.pid), "statm")); err != nil || len(b) == 0 {
+		t.Errorf("the daemon after reads of the userfaultfd region: %v", err)
+	}
+	tg.kill() // before the unmount: its faults may still hold the mount's requests
 }

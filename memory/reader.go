@@ -3,6 +3,7 @@ package memory
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,10 @@ type Reader struct {
 
 	queryOnce sync.Once
 	query     *procfs.MapsQuery // which addresses are mapped; nil if it cannot be told
+
+	uffdOnce sync.Once
+	uffd     [][2]uint64 // regions registered with userfaultfd
+	uffdErr  error       // why they could not be told
 }
 
 // Open opens the memory of p for reading, and for writing too if write is
@@ -202,7 +207,7 @@ func (g *Region) Seek(addr uint64, wantHole bool) (at uint64, ok bool, err error
 // holes. It stops at the first part that cannot be read and returns what
 // came before it, or the error if nothing came before it.
 func (rd *Reader) readSegments(b []byte, addr uint64, segs []segment, l *layout) (int, error) {
-	fast := rd.vm.readResident(b, addr, segs)
+	fast := rd.vm.readResident(b, addr, segs, func() bool { return l != nil && !rd.faultsWait(l.region) })
 	done := 0
 	for _, s := range segs {
 		part := b[s.start-addr : s.end-addr]
@@ -237,6 +242,27 @@ func (rd *Reader) readSegments(b []byte, addr uint64, segs []segment, l *layout)
 		}
 	}
 	return done, nil
+}
+
+// faultsWait reports whether a fault in region r may wait for ever: the
+// region is registered with userfaultfd (VmFlags um, uw or ui), or that
+// cannot be told. It reads smaps once, at the first large read.
+func (rd *Reader) faultsWait(r procfs.Region) bool {
+	rd.uffdOnce.Do(func() {
+		var mappings []procfs.Mapping
+		if mappings, rd.uffdErr = rd.proc.Smaps(); rd.uffdErr != nil {
+			return
+		}
+		for _, m := range mappings {
+			if slices.ContainsFunc(m.VmFlags, func(f string) bool { return f == "um" || f == "uw" || f == "ui" }) {
+				rd.uffd = append(rd.uffd, [2]uint64{m.Start, m.End})
+			}
+		}
+	})
+	if rd.uffdErr != nil {
+		return true
+	}
+	return slices.ContainsFunc(rd.uffd, func(u [2]uint64) bool { return u[0] < r.End && r.Start < u[1] })
 }
 
 // ReadRange fills b with the memory at addr across the given regions (as

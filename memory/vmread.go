@@ -14,7 +14,10 @@ package memory
 //     process;
 //   - it does not force access: pages the process itself may not read fail
 //     with EFAULT;
-//   - it faults absent pages in, and waits on userfaultfd, where mem fails.
+//   - it faults absent pages in, and waits on userfaultfd, where mem fails:
+//     a page of a userfaultfd region that is dropped between the scan and
+//     the read would hold the reading thread for as long as nobody answers
+//     the fault, so such regions are never read with it.
 //
 // So it reads only pages the page tables show resident (resident
 // segments of a layout: only a page discarded in the microseconds between
@@ -116,7 +119,8 @@ func (v *vmReader) read(b []byte, addr uint64, segs []segment) bool {
 // readResident reads the resident segments of segs into b (which holds
 // memory from addr on) with process_vm_readv, if there is enough of them
 // to be worth it, and reports whether it did.
-func (v *vmReader) readResident(b []byte, addr uint64, segs []segment) bool {
+// safe tells whether the pages may be read so: a fault there must not wait.
+func (v *vmReader) readResident(b []byte, addr uint64, segs []segment, safe func() bool) bool {
 	if v == nil {
 		return false
 	}
@@ -127,7 +131,7 @@ func (v *vmReader) readResident(b []byte, addr uint64, segs []segment) bool {
 			n++
 		}
 	}
-	if total < vmReadMin {
+	if total < vmReadMin || !safe() {
 		return false // small reads, the most frequent, allocate nothing here
 	}
 	pieces := make([]segment, 0, n)

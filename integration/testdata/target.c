@@ -16,6 +16,9 @@
  *   mapfile PATH     maps the file PATH privately, read-only, and never
  *                    touches it; prints the address
  *   unmap ADDR LEN   unmaps LEN bytes at ADDR, prints "ok"
+ *   uffd             maps 64 pages registered with userfaultfd, whose faults
+ *                    are never answered, and starts a thread that fills
+ *                    and drops them without pause; prints the address
  *   mmaploop         starts a thread that maps and unmaps a page without
  *                    pause (a writer always queued on mmap_lock)
  *   exit             exits
@@ -45,7 +48,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <errno.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -139,6 +146,48 @@ static void sparse_setup(const char *path, size_t rsize, long page) {
 
 /* mapping changes made by the churn thread: mmap, munmap, mprotect */
 static volatile long churned;
+
+enum { uffd_pages = 64 };
+static int uffd = -1;
+static char *uffd_area;
+
+/* Fills the pages with UFFDIO_COPY (without waking anyone who faulted on
+ * them) and drops them again, so that they are present one moment and
+ * fault the next, and no fault is ever answered. */
+static void *uffdloop(void *arg) {
+	long page = sysconf(_SC_PAGESIZE);
+	char *src = malloc(page);
+	memset(src, 'U', page);
+	(void)arg;
+	for (;;) {
+		for (int i = 0; i < uffd_pages; i++) {
+			struct uffdio_copy c = {
+				.dst = (uintptr_t)(uffd_area + i * page), .src = (uintptr_t)src,
+				.len = page, .mode = UFFDIO_COPY_MODE_DONTWAKE,
+			};
+			ioctl(uffd, UFFDIO_COPY, &c);
+		}
+		madvise(uffd_area, uffd_pages * page, MADV_DONTNEED);
+	}
+	return NULL;
+}
+
+static char *uffd_setup(long page) {
+	uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	struct uffdio_api api = {.api = UFFD_API};
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) != 0)
+		return NULL;
+	uffd_area = mmap(NULL, uffd_pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct uffdio_register reg = {
+		.range = {.start = (uintptr_t)uffd_area, .len = uffd_pages * page},
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	if (uffd_area == MAP_FAILED || ioctl(uffd, UFFDIO_REGISTER, &reg) != 0)
+		return NULL;
+	pthread_t t;
+	pthread_create(&t, NULL, uffdloop, NULL);
+	return uffd_area;
+}
 
 static void *mmaploop(void *arg) {
 	long page = sysconf(_SC_PAGESIZE);
@@ -332,6 +381,12 @@ int main(int argc, char **argv) {
 				printf("%p\n", m);
 		} else if (sscanf(line, "unmap %llx %llx", &addr, &len) == 2) {
 			printf("%s\n", munmap((void *)(uintptr_t)addr, len) == 0 ? "ok" : "failed");
+		} else if (strncmp(line, "uffd", 4) == 0) {
+			char *u = uffd_setup(page);
+			if (u)
+				printf("%p\n", (void *)u);
+			else
+				printf("failed: %s\n", strerror(errno));
 		} else if (strncmp(line, "mmaploop", 8) == 0) {
 			pthread_t t;
 			pthread_create(&t, NULL, mmaploop, NULL);
