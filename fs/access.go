@@ -28,9 +28,10 @@ type accessControl struct {
 	canSwitch bool // the daemon may take other credentials (root)
 }
 
-// credentials are what the kernel's checks of a /proc open read from the
-// caller: its ids, groups and capabilities, in the user namespace it is
-// in. The struct is comparable, so that it keys per-caller caches.
+// credentials are a task's whole credentials: its ids, groups and
+// capabilities, in the user namespace it is in. They are what a caller is
+// switched to; their identity (below) is what decides, and keys the
+// per-caller caches.
 type credentials struct {
 	uid, gid [4]uint32 // real, effective, saved, filesystem
 	groups   string    // supplementary groups, sorted, comma-separated

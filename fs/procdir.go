@@ -248,21 +248,18 @@ func (d *procDir) readLayout(p *procfs.Process, c who) (*mapsSnapshot, error) {
 }
 
 // openMaps opens maps with credentials c, and tells the image the process
-// ran just before: stat's addresses, which every exec sets anew, so that
-// what is read later with the daemon's own rights (the page tables) can be
-// checked to be of the same address space.
+// ran just before, when p was pinned: stat's addresses, which every exec
+// sets anew, so that what is read later with the daemon's own rights (the
+// page tables) can be checked to be of the same address space. p must
+// have been pinned just now.
 func (fsys *FS) openMaps(p *procfs.Process, c who) (*os.File, procfs.Image, error) {
-	st, err := p.Stat()
-	if err != nil {
-		return nil, procfs.Image{}, err
-	}
 	var maps *os.File
-	err = fsys.access.as(c, p.PID, func() error {
+	err := fsys.access.as(c, p.PID, func() error {
 		var err error
 		maps, err = p.OpenFile("maps", syscall.O_RDONLY)
 		return err
 	})
-	return maps, st.Image, err
+	return maps, p.Image, err
 }
 
 // snapshotFrom reads an open maps whole.

@@ -20,6 +20,7 @@ type Process struct {
 	PID       int
 	StartTime uint64 // from /proc/PID/stat; with PID, identifies the process
 	Zombie    bool   // exited, not yet reaped: no memory left to show
+	Image     Image  // the image it ran when pinned (zero for OpenTask)
 	root      string
 	dir       int
 }
@@ -50,6 +51,7 @@ func OpenIn(root string, pid int) (*Process, error) {
 	}
 	p.StartTime = st.StartTime
 	p.Zombie = st.Exited()
+	p.Image = st.Image
 	return p, nil
 }
 
