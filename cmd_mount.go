@@ -19,7 +19,7 @@ import (
 
 var mountVerb = verb{
 	name:     "mount",
-	args:     "[--read-only] [--allow-other] [--force-write] [--no-xattrs] [--debug] MOUNTPOINT",
+	args:     "[--read-only] [--allow-other] [--force-write] [--no-xattrs] [--timeout DURATION] [--debug] MOUNTPOINT",
 	short:    "serve process memory as a filesystem",
 	long:     "Stop it with Ctrl-C, kill (SIGTERM) or umount MOUNTPOINT; kill -USR1 prints what the daemon holds.",
 	setup:    setupMount,
@@ -32,10 +32,14 @@ func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
 	flags.BoolVar(&cfg.AllowOther, "allow-other", false, "let other users use the mount; each open, listing and lookup is decided as the kernel decides /proc/PID/mem or maps for that user")
 	flags.BoolVar(&cfg.ForceWrite, "force-write", false, "allow writes to regions without 'w' (code, read-only data) as /proc/PID/mem does")
 	flags.BoolVar(&cfg.NoXattrs, "no-xattrs", false, "serve no extended attributes (no user.procmem.*), so that the kernel stops asking: ls -l then makes no getxattr round trips")
+	flags.DurationVar(&cfg.Timeout, "timeout", fs.DefaultTimeout, "answer a request that waits this long on its process with EIO; the process's requests then fail at once until the call returns")
 	flags.BoolVar(&cfg.Debug, "debug", false, "log every FUSE request and reply to stderr")
 	return func(e *env, args []string) error {
 		if len(args) != 1 {
 			return usagef("mount: want one MOUNTPOINT")
+		}
+		if cfg.Timeout <= 0 {
+			return usagef("mount: --timeout must be a positive duration such as 500ms or 5s")
 		}
 		if cfg.ReadOnly && cfg.ForceWrite {
 			return usagef("mount: --read-only and --force-write exclude each other")

@@ -31,6 +31,9 @@ type Config struct {
 	AllowOther bool // let other users in, under access control
 	Debug      bool // log every FUSE request
 	NoXattrs   bool // no extended attributes: the kernel stops asking for them
+	// Timeout bounds how long a request waits for a process (callBound);
+	// DefaultTimeout if zero.
+	Timeout time.Duration
 }
 
 // FS is one mounted filesystem.
@@ -40,6 +43,7 @@ type FS struct {
 	hidePIDs bool      // /proc is mounted with hidepid: each caller sees what it may
 	access   *accessControl
 	handles  *handleQuota
+	bound    *callBound // every call into a process
 	root     *rootNode
 	dev      atomic.Pointer[string] // the mount's device, as maps shows it
 }
@@ -76,7 +80,10 @@ func New(cfg Config) (*FS, error) {
 		return nil, fmt.Errorf("reading how /proc is mounted: %w", err)
 	}
 	quota := &handleQuota{daemonUID: access.daemon.uid[1]}
-	return &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access, handles: quota}, nil
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	return &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access, handles: quota, bound: newCallBound(cfg.Timeout)}, nil
 }
 
 // Mount mounts the filesystem at dir and serves it in the background.

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -15,13 +16,53 @@ import (
 // regionHandle is an open region file: a reader of the address space it
 // was opened on, with the caller's rights, and the region's bounds. It
 // never reads or writes outside [start, end).
+//
+// Every call into the process runs within the filesystem's bound
+// (callBound): a call the request gave up on may go on after the file is
+// released, so the files are closed when the last call is done.
 type regionHandle struct {
-	mem        *memory.Reader
-	region     *memory.Region
+	opened
 	writer     *memory.Writer // nil unless opened for writing
 	start, end uint64
 	quota      *handleQuota // counts the handle against uid
 	uid        uint32
+	bound      *callBound
+	key        procKey
+	users      atomic.Int32 // the open file and each call in flight
+}
+
+// opened is what an open of a region file opens.
+type opened struct {
+	mem    *memory.Reader
+	region *memory.Region
+}
+
+func (o opened) close() {
+	if o.mem != nil {
+		o.region.Close()
+		o.mem.Close()
+	}
+}
+
+// handleCall runs fn on the handle's files within the bound (see run).
+func handleCall[T any](ctx context.Context, h *regionHandle, fn func() (T, error), discard func(T)) (T, error) {
+	t, err := h.bound.enter(ctx, h.key)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	h.users.Add(1)
+	return run(ctx, t, func() (T, error) {
+		defer h.done()
+		return fn()
+	}, discard)
+}
+
+// done ends a use of the handle's files; the last one closes them.
+func (h *regionHandle) done() {
+	if h.users.Add(-1) == 0 {
+		h.opened.close()
+	}
 }
 
 var (
@@ -54,14 +95,22 @@ func (h *regionHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 	if n == 0 {
 		return fuse.ReadResultData(nil), 0
 	}
-	got, err := h.region.ReadAt(dest[:n], addr)
+	r, err := handleCall(ctx, h, func() (*reply, error) {
+		r := newReply(n)
+		var err error
+		r.n, err = h.region.ReadAt(r.data(n), addr)
+		return r, err
+	}, (*reply).Done)
 	if err != nil {
+		if r != nil {
+			r.Done()
+		}
 		if memory.Classify(err) == memory.Gone {
 			return fuse.ReadResultData(nil), 0 // like /proc/PID/mem: EOF
 		}
 		return nil, toErrno(err)
 	}
-	return fuse.ReadResultData(dest[:got]), 0
+	return r, 0
 }
 
 // Lseek answers SEEK_DATA and SEEK_HOLE from the region's layout, so
@@ -74,7 +123,15 @@ func (h *regionHandle) Lseek(ctx context.Context, off uint64, whence uint32) (ui
 	if off >= size {
 		return 0, syscall.ENXIO
 	}
-	at, ok, err := h.region.Seek(h.start+off, whence == seekHole)
+	type found struct {
+		at uint64
+		ok bool
+	}
+	f, err := handleCall(ctx, h, func() (found, error) {
+		at, ok, err := h.region.Seek(h.start+off, whence == seekHole)
+		return found{at, ok}, err
+	}, nil)
+	at, ok := f.at, f.ok
 	switch {
 	case err != nil:
 		return 0, toErrno(err)
@@ -105,7 +162,14 @@ func (h *regionHandle) Write(ctx context.Context, data []byte, off int64) (uint3
 	if h.writer == nil {
 		return 0, syscall.EBADF
 	}
-	got, err := h.writer.Write(data[:n], addr)
+	// go-fuse reuses data once Write returns, and the write may go on
+	// after that (if the request gives up on it): it writes a copy.
+	buf := getBuffer(n)
+	copy(*buf, data[:n])
+	got, err := handleCall(ctx, h, func() (int, error) {
+		defer putBuffer(buf)
+		return h.writer.Write((*buf)[:n], addr)
+	}, nil)
 	if err != nil {
 		return 0, writeErrno(err)
 	}
@@ -117,10 +181,19 @@ func (h *regionHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { 
 
 func (h *regionHandle) Flush(ctx context.Context) syscall.Errno { return 0 }
 
+// Release closes the files once no call uses them. Closing may wait too
+// (a file on a hung filesystem is flushed), so it is one more call.
 func (h *regionHandle) Release(ctx context.Context) syscall.Errno {
-	h.region.Close()
-	h.mem.Close()
 	h.quota.release(h.uid)
+	if h.users.Add(-1) != 0 {
+		return 0 // the last call closes them
+	}
+	t, err := h.bound.enter(ctx, h.key)
+	if err != nil { // the process is stuck: the files must be closed all the same
+		go h.opened.close()
+		return 0
+	}
+	run(ctx, t, func() (struct{}, error) { h.opened.close(); return struct{}{}, nil }, nil)
 	return 0
 }
 

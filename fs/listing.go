@@ -41,16 +41,24 @@ func (d *procDir) openListing(ctx context.Context) (*listing, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &listing{dir: d}
-	_, err = withProcess(d.pin, func(p *procfs.Process) (struct{}, error) {
-		var err error
-		l.maps, l.image, err = d.fsys.openMaps(p, c)
-		return struct{}{}, err
+	type opened struct {
+		maps  *os.File
+		image procfs.Image
+	}
+	o, err := do(ctx, d.fsys.bound, d.key(), func() (opened, error) {
+		return withProcess(d.pin, func(p *procfs.Process) (opened, error) {
+			maps, image, err := d.fsys.openMaps(p, c)
+			return opened{maps, image}, err
+		})
+	}, func(o opened) {
+		if o.maps != nil {
+			o.maps.Close()
+		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	return l, nil
+	return &listing{dir: d, maps: o.maps, image: o.image}, nil
 }
 
 // Releasedir closes the listing's files.
@@ -62,12 +70,14 @@ func (l *listing) Releasedir(ctx context.Context, flags uint32) {
 
 // load reads maps afresh and makes the entries: the dots, info, statm, the
 // regions in address order, the links by name.
-func (l *listing) load() syscall.Errno {
+func (l *listing) load(ctx context.Context) syscall.Errno {
 	d := l.dir
-	if err := d.alive(); err != nil {
-		return readdirErrno(err)
-	}
-	snap, err := d.snapshotFrom(l.maps, l.image)
+	snap, err := do(ctx, d.fsys.bound, d.key(), func() (*mapsSnapshot, error) {
+		if err := d.alive(); err != nil {
+			return nil, err
+		}
+		return d.snapshotFrom(l.maps, l.image)
+	}, nil)
 	if err != nil {
 		return readdirErrno(err)
 	}
@@ -99,7 +109,7 @@ func (l *listing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.entries == nil {
-		if errno := l.load(); errno != 0 {
+		if errno := l.load(ctx); errno != 0 {
 			return nil, errno
 		}
 	}

@@ -53,16 +53,23 @@ type reading[T any] struct {
 
 // fresh returns r's value if it is younger than maxAge, and otherwise reads
 // it again from the process. d.mu must be held.
-func fresh[T any](d *procDir, r *reading[T], maxAge time.Duration, read func(*procfs.Process) (T, error)) (T, error) {
+func fresh[T any](ctx context.Context, d *procDir, r *reading[T], maxAge time.Duration, read func(*procfs.Process) (T, error)) (T, error) {
 	if !r.at.IsZero() && time.Since(r.at) < maxAge {
 		return r.val, nil
 	}
-	v, err := withProcess(d.pin, read)
+	v, err := readProcess(ctx, d, read)
 	if err != nil {
 		return v, err
 	}
 	r.val, r.at = v, time.Now()
 	return v, nil
+}
+
+// readProcess pins the process of d, reads from it and lets it go, within
+// the bound on calls into it: what read returns must hold nothing that
+// needs closing, as it is dropped if the request gives up.
+func readProcess[T any](ctx context.Context, d *procDir, read func(*procfs.Process) (T, error)) (T, error) {
+	return do(ctx, d.fsys.bound, d.key(), func() (T, error) { return withProcess(d.pin, read) }, nil)
 }
 
 // withProcess pins a process with pin, reads from it and lets it go.
@@ -128,6 +135,9 @@ func (fsys *FS) newProcDir(pid int) (*procDir, syscall.Errno) {
 	d.setOwner(p)
 	return d, 0
 }
+
+// key names the process in the bound on calls into it.
+func (d *procDir) key() procKey { return procKey{d.pid, d.start} }
 
 func (d *procDir) stableAttr() gofs.StableAttr {
 	return gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: inode(kindProc, uint64(d.pid), d.start), Gen: d.start}
@@ -232,7 +242,7 @@ func (d *procDir) snapshot(ctx context.Context, maxAge time.Duration) (*mapsSnap
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return fresh(d, &d.view(c.identity).maps, maxAge, func(p *procfs.Process) (*mapsSnapshot, error) {
+	return fresh(ctx, d, &d.view(c.identity).maps, maxAge, func(p *procfs.Process) (*mapsSnapshot, error) {
 		return d.readLayout(p, c)
 	})
 }
@@ -281,7 +291,7 @@ func (d *procDir) currentRegions(ctx context.Context) ([]procfs.Region, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withProcess(d.pin, func(p *procfs.Process) ([]procfs.Region, error) {
+	return readProcess(ctx, d, func(p *procfs.Process) ([]procfs.Region, error) {
 		return readAs(d.fsys.access, c, p, "maps", procfs.ReadMaps)
 	})
 }
@@ -312,7 +322,7 @@ func (d *procDir) smaps(ctx context.Context) ([]procfs.Mapping, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return fresh(d, &d.view(c.identity).smaps, snapshotAge, func(p *procfs.Process) ([]procfs.Mapping, error) {
+	return fresh(ctx, d, &d.view(c.identity).smaps, snapshotAge, func(p *procfs.Process) ([]procfs.Mapping, error) {
 		return readAs(d.fsys.access, c, p, "smaps", procfs.ReadSmaps)
 	})
 }
@@ -323,9 +333,9 @@ func (d *procDir) smaps(ctx context.Context) ([]procfs.Mapping, error) {
 // the daemon's rights (pagemap is mode 0400, and a caller may read maps by
 // capability alone), and only while the process runs the image the
 // snapshot was read from; else nothing is known.
-func (s *mapsSnapshot) residentBytes(start, end uint64) uint64 {
+func (s *mapsSnapshot) residentBytes(ctx context.Context, start, end uint64) uint64 {
 	s.once.Do(func() {
-		s.resident, _ = withProcess(s.dir.pin, func(p *procfs.Process) (map[uint64]uint64, error) {
+		s.resident, _ = readProcess(ctx, s.dir, func(p *procfs.Process) (map[uint64]uint64, error) {
 			pm, err := p.OpenPagemap()
 			if err != nil {
 				return nil, err
@@ -503,7 +513,7 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		}
 		n := &regionFile{dir: d, start: r.Start, end: r.End, perms: r.Perms}
 		n.fsys = d.fsys
-		n.fillAttr(&out.Attr, snap)
+		n.fillAttr(ctx, &out.Attr, snap)
 		out.SetEntryTimeout(d.fsys.nameTimeout())
 		out.SetAttrTimeout(stableTimeout)
 		return d.NewInode(ctx, n, n.stableAttr()), 0

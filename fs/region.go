@@ -49,7 +49,7 @@ func (n *regionFile) mode(p procfs.Perms) uint32 {
 
 // fillAttr fills in the attributes, with the resident size of snap (if
 // nil, none is known).
-func (n *regionFile) fillAttr(a *fuse.Attr, snap *mapsSnapshot) {
+func (n *regionFile) fillAttr(ctx context.Context, a *fuse.Attr, snap *mapsSnapshot) {
 	n.mu.Lock()
 	perms := n.perms
 	n.mu.Unlock()
@@ -59,7 +59,7 @@ func (n *regionFile) fillAttr(a *fuse.Attr, snap *mapsSnapshot) {
 	// du shows resident memory; a region with fewer blocks than its size
 	// is what makes cp look for holes with SEEK_DATA.
 	if snap != nil {
-		a.Blocks = snap.residentBytes(n.start, n.end) / 512
+		a.Blocks = snap.residentBytes(ctx, n.start, n.end) / 512
 	} else {
 		a.Blocks = (n.end - n.start) / 512 // never read: claim nothing is sparse
 	}
@@ -84,7 +84,7 @@ func (n *regionFile) refresh(ctx context.Context) (procfs.Region, *mapsSnapshot,
 
 func (n *regionFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	_, snap, _ := n.refresh(ctx)
-	n.fillAttr(&out.Attr, snap)
+	n.fillAttr(ctx, &out.Attr, snap)
 	out.SetTimeout(stableTimeout)
 	return 0
 }
@@ -100,7 +100,7 @@ func (n *regionFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.Se
 		return syscall.EPERM
 	}
 	_, snap, _ := n.refresh(ctx)
-	n.fillAttr(&out.Attr, snap)
+	n.fillAttr(ctx, &out.Attr, snap)
 	return 0
 }
 
@@ -119,25 +119,37 @@ func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 	if !ok {
 		return nil, 0, syscall.EMFILE
 	}
-	p, err := n.dir.pin()
+	o, err := do(ctx, n.fsys.bound, n.dir.key(), func() (opened, error) {
+		return n.open(ctx, region, write)
+	}, opened.close)
 	if err != nil {
 		n.fsys.handles.release(uid)
 		return nil, 0, toErrno(err)
 	}
-	defer p.Close()
-	rd, err := memory.Open(p, n.fsys.access.opener(ctx, p.PID), write)
-	if err != nil {
-		n.fsys.handles.release(uid)
-		return nil, 0, toErrno(err)
-	}
-	rd.Avoid(n.fsys.ownDevice())
-	h := &regionHandle{mem: rd, region: rd.Region(region), start: n.start, end: n.end, quota: n.fsys.handles, uid: uid}
+	h := &regionHandle{opened: o, start: n.start, end: n.end, quota: n.fsys.handles, uid: uid, bound: n.fsys.bound, key: n.dir.key()}
+	h.users.Store(1)
 	if write {
-		h.writer = rd.Writer(n.start, n.end)
+		h.writer = o.mem.Writer(n.start, n.end)
 	}
 	fuseFlags := uint32(fuse.FOPEN_DIRECT_IO)
 	if write {
 		fuseFlags |= fuse.FOPEN_PARALLEL_DIRECT_WRITES
 	}
 	return h, fuseFlags, 0
+}
+
+// open opens the memory of the process, with the caller's credentials,
+// and the region in it.
+func (n *regionFile) open(ctx context.Context, region procfs.Region, write bool) (opened, error) {
+	p, err := n.dir.pin()
+	if err != nil {
+		return opened{}, err
+	}
+	defer p.Close()
+	rd, err := memory.Open(p, n.fsys.access.opener(ctx, p.PID), write)
+	if err != nil {
+		return opened{}, err
+	}
+	rd.Avoid(n.fsys.ownDevice())
+	return opened{mem: rd, region: rd.Region(region)}, nil
 }

@@ -65,7 +65,7 @@ func (t *textFile) content(ctx context.Context, maxAge time.Duration) ([]byte, s
 		report.Info(&b, snap.regions)
 		return b.Bytes(), 0
 	}
-	s, err := withProcess(t.dir.pin, (*procfs.Process).Statm)
+	s, err := readProcess(ctx, t.dir, (*procfs.Process).Statm)
 	if err != nil {
 		return nil, toErrno(err)
 	}

@@ -63,7 +63,7 @@ func (n *regionFile) Getxattr(ctx context.Context, name string, dest []byte) (ui
 }
 
 func (d *procDir) xattrs(ctx context.Context) ([]xattr, syscall.Errno) {
-	attrs, err := withProcess(d.pin, func(p *procfs.Process) ([]xattr, error) {
+	attrs, err := readProcess(ctx, d, func(p *procfs.Process) ([]xattr, error) {
 		st, err := p.Stat()
 		if err != nil {
 			return nil, err

@@ -30,7 +30,7 @@ var (
 )
 
 // buildTool builds one of the benchmarks' helper commands once per run.
-func buildTool(b *testing.B, name string) string {
+func buildTool(b testing.TB, name string) string {
 	toolsMu.Lock()
 	defer toolsMu.Unlock()
 	if bin, ok := tools[name]; ok {

@@ -244,3 +244,172 @@ func TestUserfaultfdMapping(t *testing.T) {
 	}
 	tg.kill() // before the unmount: its faults may still hold the mount's requests
 }
+
+// startStallFS mounts a filesystem whose reads never answer (stallfs) and
+// returns its file's path, and a function that kills the server: the
+// kernel then fails every read waiting on it.
+func startStallFS(t *testing.T, size uint64) (string, func()) {
+	t.Helper()
+	bin := buildTool(t, "stallfs")
+	dir := filepath.Join(t.TempDir(), "stallfs")
+	os.Mkdir(dir, 0o755)
+	cmd := exec.Command(bin, dir, strconv.FormatUint(size, 10))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kill := func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		syscall.Unmount(dir, syscall.MNT_DETACH)
+	}
+	t.Cleanup(kill)
+	waitFor(t, "stallfs", func() (string, bool) { _, err := os.Stat(filepath.Join(dir, "data")); return "", err == nil })
+	return filepath.Join(dir, "data"), kill
+}
+
+// daemonThreads is how many threads process pid has.
+func daemonThreads(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	t.Fatal("no Threads in status")
+	return 0
+}
+
+// readRegion reads n bytes at the start of a region file, and says how
+// long it took.
+func readRegion(path string, n int) (time.Duration, error) {
+	start := time.Now()
+	f, err := os.Open(path)
+	if err == nil {
+		_, err = f.ReadAt(make([]byte, n), 0)
+		f.Close()
+	}
+	return time.Since(start), err
+}
+
+// stalledRead reads a stalled mapping through m: it must fail with EIO
+// within the bound. If it hangs, the connection is aborted so that the
+// test can end.
+func stalledRead(t *testing.T, m *mount, path string, bound time.Duration) {
+	t.Helper()
+	type result struct {
+		took time.Duration
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() { took, err := readRegion(path, 4096); done <- result{took, err} }()
+	select {
+	case r := <-done:
+		if !errors.Is(r.err, syscall.EIO) || r.took > bound+2*time.Second {
+			t.Fatalf("read of the stalled mapping: %v after %v; want EIO within %v", r.err, r.took, bound)
+		}
+	case <-time.After(bound + 10*time.Second):
+		abortConnection(t, m.dir)
+		t.Fatalf("read of the stalled mapping hangs past the bound %v", bound)
+	}
+}
+
+// TestStalledTarget: a target maps a file of a filesystem that hangs, so
+// that reading the mapping waits for ever, wherever it is read from (the
+// file, or the process). Every request is answered within the mount's
+// bound (EIO); a pile-up of 300 readers costs a few threads; the stuck
+// process's further requests fail at once while other processes are
+// served as usual; a daemon with a stuck call unmounts and exits; and once
+// the filesystem lets the call go, the process is served again.
+func TestStalledTarget(t *testing.T) {
+	requireRoot(t) // mounting stallfs
+	const bound = time.Second
+	data, unstall := startStallFS(t, 1<<20)
+	tg := startTarget(t, "", 1<<20)
+	other := startTarget(t, "", 1<<20)
+	got := tg.ask("mapfile %s", data)
+	addr, err := strconv.ParseUint(strings.TrimPrefix(got, "0x"), 16, 64)
+	if err != nil {
+		t.Fatalf("mapfile: %q", got)
+	}
+	name := tg.region(addr).Name()
+
+	// A daemon with a call stuck ends on SIGTERM all the same.
+	early := startMount(t, "--timeout", bound.String())
+	stalledRead(t, early, early.path(itoa(tg.pid), name), bound)
+	stopped := time.Now()
+	early.stop()
+	if took := time.Since(stopped); took > 5*time.Second {
+		t.Errorf("a daemon with a stuck call took %v to stop", took)
+	}
+
+	m := startMount(t, "--timeout", bound.String())
+	daemon := m.cmd.Process.Pid
+	file := m.path(itoa(tg.pid), name)
+	stalledRead(t, m, file, bound)
+
+	// 300 readers at once, and other processes served meanwhile.
+	const readers = 300
+	type result struct {
+		took time.Duration
+		err  error
+	}
+	results := make(chan result, readers)
+	begin := time.Now()
+	for range readers {
+		go func() {
+			took, err := readRegion(file, 256<<10)
+			results <- result{took, err}
+		}()
+	}
+	otherFile := m.path(itoa(other.pid), other.region(other.addr["pattern"]).Name())
+	var slowest time.Duration
+	for range 20 {
+		took, err := readRegion(otherFile, 4096)
+		if err != nil {
+			t.Fatalf("another process during the stall: %v", err)
+		}
+		slowest = max(slowest, took)
+	}
+	if slowest > 500*time.Millisecond {
+		t.Errorf("another process during the stall: a read took %v", slowest)
+	}
+	threads := daemonThreads(t, daemon)
+	var worst time.Duration
+	for range readers {
+		r := <-results
+		if r.err == nil || !errors.Is(r.err, syscall.EIO) && !errors.Is(r.err, os.ErrNotExist) {
+			t.Errorf("a reader of the stalled mapping: %v, want EIO", r.err)
+		}
+		worst = max(worst, r.took)
+	}
+	t.Logf("%d readers answered in %v (slowest %v); daemon threads %d; other process's slowest read %v", readers, time.Since(begin), worst, threads, slowest)
+	if worst > bound+3*time.Second {
+		t.Errorf("a reader of the stalled mapping waited %v, bound %v", worst, bound)
+	}
+	if threads > 40 {
+		t.Errorf("the daemon has %d threads during the pile-up: stuck calls are not bounded", threads)
+	}
+	if _, err := os.ReadFile(m.path(itoa(tg.pid), "statm")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("statm of the stuck process: %v, want EIO at once", err)
+	}
+	if !strings.Contains(m.stderr.String(), fmt.Sprintf("process %d does not answer", tg.pid)) {
+		t.Errorf("the daemon did not log the stuck process:\n%s", m.stderr.String())
+	}
+
+	unstall()
+	waitFor(t, "the process to answer again", func() (string, bool) {
+		b, err := os.ReadFile(m.path(itoa(tg.pid), "statm"))
+		return fmt.Sprint(err), err == nil && len(b) > 0
+	})
+	if !strings.Contains(m.stderr.String(), fmt.Sprintf("process %d answers again", tg.pid)) {
+		t.Errorf("the daemon did not log that the process answers again:\n%s", m.stderr.String())
+	}
+	m.alive()
+	tg.kill() // its mapping of the dead filesystem goes with it
+}
