@@ -88,7 +88,7 @@ func serve(e *env, fsys *fs.FS, dir string) error {
 			case <-done:
 				return
 			case <-usr1:
-				stderrf(e, "stats: %s", daemonStats())
+				stderrf(e, "stats: %s nodes %d", daemonStats(), fsys.Nodes())
 			}
 		}
 	}()
@@ -131,11 +131,12 @@ func stopOnSignal(e *env, server *fuse.Server, dir string, sigs <-chan os.Signal
 	}
 }
 
-// daemonStats says what the daemon holds: goroutines and open descriptors,
-// for finding leaks (kill -USR1).
+// daemonStats says what the daemon holds: goroutines, open descriptors
+// and threads, for finding leaks (kill -USR1).
 func daemonStats() string {
 	fds, _ := os.ReadDir("/proc/self/fd")
-	return fmt.Sprintf("goroutines %d fds %d", runtime.NumGoroutine(), len(fds)-1)
+	tasks, _ := os.ReadDir("/proc/self/task")
+	return fmt.Sprintf("goroutines %d fds %d threads %d", runtime.NumGoroutine(), len(fds)-1, len(tasks))
 }
 
 // prepareMountpoint creates dir if missing and recovers a mountpoint left

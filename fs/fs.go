@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"log"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -111,8 +112,10 @@ func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
 			DirectMountStrict: os.Geteuid() == 0,
 			// READDIRPLUS (a lookup per entry) only while the lister also
 			// stats the entries: a plain "ls" of a process with 60,000
-			// regions then costs no lookups.
-			ExtraCapabilities: fuse.CAP_READDIRPLUS_AUTO,
+			// regions then costs no lookups. Shared mappings of the
+			// direct-I/O files (GHex, scanners), which the kernel otherwise
+			// refuses with ENODEV.
+			ExtraCapabilities: fuse.CAP_READDIRPLUS_AUTO | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 		},
 	}
 	if fsys.cfg.ReadOnly {
@@ -128,6 +131,12 @@ func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
 		dev := fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev))
 		fsys.dev.Store(&dev)
 	}
+	if server.KernelSettings().Flags64()&fuse.CAP_DIRECT_IO_ALLOW_MMAP == 0 {
+		log.Printf("procmem: this kernel cannot map region files shared (FUSE_DIRECT_IO_ALLOW_MMAP, Linux 6.6): MAP_SHARED fails with ENODEV, MAP_PRIVATE works")
+	}
+	done := make(chan struct{})
+	go func() { server.Wait(); close(done) }()
+	go fsys.pruneIdle(done)
 	return server, nil
 }
 

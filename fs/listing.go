@@ -106,6 +106,7 @@ func (l *listing) load(ctx context.Context) syscall.Errno {
 }
 
 func (l *listing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	l.dir.touch()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.entries == nil {

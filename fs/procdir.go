@@ -25,7 +25,8 @@ type procDir struct {
 	start uint64        // process start time: with pid, the process's identity
 	owner atomic.Uint64 // uid<<32 | gid of /proc/PID as last seen: they own its files
 
-	forgotten atomic.Bool // the kernel was told to drop this directory
+	forgotten atomic.Bool  // the kernel was told to drop this directory
+	used      atomic.Int64 // when it was last looked in, in Unix nanoseconds
 
 	mu    sync.Mutex
 	views map[identity]*view // by caller, at most maxViews
@@ -132,6 +133,7 @@ func (fsys *FS) newProcDir(pid int) (*procDir, syscall.Errno) {
 	}
 	d := &procDir{pid: pid, start: p.StartTime}
 	d.fsys = fsys
+	d.touch()
 	d.setOwner(p)
 	return d, 0
 }
@@ -236,6 +238,7 @@ func (d *procDir) view(c identity) *view {
 // reading is younger than maxAge. A caller who may not read maps gets the
 // kernel's EACCES.
 func (d *procDir) snapshot(ctx context.Context, maxAge time.Duration) (*mapsSnapshot, error) {
+	d.touch()
 	c, err := d.fsys.access.caller(ctx)
 	if err != nil {
 		return nil, err
@@ -398,7 +401,11 @@ func linkName(path string) string {
 		return ""
 	}
 	name := path[1 : len(path)-1]
-	if name == "" || name == "." || name == ".." || name == "info" || name == "statm" || strings.ContainsAny(name, "/\x00") {
+	switch name {
+	case "", ".", "..", "info", "statm":
+		return ""
+	}
+	if strings.ContainsAny(name, "/\x00") {
 		return ""
 	}
 	return name
@@ -490,6 +497,7 @@ func (d *procDir) checkLayoutAccess(ctx context.Context) syscall.Errno {
 // lookup finds name in snap, a listing's snapshot, or if that is nil in
 // maps as read within stableTimeout (afresh if that reading lacks it).
 func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, snap *mapsSnapshot) (*gofs.Inode, syscall.Errno) {
+	d.touch()
 	switch name {
 	case "info", "statm":
 		if err := d.alive(); err != nil {

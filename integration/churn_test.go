@@ -64,14 +64,25 @@ func errnoName(err error) string {
 // stats asks the daemon for its goroutine and descriptor counts (SIGUSR1).
 func (m *mount) stats() (goroutines, fds int) {
 	m.t.Helper()
+	all := m.allStats()
+	return all["goroutines"], all["fds"]
+}
+
+// allStats asks the daemon what it holds (SIGUSR1): goroutines, fds,
+// threads, nodes.
+func (m *mount) allStats() map[string]int {
+	m.t.Helper()
 	before := strings.Count(m.stderr.String(), "stats:")
 	m.cmd.Process.Signal(syscall.SIGUSR1)
-	waitFor(m.t, "the daemon's stats", func() (string, bool) { return "", strings.Count(m.stderr.String(), "stats:") > before })
-	all := regexp.MustCompile(`stats: goroutines (\d+) fds (\d+)`).FindAllStringSubmatch(m.stderr.String(), -1)
-	last := all[len(all)-1]
-	goroutines, _ = strconv.Atoi(last[1])
-	fds, _ = strconv.Atoi(last[2])
-	return goroutines, fds
+	line := waitFor(m.t, "the daemon's stats", func() (string, bool) {
+		s := m.stderr.String()
+		return s[max(strings.LastIndex(s, "stats:"), 0):], strings.Count(s, "stats:") > before
+	})
+	stats := map[string]int{}
+	for _, kv := range regexp.MustCompile(`(\w+) (\d+)`).FindAllStringSubmatch(strings.SplitN(line, "\n", 2)[0], -1) {
+		stats[kv[1]], _ = strconv.Atoi(kv[2])
+	}
+	return stats
 }
 
 // toolErrno runs cmd and turns its failure into the errno its tools

@@ -268,23 +268,6 @@ func startStallFS(t *testing.T, size uint64) (string, func()) {
 	return filepath.Join(dir, "data"), kill
 }
 
-// daemonThreads is how many threads process pid has.
-func daemonThreads(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	t.Fatal("no Threads in status")
-	return 0
-}
-
 // readRegion reads n bytes at the start of a region file, and says how
 // long it took.
 func readRegion(path string, n int) (time.Duration, error) {
@@ -322,7 +305,7 @@ func stalledRead(t *testing.T, m *mount, path string, bound time.Duration) {
 // TestStalledTarget: a target maps a file of a filesystem that hangs, so
 // that reading the mapping waits for ever, wherever it is read from (the
 // file, or the process). Every request is answered within the mount's
-// bound (EIO); a pile-up of 300 readers costs a few threads; the stuck
+// bound (EIO); a pile-up of 1,000 readers costs a few threads; the stuck
 // process's further requests fail at once while other processes are
 // served as usual; a daemon with a stuck call unmounts and exits; and once
 // the filesystem lets the call go, the process is served again.
@@ -354,7 +337,7 @@ func TestStalledTarget(t *testing.T) {
 	stalledRead(t, m, file, bound)
 
 	// 300 readers at once, and other processes served meanwhile.
-	const readers = 300
+	const readers = 1000
 	type result struct {
 		took time.Duration
 		err  error
@@ -379,7 +362,7 @@ func TestStalledTarget(t *testing.T) {
 	if slowest > 500*time.Millisecond {
 		t.Errorf("another process during the stall: a read took %v", slowest)
 	}
-	threads := daemonThreads(t, daemon)
+	threads := statusNumber(t, daemon, "Threads")
 	var worst time.Duration
 	for range readers {
 		r := <-results
@@ -412,4 +395,59 @@ func TestStalledTarget(t *testing.T) {
 	}
 	m.alive()
 	tg.kill() // its mapping of the dead filesystem goes with it
+}
+
+// TestIdleEntriesDropped: "ls -l" of a process with 30,000 regions makes
+// the kernel look up every region, and the daemon holds a node for each.
+// Once the directory goes unused, the daemon has the kernel drop them
+// (all but a file still open, which reads on), and its memory comes back;
+// the directory then lists as before.
+func TestIdleEntriesDropped(t *testing.T) {
+	tg := startTargetAs(t, nil, targetBin, 1<<20, "mappings", "30000")
+	m := startMount(t, "--no-xattrs")
+	dir := m.path(itoa(tg.pid))
+	held := m.openPattern(tg, os.O_RDONLY)
+	defer held.Close()
+	listed := run(t, "", "ls", "-l", dir)
+	mustSucceed(t, listed, "ls -l")
+	regions := strings.Count(listed.stdout, "\n-r")
+	if regions < 30000 {
+		t.Fatalf("ls -l listed %d regions, want 30,000 and more", regions)
+	}
+	busy := m.allStats()
+	rss := func() int { return statusNumber(t, m.cmd.Process.Pid, "VmRSS") }
+	busyRSS := rss()
+	if busy["nodes"] < regions {
+		t.Fatalf("after ls -l the daemon holds %d nodes for %d regions: the test measures nothing", busy["nodes"], regions)
+	}
+	var idle map[string]int
+	waitWithin(t, 20*time.Second, "the idle entries to be dropped", func() (string, bool) {
+		idle = m.allStats()
+		return fmt.Sprint(idle), idle["nodes"] < 10
+	})
+	idleRSS := rss()
+	t.Logf("nodes %d -> %d, RSS %d -> %d kB", busy["nodes"], idle["nodes"], busyRSS, idleRSS)
+	if _, err := held.ReadAt(make([]byte, 16), 0); err != nil {
+		t.Errorf("an open region file after its entry was dropped: %v", err)
+	}
+	if again := run(t, "", "ls", "-l", dir); strings.Count(again.stdout, "\n-r") != regions {
+		t.Errorf("ls -l after the entries were dropped lists %d regions, want %d", strings.Count(again.stdout, "\n-r"), regions)
+	}
+}
+
+// statusNumber reads a number field of /proc/PID/status (kB for sizes).
+func statusNumber(t *testing.T, pid int, field string) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
 }
