@@ -163,6 +163,7 @@ const (
 	kindStatm
 	kindLink
 	kindSelf
+	kindMem
 )
 
 // rootIno is the root directory's inode number, as in /proc (and FUSE's

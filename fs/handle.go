@@ -11,41 +11,94 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procmem/procmem/memory"
+	"github.com/procmem/procmem/procfs"
 )
 
-// regionHandle is an open region file: a reader of the address space it
-// was opened on, with the caller's rights, and the region's bounds. It
-// never reads or writes outside [start, end).
+// handle is an open file of a process's memory (a region file, mem): a
+// reader of the address space it was opened on, with the caller's rights.
 //
 // Every call into the process runs within the filesystem's bound
 // (callBound): a call the request gave up on may go on after the file is
 // released, so the files are closed when the last call is done.
-type regionHandle struct {
+type handle struct {
 	opened
-	writer     *memory.Writer // nil unless opened for writing
-	start, end uint64
-	quota      *handleQuota // counts the handle against uid
-	uid        uint32
-	bound      *callBound
-	key        procKey
-	users      atomic.Int32 // the open file and each call in flight
+	quota *handleQuota // counts the handle against uid
+	uid   uint32
+	bound *callBound
+	key   procKey
+	users atomic.Int32 // the open file and each call in flight
 }
 
-// opened is what an open of a region file opens.
+// regionHandle is an open region file. It never reads or writes outside
+// [start, end).
+type regionHandle struct {
+	*handle
+	writer     *memory.Writer // nil unless opened for writing
+	start, end uint64
+}
+
+// opened is what an open of a process's memory opens: its memory, and a
+// region of it for a region file.
 type opened struct {
 	mem    *memory.Reader
-	region *memory.Region
+	region *memory.Region // nil for mem
 }
 
 func (o opened) close() {
-	if o.mem != nil {
+	if o.region != nil {
 		o.region.Close()
+	}
+	if o.mem != nil {
 		o.mem.Close()
 	}
 }
 
+// openHandle opens the memory of the process of d with the caller's
+// credentials (for writing too if write is set), and with region the
+// region in it that a region file reads, within the bound on calls.
+func (d *procDir) openHandle(ctx context.Context, write bool, region *procfs.Region) (*handle, syscall.Errno) {
+	fsys := d.fsys
+	uid, ok := fsys.handles.acquire(ctx)
+	if !ok {
+		return nil, syscall.EMFILE
+	}
+	o, err := do(ctx, fsys.bound, d.key(), func() (opened, error) {
+		p, err := d.pin()
+		if err != nil {
+			return opened{}, err
+		}
+		defer p.Close()
+		rd, err := memory.Open(p, fsys.access.opener(ctx, p.PID), write)
+		if err != nil {
+			return opened{}, err
+		}
+		rd.Avoid(fsys.ownDevice())
+		o := opened{mem: rd}
+		if region != nil {
+			o.region = rd.Region(*region)
+		}
+		return o, nil
+	}, opened.close)
+	if err != nil {
+		fsys.handles.release(uid)
+		return nil, toErrno(err)
+	}
+	h := &handle{opened: o, quota: fsys.handles, uid: uid, bound: fsys.bound, key: d.key()}
+	h.users.Store(1)
+	return h, 0
+}
+
+// openFlags are the flags of an open memory file: every read and write
+// reaches the daemon.
+func openFlags(write bool) uint32 {
+	if write {
+		return fuse.FOPEN_DIRECT_IO | fuse.FOPEN_PARALLEL_DIRECT_WRITES
+	}
+	return fuse.FOPEN_DIRECT_IO
+}
+
 // handleCall runs fn on the handle's files within the bound (see run).
-func handleCall[T any](ctx context.Context, h *regionHandle, fn func() (T, error), discard func(T)) (T, error) {
+func handleCall[T any](ctx context.Context, h *handle, fn func() (T, error), discard func(T)) (T, error) {
 	t, err := h.bound.enter(ctx, h.key)
 	if err != nil {
 		var zero T
@@ -59,7 +112,7 @@ func handleCall[T any](ctx context.Context, h *regionHandle, fn func() (T, error
 }
 
 // done ends a use of the handle's files; the last one closes them.
-func (h *regionHandle) done() {
+func (h *handle) done() {
 	if h.users.Add(-1) == 0 {
 		h.opened.close()
 	}
@@ -95,10 +148,16 @@ func (h *regionHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 	if n == 0 {
 		return fuse.ReadResultData(nil), 0
 	}
+	return h.read(ctx, n, func(b []byte) (int, error) { return h.region.ReadAt(b, addr) })
+}
+
+// read answers a read of n bytes that fill reads, within the bound: like
+// /proc/PID/mem, EOF once the process is gone.
+func (h *handle) read(ctx context.Context, n int, fill func([]byte) (int, error)) (fuse.ReadResult, syscall.Errno) {
 	r, err := handleCall(ctx, h, func() (*reply, error) {
 		r := newReply(n)
 		var err error
-		r.n, err = h.region.ReadAt(r.data(n), addr)
+		r.n, err = fill(r.data(n))
 		return r, err
 	}, (*reply).Done)
 	if err != nil {
@@ -127,7 +186,7 @@ func (h *regionHandle) Lseek(ctx context.Context, off uint64, whence uint32) (ui
 		at uint64
 		ok bool
 	}
-	f, err := handleCall(ctx, h, func() (found, error) {
+	f, err := handleCall(ctx, h.handle, func() (found, error) {
 		at, ok, err := h.region.Seek(h.start+off, whence == seekHole)
 		return found{at, ok}, err
 	}, nil)
@@ -162,13 +221,18 @@ func (h *regionHandle) Write(ctx context.Context, data []byte, off int64) (uint3
 	if h.writer == nil {
 		return 0, syscall.EBADF
 	}
-	// go-fuse reuses data once Write returns, and the write may go on
-	// after that (if the request gives up on it): it writes a copy.
-	buf := getBuffer(n)
-	copy(*buf, data[:n])
+	return h.write(ctx, data[:n], func(b []byte) (int, error) { return h.writer.Write(b, addr) })
+}
+
+// write answers a write of data that put writes, within the bound.
+// go-fuse reuses data once Write returns, and the write may go on after
+// that (if the request gives up on it): put writes a copy.
+func (h *handle) write(ctx context.Context, data []byte, put func([]byte) (int, error)) (uint32, syscall.Errno) {
+	buf := getBuffer(len(data))
+	copy(*buf, data)
 	got, err := handleCall(ctx, h, func() (int, error) {
 		defer putBuffer(buf)
-		return h.writer.Write((*buf)[:n], addr)
+		return put((*buf)[:len(data)])
 	}, nil)
 	if err != nil {
 		return 0, writeErrno(err)
@@ -177,13 +241,13 @@ func (h *regionHandle) Write(ctx context.Context, data []byte, off int64) (uint3
 }
 
 // Fsync succeeds: writes to /proc/PID/mem are in memory when they return.
-func (h *regionHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno { return 0 }
 
-func (h *regionHandle) Flush(ctx context.Context) syscall.Errno { return 0 }
+func (h *handle) Flush(ctx context.Context) syscall.Errno { return 0 }
 
 // Release closes the files once no call uses them. Closing may wait too
 // (a file on a hung filesystem is flushed), so it is one more call.
-func (h *regionHandle) Release(ctx context.Context) syscall.Errno {
+func (h *handle) Release(ctx context.Context) syscall.Errno {
 	h.quota.release(h.uid)
 	if h.users.Add(-1) != 0 {
 		return 0 // the last call closes them

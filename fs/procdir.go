@@ -402,7 +402,7 @@ func linkName(path string) string {
 	}
 	name := path[1 : len(path)-1]
 	switch name {
-	case "", ".", "..", "info", "statm":
+	case "", ".", "..", "info", "statm", "mem":
 		return ""
 	}
 	if strings.ContainsAny(name, "/\x00") {
@@ -507,6 +507,16 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		t.fsys = d.fsys
 		t.fillAttr(ctx, &out.Attr, -1)
 		return d.NewInode(ctx, t, t.stableAttr()), 0
+	}
+	if name == "mem" {
+		snap, err := d.snapshot(ctx, snapshotAge)
+		if err != nil {
+			return nil, toErrno(err)
+		}
+		n := &memFile{dir: d}
+		n.fsys = d.fsys
+		n.fillAttr(ctx, &out.Attr, snap)
+		return d.NewInode(ctx, n, n.stableAttr()), 0
 	}
 	if start, end, ok := procfs.ParseRegionName(name); ok {
 		var r procfs.Region

@@ -8,7 +8,6 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
 
@@ -115,41 +114,13 @@ func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 	case write && !region.Perms.Write && !n.fsys.cfg.ForceWrite:
 		return nil, 0, syscall.EACCES
 	}
-	uid, ok := n.fsys.handles.acquire(ctx)
-	if !ok {
-		return nil, 0, syscall.EMFILE
+	h, errno := n.dir.openHandle(ctx, write, &region)
+	if errno != 0 {
+		return nil, 0, errno
 	}
-	o, err := do(ctx, n.fsys.bound, n.dir.key(), func() (opened, error) {
-		return n.open(ctx, region, write)
-	}, opened.close)
-	if err != nil {
-		n.fsys.handles.release(uid)
-		return nil, 0, toErrno(err)
-	}
-	h := &regionHandle{opened: o, start: n.start, end: n.end, quota: n.fsys.handles, uid: uid, bound: n.fsys.bound, key: n.dir.key()}
-	h.users.Store(1)
+	rh := &regionHandle{handle: h, start: n.start, end: n.end}
 	if write {
-		h.writer = o.mem.Writer(n.start, n.end)
+		rh.writer = h.mem.Writer(n.start, n.end)
 	}
-	fuseFlags := uint32(fuse.FOPEN_DIRECT_IO)
-	if write {
-		fuseFlags |= fuse.FOPEN_PARALLEL_DIRECT_WRITES
-	}
-	return h, fuseFlags, 0
-}
-
-// open opens the memory of the process, with the caller's credentials,
-// and the region in it.
-func (n *regionFile) open(ctx context.Context, region procfs.Region, write bool) (opened, error) {
-	p, err := n.dir.pin()
-	if err != nil {
-		return opened{}, err
-	}
-	defer p.Close()
-	rd, err := memory.Open(p, n.fsys.access.opener(ctx, p.PID), write)
-	if err != nil {
-		return opened{}, err
-	}
-	rd.Avoid(n.fsys.ownDevice())
-	return opened{mem: rd, region: rd.Region(region)}, nil
+	return rh, openFlags(write), 0
 }

@@ -432,3 +432,28 @@ func BenchmarkSparseCopy(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMemImage: an image of a process where offset = address (256 MiB
+// of data and a 64 GiB reservation with three pages), made by cp
+// --sparse=always of the mount's mem and by procmem read --sparse -o,
+// alternated, on tmpfs.
+func BenchmarkMemImage(b *testing.B) {
+	requireRoot(b) // tmpfs: the image is 128 TiB long
+	file := filepath.Join(b.TempDir(), "mapped-file")
+	tg := startTargetAs(b, nil, targetBin, 256<<20, "sparse", file, fmt.Sprintf("%#x", uint64(64<<30)))
+	m := startMount(b)
+	dir := b.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", dir).CombinedOutput(); err != nil {
+		b.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	b.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	image := filepath.Join(dir, "image")
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		s["cp-sparse-mem"] = append(s["cp-sparse-mem"], timed(b, "cp", "--sparse=always", m.path(itoa(tg.pid), "mem"), image))
+		os.Remove(image)
+		s["procmem-read-sparse"] = append(s["procmem-read-sparse"], timed(b, procmemBin, "-p", itoa(tg.pid), "read", "--sparse", "-o", image))
+		os.Remove(image)
+	}
+	s.report(b, [2]string{"cp-sparse-mem", "procmem-read-sparse"})
+}

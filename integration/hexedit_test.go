@@ -57,3 +57,52 @@ func TestMountHexedit(t *testing.T) {
 		t.Errorf("hexedit changed more than the two bytes")
 	}
 }
+
+// TestMountBvi edits memory in place with bvi under tmux: replace the
+// first two bytes, then :wq. bvi writes its whole buffer back, so (unlike
+// hexedit) it reverts what the process changed while it was open; the
+// README says so.
+func TestMountBvi(t *testing.T) {
+	requireTool(t, "bvi", "tmux")
+	tg := startTarget(t, "", 1<<20)
+	m := startMount(t)
+	page := tg.addr["page"]
+	mid := tg.region(tg.addr["fence"] + page)
+	file := m.path(itoa(tg.pid), mid.Name())
+
+	socket := fmt.Sprintf("procmem-bvi-%d", tg.pid)
+	tmux := func(args ...string) (string, error) {
+		out, err := exec.Command("tmux", append([]string{"-L", socket}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() { tmux("kill-server") })
+	if out, err := tmux("new-session", "-d", "-s", "edit", "-x", "120", "-y", "30", "env", "TERM=xterm", "bvi", file); err != nil {
+		t.Fatalf("tmux: %v: %s", err, out)
+	}
+	waitFor(t, "bvi showing the region", func() (string, bool) {
+		out, err := tmux("capture-pane", "-p", "-t", "edit")
+		if strings.Contains(out, "Hit return") { // a message of bvi's before the buffer
+			tmux("send-keys", "-t", "edit", "Enter")
+		}
+		return out, err == nil && strings.Contains(out, "00000000  11 11 11 11")
+	})
+	tmux("send-keys", "-t", "edit", "R", "4142", "Escape")
+	waitFor(t, "bvi showing the edit", func() (string, bool) {
+		out, _ := tmux("capture-pane", "-p", "-t", "edit")
+		return out, strings.Contains(out, "00000000  41 42 11 11")
+	})
+	tmux("send-keys", "-t", "edit", ":wq", "Enter")
+	waitFor(t, "bvi to save and exit", func() (string, bool) {
+		if _, err := tmux("has-session", "-t", "edit"); err != nil {
+			return "", true
+		}
+		screen, _ := tmux("capture-pane", "-p", "-t", "edit")
+		if strings.Contains(screen, "Hit return") {
+			tmux("send-keys", "-t", "edit", "Enter")
+		}
+		return screen, false
+	})
+	if got := tg.peek(mid.Start, 4); !bytes.Equal(got, []byte{0x41, 0x42, 0x11, 0x11}) {
+		t.Errorf("target sees % x after bvi saved, want 41 42 11 11", got)
+	}
+}

@@ -57,14 +57,14 @@ type layout struct {
 	pm      *procfs.Pagemap // the Reader's, bound to its address space
 	file    *os.File        // the mapped file, if it could be opened
 	anon    bool
-	avoided bool // a file on the avoided device (Reader.Avoid): never read
+	avoided bool // never read: a file on the avoided device (Reader.Avoid), or [vvar]
 }
 
 // newLayout prepares the layout of region r of the process p, whose
 // address space pm is bound to; mappings of files on device avoid are
 // never read.
 func newLayout(p *procfs.Process, pm *procfs.Pagemap, r procfs.Region, avoid string) *layout {
-	if avoid != "" && r.Dev == avoid && r.Inode != 0 {
+	if avoid != "" && r.Dev == avoid && r.Inode != 0 || unreadableRegion(r) {
 		return &layout{region: r, pm: pm, avoided: true}
 	}
 	l := &layout{region: r, pm: pm, anon: isPrivateAnon(r)}
@@ -86,6 +86,13 @@ func openRegular(p *procfs.Process, r procfs.Region) *os.File {
 		return nil
 	}
 	return f
+}
+
+// unreadableRegion reports whether the kernel refuses every read of r:
+// [vvar] and [vvar_vclock], the kernel's time data, which /proc/PID/mem
+// cannot read.
+func unreadableRegion(r procfs.Region) bool {
+	return r.Path == "[vvar]" || r.Path == "[vvar_vclock]"
 }
 
 func (l *layout) close() {
@@ -267,10 +274,12 @@ func (l *layout) readFile(b []byte, addr uint64) (int, error) {
 	return n, err
 }
 
-// hasData reports whether any segment is to be read from memory.
-func hasData(segs []segment) bool {
+// fromProcess reports whether any segment is to be read from the
+// process's memory, which fails once the process is gone; zeros, the
+// mapped file and pages refused without asking would not notice.
+func fromProcess(segs []segment) bool {
 	for _, s := range segs {
-		if s.kind != hole {
+		if s.kind == data || s.kind == resident {
 			return true
 		}
 	}

@@ -9,8 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxAddress is the highest address /proc/PID/mem can reach, plus one.
-const maxAddress = uint64(math.MaxInt64) + 1
+// MaxAddress is the highest address /proc/PID/mem can reach, plus one:
+// pread and pwrite take a signed offset.
+const MaxAddress = uint64(math.MaxInt64) + 1
 
 // mem is an open /proc/PID/mem. It is bound to the address space it was
 // opened on: once that process exits or execs, reads and writes return 0
@@ -28,11 +29,11 @@ func (m *mem) close() error {
 
 // clamp bounds a transfer of n bytes at addr to what pread can address.
 func clamp(n int, addr uint64) (int, error) {
-	if addr >= maxAddress {
+	if addr >= MaxAddress {
 		return 0, fmt.Errorf("0x%x: %w", addr, ErrAddressRange)
 	}
-	if uint64(n) > maxAddress-addr {
-		n = int(maxAddress - addr)
+	if uint64(n) > MaxAddress-addr {
+		n = int(MaxAddress - addr)
 	}
 	return n, nil
 }

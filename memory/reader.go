@@ -134,8 +134,8 @@ func (g *Region) ReadAt(b []byte, addr uint64) (int, error) {
 		segs = []segment{{addr, addr + uint64(len(b)), data}}
 	}
 	// Reading nothing from the process would not notice that it is gone:
-	// after an exit a read fails, it never returns zeros.
-	if !hasData(segs) {
+	// after an exit a read fails, it never returns zeros or the file.
+	if !fromProcess(segs) {
 		if err := g.layout.alive(); err != nil {
 			return 0, err
 		}
@@ -172,19 +172,31 @@ func (rd *Reader) mappedPart(segs []segment, addr uint64) ([]segment, error) {
 }
 
 // mappedUpTo returns the first address in [start, end) that no mapping
-// covers. Maps is opened for that at the first hole, with the daemon's
-// rights for the address space the caller's mem fd proves.
+// covers.
 func (rd *Reader) mappedUpTo(start, end uint64) (uint64, error) {
+	q, err := rd.mapsQuery()
+	if err != nil {
+		return end, err
+	}
+	return q.MappedUpTo(start, end)
+}
+
+// mapsQuery asks the kernel which addresses are mapped now. Maps is opened
+// for that at the first question, with the daemon's rights, for the
+// address space the caller's mem fd proves.
+func (rd *Reader) mapsQuery() (*procfs.MapsQuery, error) {
 	rd.queryOnce.Do(func() { rd.query, _ = rd.proc.OpenMapsQuery() })
 	if rd.query == nil {
-		return end, procfs.ErrNoQuery
+		return nil, procfs.ErrNoQuery
 	}
-	return rd.query.MappedUpTo(start, end)
+	return rd.query, nil
 }
 
 // Seek returns the first address at or after addr (inside the region) that
 // starts data, or with hole set a hole; the end of the region counts as a
-// hole. ok is false when there is no data left.
+// hole, and so do pages that cannot be read (guard pages, [vvar]): they
+// hold nothing a copy could have, although a read of them fails. ok is
+// false when there is no data left.
 func (g *Region) Seek(addr uint64, wantHole bool) (at uint64, ok bool, err error) {
 	r := g.layout.region
 	segs, err := g.layout.segments(addr, r.End)
@@ -192,7 +204,7 @@ func (g *Region) Seek(addr uint64, wantHole bool) (at uint64, ok bool, err error
 		return 0, false, gone(err)
 	}
 	for _, s := range segs {
-		if (s.kind == hole) == wantHole {
+		if (s.kind == hole || s.kind == unreadable) == wantHole {
 			return s.start, true, nil
 		}
 	}
@@ -218,7 +230,7 @@ func (rd *Reader) readSegments(b []byte, addr uint64, segs []segment, l *layout)
 			done += len(part)
 			continue
 		case unreadable:
-			err = fmt.Errorf("read at 0x%x: not readable (a guard page): %w", s.start, unix.EIO)
+			err = fmt.Errorf("read at 0x%x: not readable (a guard page, [vvar]): %w", s.start, unix.EIO)
 		case fromFile:
 			var n int
 			n, err = l.readFile(part, s.start)

@@ -12,7 +12,7 @@ func Resident(pm *procfs.Pagemap, regions []procfs.Region) map[uint64]uint64 {
 	resident := map[uint64]uint64{}
 	var lo, hi uint64
 	for _, r := range regions {
-		if r.End > maxAddress/2 { // [vsyscall]: not in the page tables
+		if r.End > MaxAddress/2 { // [vsyscall]: not in the page tables
 			continue
 		}
 		if hi == 0 {

@@ -59,7 +59,7 @@ func (g *Region) Stream(ctx context.Context, start, end uint64, buf []byte, out 
 			case hole:
 				err = out.Zeros(s.start, s.end-s.start)
 			case unreadable:
-				skip(s.start, s.end, fmt.Errorf("guard page: %w", unix.EIO))
+				skip(s.start, s.end, fmt.Errorf("not readable (a guard page, [vvar]): %w", unix.EIO))
 			default:
 				read = true
 				err = g.streamData(s, buf, out.Data, skip)

@@ -48,19 +48,30 @@ const (
 // covers, or end if all of it is mapped.
 func (q *MapsQuery) MappedUpTo(start, end uint64) (uint64, error) {
 	for at := start; at < end; {
-		arg := procmapQuery{size: uint64(unsafe.Sizeof(procmapQuery{})), flags: queryCoveringOrNext, addr: at}
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, q.f.Fd(), procmapQueryIoctl, uintptr(unsafe.Pointer(&arg)))
-		switch {
-		case errno == unix.ENOENT: // nothing at or after at
-			return at, nil
-		case errno == unix.ENOTTY || errno == unix.EINVAL:
-			return 0, ErrNoQuery
-		case errno != 0:
-			return 0, fmt.Errorf("PROCMAP_QUERY 0x%x: %w", at, errno)
-		case arg.vmaStart > at:
+		vs, ve, ok, err := q.Next(at)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || vs > at {
 			return at, nil
 		}
-		at = arg.vmaEnd
+		at = ve
 	}
 	return end, nil
+}
+
+// Next returns the bounds of the mapping that covers addr or, if none
+// does, of the first one after it; ok is false if there is none.
+func (q *MapsQuery) Next(addr uint64) (start, end uint64, ok bool, err error) {
+	arg := procmapQuery{size: uint64(unsafe.Sizeof(procmapQuery{})), flags: queryCoveringOrNext, addr: addr}
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, q.f.Fd(), procmapQueryIoctl, uintptr(unsafe.Pointer(&arg)))
+	switch {
+	case errno == unix.ENOENT: // nothing at or after addr
+		return 0, 0, false, nil
+	case errno == unix.ENOTTY || errno == unix.EINVAL:
+		return 0, 0, false, ErrNoQuery
+	case errno != 0:
+		return 0, 0, false, fmt.Errorf("PROCMAP_QUERY 0x%x: %w", addr, errno)
+	}
+	return arg.vmaStart, arg.vmaEnd, true, nil
 }
