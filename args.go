@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,22 +23,33 @@ type regionFilter struct {
 	path     string
 	writable bool
 	all      bool
+	at       string // -a: the region holding this address
+	addr     uint64 // at, parsed (by parse)
+	hasAddr  bool
 }
 
 func (f *regionFilter) declare(flags *pflag.FlagSet) {
 	flags.StringVarP(&f.path, "pathname", "P", "", "only regions with this `PATHNAME`, e.g. '[heap]'")
 	flags.BoolVarP(&f.writable, "writable", "w", false, "only writable regions")
+	flags.StringVarP(&f.at, "address", "a", "", "only the region holding hex `ADDR`")
 	flags.BoolVar(&f.all, "no-default-filter", false, "include [vvar], [vvar_vclock] and [vsyscall], which cannot be read")
 }
 
-// unreadable are the regions left out by default: /proc/PID/mem cannot
-// read them (EIO, or above the reach of a signed offset).
-var unreadable = map[string]bool{"[vvar]": true, "[vvar_vclock]": true, "[vsyscall]": true}
+// parse checks the filter's arguments.
+func (f *regionFilter) parse() error {
+	if f.at == "" {
+		return nil
+	}
+	var err error
+	f.addr, err = parseAddr(f.at)
+	f.hasAddr = err == nil
+	return err
+}
 
 func (f *regionFilter) apply(regions []procfs.Region) []procfs.Region {
 	var out []procfs.Region
 	for _, r := range regions {
-		if (!f.all && unreadable[r.Path]) || (f.writable && !r.Perms.Write) || (f.path != "" && r.Path != f.path) {
+		if (!f.all && r.Unreadable()) || (f.writable && !r.Perms.Write) || (f.path != "" && r.Path != f.path) || (f.hasAddr && !r.Contains(f.addr)) {
 			continue
 		}
 		out = append(out, r)
@@ -44,14 +57,40 @@ func (f *regionFilter) apply(regions []procfs.Region) []procfs.Region {
 	return out
 }
 
+// among is what a message about addresses adds when regions were filtered.
+func (f *regionFilter) among() string {
+	if f.path != "" || f.writable || f.hasAddr {
+		return " (in the selected regions)"
+	}
+	return ""
+}
+
 func (f *regionFilter) regions(p *procfs.Process) ([]procfs.Region, error) {
+	if err := f.parse(); err != nil {
+		return nil, err
+	}
 	all, err := p.Maps()
 	if err != nil {
 		return nil, err
 	}
+	return f.choose(p.PID, all)
+}
+
+// choose applies the filter to all of a process's regions, and says why
+// when it selects none that were asked for by pathname or address.
+func (f *regionFilter) choose(pid int, all []procfs.Region) ([]procfs.Region, error) {
 	regions := f.apply(all)
+	if len(regions) == 0 && f.hasAddr {
+		if r, ok := procfs.RegionAt(all, f.addr); ok {
+			return nil, fmt.Errorf("0x%x is in %s, which the other filters leave out", f.addr, r.Label())
+		}
+		return nil, fmt.Errorf("0x%x is not mapped in process %d", f.addr, pid)
+	}
 	if len(regions) == 0 && f.path != "" {
-		return nil, fmt.Errorf("no region with pathname %q in process %d%s", f.path, p.PID, pathHint(all))
+		if !f.all && slices.ContainsFunc(all, func(r procfs.Region) bool { return r.Path == f.path && r.Unreadable() }) {
+			return nil, fmt.Errorf("%s of process %d is left out by default, as it cannot be read: --no-default-filter includes it", f.path, pid)
+		}
+		return nil, fmt.Errorf("no region with pathname %q in process %d%s", f.path, pid, pathHint(all))
 	}
 	return regions, nil
 }
@@ -90,12 +129,15 @@ func noArgs(args []string) error {
 	return nil
 }
 
+// Every parser of an argument fails with a usage error (exit status 2)
+// that says what it wants, never a Go parser's own words.
+
 // parseAddr parses a hex address with an optional 0x.
 func parseAddr(s string) (uint64, error) {
 	t := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
 	v, err := strconv.ParseUint(t, 16, 64)
 	if err != nil || t == "" || strings.HasPrefix(t, "+") {
-		return 0, fmt.Errorf("bad hex address %q", s)
+		return 0, usagef("bad hex address %q: want hex digits such as 7f2a4c001000 (0x optional)", s)
 	}
 	return v, nil
 }
@@ -109,7 +151,7 @@ func parseHexBytes(s string) ([]byte, error) {
 	}
 	b, err := hex.DecodeString(digits.String())
 	if err != nil || len(b) == 0 {
-		return nil, fmt.Errorf("bad hex bytes %q: want pairs of hex digits such as 'de ad be ef'", s)
+		return nil, usagef("bad hex bytes %q: want pairs of hex digits such as 'de ad be ef'", s)
 	}
 	return b, nil
 }
@@ -120,7 +162,7 @@ type addrRange struct{ start, end uint64 }
 // parseRange parses ADDR (one byte), ADDR:END, ADDR:+LEN or ADDR:-LEN, all hex.
 func parseRange(s string) (addrRange, error) {
 	bad := func() (addrRange, error) {
-		return addrRange{}, fmt.Errorf("bad range %q: want hex ADDR, ADDR:END, ADDR:+LEN or ADDR:-LEN", s)
+		return addrRange{}, usagef("bad range %q: want hex ADDR, ADDR:END, ADDR:+LEN or ADDR:-LEN", s)
 	}
 	lhs, rhs, hasRHS := strings.Cut(s, ":")
 	start, err := parseAddr(lhs)
@@ -157,7 +199,11 @@ func parseRange(s string) (addrRange, error) {
 // encodeValue turns VALUE into the bytes of TYPE in the given byte order.
 func encodeValue(typ, value string, order binary.AppendByteOrder) ([]byte, error) {
 	bad := func(err error) ([]byte, error) {
-		return nil, fmt.Errorf("bad %s value %q: %v", typ, value, err)
+		why := "not a number"
+		if errors.Is(err, strconv.ErrRange) {
+			why = "out of range for " + typ
+		}
+		return nil, usagef("bad %s value %q: %s", typ, value, why)
 	}
 	var bits int
 	switch typ {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/procmem/procmem/fs"
+	"github.com/procmem/procmem/procfs"
 )
 
 var mountVerb = verb{
@@ -140,7 +142,9 @@ func daemonStats() string {
 }
 
 // prepareMountpoint creates dir if missing and recovers a mountpoint left
-// behind by a daemon that was killed ("transport endpoint is not connected").
+// behind by a daemon that was killed ("transport endpoint is not
+// connected"). It refuses, before anything is mounted, what is no
+// directory and a live procmem mount.
 func prepareMountpoint(e *env, dir string) error {
 	// statfs always reaches a FUSE server (stat may be answered from the
 	// kernel's attribute cache), so a dead one shows as ENOTCONN.
@@ -148,7 +152,7 @@ func prepareMountpoint(e *env, dir string) error {
 	err := syscall.Statfs(dir, &st)
 	switch {
 	case err == nil:
-		return nil
+		return checkMountpoint(dir)
 	case errors.Is(err, syscall.ENOENT):
 		return os.MkdirAll(dir, 0o755)
 	case errors.Is(err, syscall.ENOTCONN):
@@ -170,6 +174,27 @@ func detach(dir string) error {
 	out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("fusermount3: %v: %s", err, out)
+	}
+	return nil
+}
+
+// checkMountpoint refuses a mountpoint that is no directory, or a live
+// procmem mount (a second one would hide the first without a word).
+func checkMountpoint(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	fsType, err := procfs.MountedType(abs)
+	if err == nil && fsType == "fuse.procmem" {
+		return fmt.Errorf("%s is already a procmem mount: unmount it first (umount %s)", dir, dir)
 	}
 	return nil
 }

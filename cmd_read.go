@@ -20,7 +20,8 @@ var readVerb = verb{
 	name:  "read",
 	args:  "[-r RANGE] [-W N] [-o FILE [--split | --sparse]] [--png FILE] [region filters]",
 	short: "hexdump or save memory",
-	long:  rangeHelp + "\n\nPages that hold no data are not read: they are zeros in the hexdump and holes in -o files.",
+	long: rangeHelp + "\n\nPages that hold no data are not read: they are zeros in the hexdump and holes in -o files." +
+		"\n-o - (or a pipe) streams the raw bytes, zeros included; --sparse and --split need a FILE.",
 	setup: setupRead,
 }
 
@@ -54,26 +55,58 @@ func setupRead(flags *pflag.FlagSet) func(*env, []string) error {
 			return usagef("read: --split and --sparse exclude each other")
 		case *width < 1 || *width > 4096:
 			return usagef("read: -W takes a width from 1 to 4096")
+		case *outfile == "-" && (*split || *sparse):
+			return usagef("read: -o - streams the bytes: --split and --sparse need a FILE")
+		}
+		var rng addrRange
+		if *rangeFlag != "" {
+			var err error
+			if rng, err = parseRange(*rangeFlag); err != nil {
+				return err
+			}
 		}
 		regions, err := filter.regions(e.proc)
 		if err != nil {
 			return err
 		}
+		parts := regions
 		if *rangeFlag != "" {
-			rng, err := parseRange(*rangeFlag)
-			if err != nil {
-				return err
-			}
-			if regions = clip(regions, rng); len(regions) == 0 {
-				return fmt.Errorf("0x%x-0x%x is not mapped (in the selected regions) in process %d", rng.start, rng.end, e.pid())
+			if parts = clip(regions, rng); len(parts) == 0 {
+				return fmt.Errorf("0x%x-0x%x is not mapped%s in process %d", rng.start, rng.end, filter.among(), e.pid())
 			}
 		}
-		if len(regions) == 0 {
+		if len(parts) == 0 {
 			return fmt.Errorf("no region selected")
 		}
-		rd := &reader{env: e, width: *width, outfile: *outfile, split: *split, sparse: *sparse, png: *pngFile}
-		return rd.run(regions)
+		rd := &reader{env: e, whole: regions, width: *width, outfile: *outfile, split: *split, sparse: *sparse, png: *pngFile}
+		err = rd.run(parts)
+		if *rangeFlag != "" && err == nil {
+			// What of the range is not mapped: said as for a range none of
+			// which is, after what is.
+			for _, gap := range gaps(parts, rng) {
+				stderrf(e, "0x%x-0x%x is not mapped%s in process %d", gap.start, gap.end, filter.among(), e.pid())
+				err = errSilent
+			}
+		}
+		return err
 	}
+}
+
+// gaps returns the parts of rng that no region (clipped to rng, in
+// order) covers.
+func gaps(parts []procfs.Region, rng addrRange) []addrRange {
+	var out []addrRange
+	at := rng.start
+	for _, r := range parts {
+		if r.Start > at {
+			out = append(out, addrRange{at, r.Start})
+		}
+		at = max(at, r.End)
+	}
+	if at < rng.end {
+		out = append(out, addrRange{at, rng.end})
+	}
+	return out
 }
 
 // clip keeps the parts of the regions inside rng.
@@ -92,6 +125,7 @@ func clip(regions []procfs.Region, rng addrRange) []procfs.Region {
 // raw output files and to images as the flags say.
 type reader struct {
 	*env
+	whole         []procfs.Region // the selected regions, whole: read -r names them
 	width         int
 	outfile, png  string
 	split, sparse bool
@@ -112,12 +146,23 @@ func (rd *reader) run(regions []procfs.Region) (err error) {
 		return err
 	}
 	defer mem.Close()
+	// A command that fails leaves no partial file behind (one with pages
+	// that could not be read, said on stderr, is kept).
+	defer func() {
+		if err != nil && err != errSilent {
+			for _, name := range rd.written.order {
+				if name != stdoutName {
+					os.Remove(name)
+				}
+			}
+		}
+	}()
 	if rd.outfile != "" && !rd.split {
-		if rd.out, err = createRaw(rd.outfile, rd.sparse, &rd.written); err != nil {
+		if rd.out, err = createRaw(rd.env, rd.outfile, rd.sparse, &rd.written); err != nil {
 			return err
 		}
 		defer func() {
-			if cerr := rd.out.f.Close(); err == nil {
+			if cerr := rd.out.close(); err == nil {
 				err = cerr
 			}
 		}()
@@ -127,14 +172,15 @@ func (rd *reader) run(regions []procfs.Region) (err error) {
 	for _, r := range regions {
 		unread, err := rd.region(mem, r, buf)
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", r.Name(), r.Path, err)
+			return fmt.Errorf("%s: %w", r.Label(), err)
 		}
 		if len(unread) > 0 {
 			reportUnread(rd.env, r, unread)
 			failed++
 		}
 	}
-	rd.written.print(rd.stdout)
+	// On stderr: standard output may be where the bytes went.
+	rd.written.print(rd.env)
 	if failed > 0 {
 		stderrf(rd.env, "%d of %d regions could not be read completely", failed, len(regions))
 		return errSilent
@@ -146,14 +192,19 @@ func (rd *reader) run(regions []procfs.Region) (err error) {
 func (rd *reader) outputs(r procfs.Region) ([]output, error) {
 	var outs []output
 	if rd.outfile == "" && rd.png == "" {
-		fmt.Fprintln(rd.stdout, report.RegionLine(r))
+		// The region the bytes are in, whole, even when a range is read.
+		whole, ok := procfs.RegionAt(rd.whole, r.Start)
+		if !ok {
+			whole = r
+		}
+		fmt.Fprintln(rd.stdout, report.RegionLine(whole))
 		outs = append(outs, newHexdumpOutput(rd.env, rd.width))
 	}
 	if rd.outfile != "" {
 		f := rd.out
 		if rd.split {
 			var err error
-			if f, err = createRaw(fmt.Sprintf("%s-%016x", rd.outfile, r.Start), false, &rd.written); err != nil {
+			if f, err = createRaw(rd.env, fmt.Sprintf("%s-%016x", rd.outfile, r.Start), false, &rd.written); err != nil {
 				return outs, err
 			}
 		}
@@ -209,7 +260,7 @@ func reportUnread(e *env, r procfs.Region, unread []memory.Unread) {
 		if u := errors.Unwrap(cause); u != nil {
 			cause = u
 		}
-		stderrf(e, "%s %s: cannot read 0x%x-0x%x: %v", r.Name(), r.Path, h.Start, h.End, cause)
+		stderrf(e, "%s: cannot read 0x%x-0x%x: %v", r.Label(), h.Start, h.End, cause)
 	}
 }
 
@@ -230,9 +281,13 @@ func (n *notes) add(name string, size uint64) {
 	n.bytes[name] += size
 }
 
-func (n *notes) print(w io.Writer) {
+func (n *notes) print(e *env) {
 	for _, name := range n.order {
-		fmt.Fprintf(w, "wrote %s to %s\n", report.Size(n.bytes[name]), name)
+		to := name
+		if name == stdoutName {
+			to = "standard output"
+		}
+		stderrf(e, "wrote %s to %s", report.Size(n.bytes[name]), to)
 	}
 }
 
@@ -250,20 +305,45 @@ func (o hexdumpOutput) finish() error                    { return o.h.Flush() }
 // rawFile is an -o file. Stretches without data, and pages that cannot be
 // read, are left unwritten: zeros to whoever reads the file, no disk used.
 // A plain file keeps every region at its length, one after the other; a
-// sparse one puts each at its own address.
+// sparse one puts each at its own address. Standard output ("-") and
+// files that cannot seek (pipes) get a stream instead, zeros written out.
 type rawFile struct {
 	f      *os.File
+	name   string
 	sparse bool
-	base   int64 // where the next region starts in a plain file
+	stream io.Writer // for outputs that cannot seek; nil otherwise
+	base   int64     // where the next region starts in a plain file
 	notes  *notes
 }
 
-func createRaw(name string, sparse bool, n *notes) (*rawFile, error) {
+// stdoutName is how -o names standard output.
+const stdoutName = "-"
+
+func createRaw(e *env, name string, sparse bool, n *notes) (*rawFile, error) {
+	if name == stdoutName {
+		return &rawFile{name: name, stream: e.stdout, notes: n}, nil
+	}
 	f, err := os.Create(name)
 	if err != nil {
 		return nil, err
 	}
-	return &rawFile{f: f, sparse: sparse, notes: n}, nil
+	n.add(name, 0)
+	out := &rawFile{f: f, name: name, sparse: sparse, notes: n}
+	if _, err := f.Seek(0, io.SeekCurrent); err != nil { // a pipe, a terminal
+		if sparse {
+			f.Close()
+			return nil, usagef("read: --sparse needs a FILE that can seek, and %s cannot", name)
+		}
+		out.stream = f
+	}
+	return out, nil
+}
+
+func (f *rawFile) close() error {
+	if f.f == nil {
+		return nil
+	}
+	return f.f.Close()
 }
 
 // region returns the output of one region into the file; closing says
@@ -290,25 +370,42 @@ func (o *rawRegion) pos(addr uint64) (int64, error) {
 }
 
 func (o *rawRegion) data(addr uint64, b []byte) error {
+	o.file.notes.add(o.file.name, uint64(len(b)))
+	if o.file.stream != nil {
+		_, err := o.file.stream.Write(b)
+		return err
+	}
 	off, err := o.pos(addr)
 	if err != nil {
 		return err
 	}
 	_, err = o.file.f.WriteAt(b, off)
 	if errors.Is(err, syscall.EFBIG) {
-		return fmt.Errorf("%s cannot hold offset 0x%x: its filesystem limits file size (tmpfs does not; or use --split)", o.file.f.Name(), off)
+		return fmt.Errorf("%s cannot hold offset 0x%x: its filesystem limits file size (tmpfs does not; or use --split)", o.file.name, off)
 	}
-	o.file.notes.add(o.file.f.Name(), uint64(len(b)))
 	return err
 }
 
+// zeroPage is what a stream writes for a stretch without data.
+var zeroPage [64 << 10]byte
+
 func (o *rawRegion) zeros(addr, n uint64) error {
-	o.file.notes.add(o.file.f.Name(), n)
+	o.file.notes.add(o.file.name, n)
+	for o.file.stream != nil && n > 0 {
+		k := min(n, uint64(len(zeroPage)))
+		if _, err := o.file.stream.Write(zeroPage[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
 	return nil
 }
 
 // finish extends the file over a trailing hole.
 func (o *rawRegion) finish() error {
+	if o.file.stream != nil {
+		return nil
+	}
 	end, err := o.pos(o.r.End)
 	if err == nil {
 		if !o.file.sparse {
@@ -320,7 +417,7 @@ func (o *rawRegion) finish() error {
 		}
 	}
 	if o.closing {
-		if cerr := o.file.f.Close(); err == nil {
+		if cerr := o.file.close(); err == nil {
 			err = cerr
 		}
 	}

@@ -102,7 +102,7 @@ func search(e *env, regions []procfs.Region, needle []byte) error {
 		unread, err := g.Stream(e.ctx, r.Start, r.End, buf, memory.Sink{Data: s.data, Zeros: s.zeros})
 		g.Close()
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", r.Name(), r.Path, err)
+			return fmt.Errorf("%s: %w", r.Label(), err)
 		}
 		reportUnread(e, r, unread)
 	}

@@ -58,7 +58,6 @@ func setupWatch(flags *pflag.FlagSet) func(*env, []string) error {
 // watch prints the range, then prints it again each time it changes, until
 // the context ends (Ctrl-C) or the process exits.
 func watch(e *env, mem *memory.Reader, rng addrRange, width int, interval time.Duration) error {
-	fmt.Fprintf(e.stdout, "watching 0x%x-0x%x of process %d\n", rng.start, rng.end, e.pid())
 	cur := make([]byte, rng.end-rng.start)
 	var prev []byte
 	tick := time.NewTicker(interval)
@@ -73,6 +72,10 @@ func watch(e *env, mem *memory.Reader, rng addrRange, width int, interval time.D
 				return memory.ErrGone
 			}
 			return err
+		}
+		if prev == nil {
+			// Said once the range is known to be readable.
+			fmt.Fprintf(e.stdout, "watching 0x%x-0x%x of process %d\n", rng.start, rng.end, e.pid())
 		}
 		if prev == nil || !bytes.Equal(prev, cur) {
 			what := "changed"

@@ -33,7 +33,7 @@ func resolvePID(spec string) (int, error) {
 	}
 	pid, err := strconv.Atoi(spec)
 	if err != nil || pid <= 0 || spec != strconv.Itoa(pid) {
-		return 0, fmt.Errorf("bad pid %q: want a positive number or \"self\"", spec)
+		return 0, usagef("bad pid %q: want a positive number or \"self\"", spec)
 	}
 	if _, err := os.Stat(fmt.Sprintf("%s/%d/stat", procfs.Root, pid)); err != nil {
 		return 0, fmt.Errorf("no process with pid %d", pid)

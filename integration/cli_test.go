@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procmem/procmem/procfs"
 	"github.com/procmem/procmem/report"
 )
 
@@ -92,7 +91,7 @@ func TestReadHexdump(t *testing.T) {
 	r = procmem(t, "-p", pid, "read", "-r", fmt.Sprintf("%x:+14", tg.addr["pattern"]), "-W", "8")
 	mustSucceed(t, r, "read -r")
 	var want bytes.Buffer
-	want.WriteString(report.RegionLine(procfs.Region{Start: tg.addr["pattern"], End: tg.addr["pattern"] + 20, Perms: procfs.Perms{Read: true, Write: true}}) + "\n")
+	want.WriteString(report.RegionLine(tg.region(tg.addr["pattern"])) + "\n") // the region, whole
 	h := report.NewHexdump(&want, 8)
 	h.Write(tg.addr["pattern"], tg.pattern[:20])
 	h.Flush()
@@ -411,14 +410,19 @@ func TestBadInput(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"-p", "999999999", "info"}, 1, "no process"},
-		{[]string{"-p", "abc", "info"}, 1, "bad pid"},
-		{[]string{"-p", pid, "write", "-a", "xyz", "-s", "a"}, 1, "bad hex address"},
-		{[]string{"-p", pid, "write", "-a", "1000", "-b", "zz"}, 1, "bad hex bytes"},
-		{[]string{"-p", pid, "read", "-r", "2000:1000"}, 1, "bad range"},
-		{[]string{"-p", pid, "read", "-r", "10:-20"}, 1, "bad range"},
-		{[]string{"-p", pid, "read", "-r", "g"}, 1, "bad range"},
+		{[]string{"-p", "abc", "info"}, 2, "bad pid"},
+		{[]string{"-p", pid, "write", "-a", "xyz", "-s", "a"}, 2, "bad hex address"},
+		{[]string{"-p", pid, "write", "-a", "1000", "-b", "zz"}, 2, "bad hex bytes"},
+		{[]string{"-p", pid, "read", "-r", "2000:1000"}, 2, "bad range"},
+		{[]string{"-p", pid, "read", "-r", "10:-20"}, 2, "bad range"},
+		{[]string{"-p", pid, "read", "-r", "g"}, 2, "bad range"},
+		{[]string{"-p", pid, "read", "-r", "zz"}, 2, "bad range"},
+		{[]string{"-p", pid, "read", "-W", "0"}, 2, "-W takes"},
+		{[]string{"-p", pid, "search", "-t", "int8", "300"}, 2, "out of range for int8"},
+		{[]string{"-p", pid, "search", "-t", "int8", "abc"}, 2, "not a number"},
+		{[]string{"-p", pid, "search", "-b", "xyz"}, 2, "bad hex bytes"},
 		{[]string{"-p", pid, "info", "-P", "[nothing]"}, 1, "no region"},
-		{[]string{"-p", pid, "search", "-t", "int32", "99999999999"}, 1, "bad int32"},
+		{[]string{"-p", pid, "search", "-t", "int32", "99999999999"}, 2, "bad int32"},
 		{[]string{"-p", "1", "read", "-P", "[heap]"}, 1, ""},
 		{[]string{}, 2, "no verb"},
 		{[]string{"frobnicate"}, 2, "unknown verb"},
@@ -446,6 +450,9 @@ func TestBadInput(t *testing.T) {
 		}
 		if strings.Contains(r.stderr, "goroutine") || strings.Contains(r.stderr, "panic") {
 			t.Errorf("procmem %q printed a stack trace", c.args)
+		}
+		if strings.Contains(r.stderr, "strconv") || strings.Contains(r.stderr, "parsing") || strings.Contains(r.stderr, " : ") {
+			t.Errorf("procmem %q: stderr %q shows Go's internals or an empty field", c.args, r.stderr)
 		}
 	}
 }

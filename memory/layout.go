@@ -64,7 +64,9 @@ type layout struct {
 // address space pm is bound to; mappings of files on device avoid are
 // never read.
 func newLayout(p *procfs.Process, pm *procfs.Pagemap, r procfs.Region, avoid string) *layout {
-	if avoid != "" && r.Dev == avoid && r.Inode != 0 || unreadableRegion(r) {
+	// [vvar]: refused without asking; [vsyscall] is refused for its
+	// address (ErrAddressRange) when read.
+	if avoid != "" && r.Dev == avoid && r.Inode != 0 || r.Unreadable() && r.Start < MaxAddress {
 		return &layout{region: r, pm: pm, avoided: true}
 	}
 	l := &layout{region: r, pm: pm, anon: isPrivateAnon(r)}
@@ -86,13 +88,6 @@ func openRegular(p *procfs.Process, r procfs.Region) *os.File {
 		return nil
 	}
 	return f
-}
-
-// unreadableRegion reports whether the kernel refuses every read of r:
-// [vvar] and [vvar_vclock], the kernel's time data, which /proc/PID/mem
-// cannot read.
-func unreadableRegion(r procfs.Region) bool {
-	return r.Path == "[vvar]" || r.Path == "[vvar_vclock]"
 }
 
 func (l *layout) close() {

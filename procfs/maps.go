@@ -5,6 +5,8 @@ package procfs
 import (
 	"fmt"
 	"io"
+	"math"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -85,6 +87,31 @@ func (r Region) Deleted() bool { return strings.HasSuffix(r.Path, " (deleted)") 
 // such as [heap], [stack], [vdso] or [anon:NAME].
 func (r Region) Pseudo() bool {
 	return strings.HasPrefix(r.Path, "[") && strings.HasSuffix(r.Path, "]")
+}
+
+// Unreadable reports whether /proc/PID/mem reads none of the region:
+// [vvar] and [vvar_vclock] (EIO), and [vsyscall], above the reach of its
+// signed offsets.
+func (r Region) Unreadable() bool {
+	return r.Path == "[vvar]" || r.Path == "[vvar_vclock]" || r.Start > math.MaxInt64
+}
+
+// RegionAt returns the region of a sorted list that holds addr.
+func RegionAt(regions []Region, addr uint64) (Region, bool) {
+	i := sort.Search(len(regions), func(i int) bool { return regions[i].End > addr })
+	if i < len(regions) && regions[i].Start <= addr {
+		return regions[i], true
+	}
+	return Region{}, false
+}
+
+// Label is the region's bounds and, if it has one, its pathname, for
+// messages.
+func (r Region) Label() string {
+	if r.Path == "" {
+		return r.Name()
+	}
+	return r.Name() + " " + r.Path
 }
 
 // Name is the first column of maps formatted the way procmem names region

@@ -1,7 +1,7 @@
 package procfs
 
-// This file reads /proc/self/mountinfo, described in proc_pid_mountinfo(5),
-// for the options /proc itself is mounted with.
+// This file reads /proc/self/mountinfo, described in proc_pid_mountinfo(5):
+// the options /proc itself is mounted with, and what is mounted where.
 
 import (
 	"fmt"
@@ -10,21 +10,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// HidesPIDs reports whether /proc (Root) is mounted with hidepid other than
-// 0 ("off"): then users may not see, or not look into, other users'
-// process directories, and procmem must not show them either.
-func HidesPIDs() (bool, error) {
-	b, err := readFileAt(unix.AT_FDCWD, "/proc/self/mountinfo", "/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	return parseHidePID(string(b), Root)
+// mount is one line of mountinfo.
+type mount struct {
+	point, fsType, superOptions string
 }
 
-// parseHidePID finds the mount at mountPoint in mountinfo text (the last
-// one: it hides those below it) and reads its hidepid option.
-func parseHidePID(text, mountPoint string) (bool, error) {
-	found, hides := false, false
+// readMounts reads the calling process's mount table.
+func readMounts() ([]mount, error) {
+	b, err := readFileAt(unix.AT_FDCWD, "/proc/self/mountinfo", "/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	return parseMountinfo(string(b))
+}
+
+// parseMountinfo parses mountinfo text. Mount points keep the kernel's
+// octal escapes (\040 for a space).
+func parseMountinfo(text string) ([]mount, error) {
+	var mounts []mount
 	for n, line := range strings.Split(text, "\n") {
 		if line == "" {
 			continue
@@ -39,13 +42,34 @@ func parseHidePID(text, mountPoint string) (bool, error) {
 			}
 		}
 		if sep < 6 || len(fields) < sep+4 {
-			return false, fmt.Errorf("%w: mountinfo line %d: %q", ErrParse, n+1, line)
+			return nil, fmt.Errorf("%w: mountinfo line %d: %q", ErrParse, n+1, line)
 		}
-		if fields[4] != mountPoint || fields[sep+1] != "proc" {
+		mounts = append(mounts, mount{point: fields[4], fsType: fields[sep+1], superOptions: fields[sep+3]})
+	}
+	return mounts, nil
+}
+
+// HidesPIDs reports whether /proc (Root) is mounted with hidepid other than
+// 0 ("off"): then users may not see, or not look into, other users'
+// process directories, and procmem must not show them either.
+func HidesPIDs() (bool, error) {
+	mounts, err := readMounts()
+	if err != nil {
+		return false, err
+	}
+	return hidesPIDs(mounts, Root)
+}
+
+// hidesPIDs reads the hidepid option of the proc mounted at mountPoint
+// (the last one: it hides those below it).
+func hidesPIDs(mounts []mount, mountPoint string) (bool, error) {
+	found, hides := false, false
+	for _, m := range mounts {
+		if m.point != mountPoint || m.fsType != "proc" {
 			continue
 		}
 		found, hides = true, false
-		for _, opt := range strings.Split(fields[sep+3], ",") {
+		for _, opt := range strings.Split(m.superOptions, ",") {
 			if v, ok := strings.CutPrefix(opt, "hidepid="); ok {
 				hides = v != "0" && v != "off"
 			}
@@ -55,4 +79,31 @@ func parseHidePID(text, mountPoint string) (bool, error) {
 		return false, fmt.Errorf("%w: mountinfo: no proc mounted at %s", ErrParse, mountPoint)
 	}
 	return hides, nil
+}
+
+// parseHidePID is hidesPIDs of mountinfo text.
+func parseHidePID(text, mountPoint string) (bool, error) {
+	mounts, err := parseMountinfo(text)
+	if err != nil {
+		return false, err
+	}
+	return hidesPIDs(mounts, mountPoint)
+}
+
+// MountedType returns the filesystem type of what is mounted at dir (an
+// absolute, clean path), "" if nothing is: the last mount there, the one
+// that is seen.
+func MountedType(dir string) (string, error) {
+	mounts, err := readMounts()
+	if err != nil {
+		return "", err
+	}
+	escaped := strings.NewReplacer(" ", `\040`, "\t", `\011`, "\n", `\012`, `\`, `\134`).Replace(dir)
+	fsType := ""
+	for _, m := range mounts {
+		if m.point == escaped {
+			fsType = m.fsType
+		}
+	}
+	return fsType, nil
 }

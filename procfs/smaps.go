@@ -73,6 +73,29 @@ func parseSmaps(r io.Reader) ([]Mapping, error) {
 	return mappings, nil
 }
 
+// SmapsBlocks parses smaps text as ReadSmaps does, and returns with each
+// mapping its text as the kernel wrote it: the maps line and its fields.
+func SmapsBlocks(text []byte) ([]Mapping, []string, error) {
+	mappings, err := parseSmaps(strings.NewReader(string(text)))
+	if err != nil {
+		return nil, nil, err
+	}
+	var blocks []string
+	rest := string(text)
+	for rest != "" {
+		line, after, _ := strings.Cut(rest, "\n")
+		if _, _, isField := smapsFieldLine(line); !isField || len(blocks) == 0 {
+			blocks = append(blocks, "")
+		}
+		blocks[len(blocks)-1] += rest[:len(rest)-len(after)]
+		rest = after
+	}
+	if len(blocks) != len(mappings) {
+		return nil, nil, fmt.Errorf("%w: smaps: %d mappings in %d blocks", ErrParse, len(mappings), len(blocks))
+	}
+	return mappings, blocks, nil
+}
+
 // smapsFieldLine tells a "Name: value" line from a maps line. A field name
 // is a single word ending in a colon; a maps line starts with a hex range.
 func smapsFieldLine(line string) (name, value string, ok bool) {

@@ -93,5 +93,12 @@ func FuzzParseSmaps(f *testing.F) {
 				t.Fatalf("empty or inverted mapping %+v", m.Region)
 			}
 		}
+		withBlocks, blocks, err := SmapsBlocks(b)
+		if err != nil && !errors.Is(err, ErrParse) {
+			t.Fatalf("SmapsBlocks error does not wrap ErrParse: %v", err)
+		}
+		if err == nil && (len(withBlocks) != len(blocks) || strings.Join(blocks, "") != string(b)) {
+			t.Fatalf("SmapsBlocks: %d mappings, %d blocks, blocks joined differ from the text", len(withBlocks), len(blocks))
+		}
 	})
 }
