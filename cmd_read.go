@@ -131,6 +131,7 @@ type reader struct {
 	split, sparse bool
 	out           *rawFile // the single -o file, when not split
 	written       notes
+	progress      *progress
 }
 
 // output is one destination of a region's bytes.
@@ -169,6 +170,14 @@ func (rd *reader) run(regions []procfs.Region) (err error) {
 	}
 	buf := make([]byte, chunkSize)
 	failed := 0
+	if rd.outfile != "" && rd.outfile != stdoutName {
+		var total uint64
+		for _, r := range regions {
+			total += r.Size()
+		}
+		rd.progress = newProgress(rd.env, total, "reading")
+		defer rd.progress.finish()
+	}
 	for _, r := range regions {
 		unread, err := rd.region(mem, r, buf)
 		if err != nil {
@@ -236,6 +245,7 @@ func (rd *reader) region(mem *memory.Reader, r procfs.Region, buf []byte) (unrea
 	defer g.Close()
 	return g.Stream(rd.ctx, r.Start, r.End, buf, memory.Sink{
 		Data: func(addr uint64, b []byte) error {
+			rd.progress.add(uint64(len(b)))
 			for _, o := range outs {
 				if err := o.data(addr, b); err != nil {
 					return err
@@ -244,6 +254,7 @@ func (rd *reader) region(mem *memory.Reader, r procfs.Region, buf []byte) (unrea
 			return nil
 		},
 		Zeros: func(addr, n uint64) error {
+			rd.progress.add(n)
 			for _, o := range outs {
 				if err := o.zeros(addr, n); err != nil {
 					return err

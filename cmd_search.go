@@ -94,6 +94,12 @@ func search(e *env, regions []procfs.Region, needle []byte) error {
 	}
 	defer mem.Close()
 	s := &searcher{env: e, needle: needle, window: make([]byte, 0, chunkSize+len(needle))}
+	var total uint64
+	for _, r := range regions {
+		total += r.Size()
+	}
+	s.progress = newProgress(e, total, "searching")
+	defer s.progress.finish()
 	buf := make([]byte, chunkSize)
 	for _, r := range regions {
 		g := mem.Region(r)
@@ -124,16 +130,19 @@ type searcher struct {
 	windowAddr uint64
 	matches    int
 	line       []byte
+	progress   *progress
 }
 
 // zeros ends the window: pages without data are not searched, only zero
 // bytes could match there.
 func (s *searcher) zeros(addr, n uint64) error {
+	s.progress.add(n)
 	s.window = s.window[:0]
 	return nil
 }
 
 func (s *searcher) data(addr uint64, data []byte) error {
+	s.progress.add(uint64(len(data)))
 	if len(s.window) > 0 && s.windowAddr+uint64(len(s.window)) != addr {
 		s.window = s.window[:0] // a gap: nothing spans it
 	}
@@ -161,6 +170,7 @@ func (s *searcher) data(addr uint64, data []byte) error {
 func (s *searcher) match(at uint64) {
 	const width = 16
 	s.matches++
+	s.progress.clear() // the match's lines, then the progress line again
 	r := s.r
 	fmt.Fprintf(s.stdout, "%016x  %s  %s+0x%x\n", at, r.Perms, label(r), at-r.Start)
 	rowStart := at - at%width

@@ -45,7 +45,7 @@ type verb struct {
 }
 
 func verbs() []verb {
-	return []verb{infoVerb, readVerb, writeVerb, statmVerb, listVerb, searchVerb, watchVerb, mountVerb}
+	return []verb{infoVerb, readVerb, writeVerb, statmVerb, listVerb, searchVerb, watchVerb, mountVerb, completionVerb(), manVerb()}
 }
 
 func findVerb(name string) (verb, bool) {
@@ -67,24 +67,25 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 // errSilent reports failure after the verb already said why.
 var errSilent = errors.New("")
 
-func globalFlags(pid, name *string, suspend *bool) *pflag.FlagSet {
+func globalFlags(pid, name *string, suspend, version *bool) *pflag.FlagSet {
 	flags := pflag.NewFlagSet("procmem", pflag.ContinueOnError)
 	flags.SetInterspersed(false)
 	flags.StringVarP(pid, "pid", "p", "", "target process `PID`, or self")
 	flags.StringVarP(name, "process", "P", "", "target process by exact command `NAME`")
 	flags.BoolVarP(suspend, "suspend", "S", false, "stop the target (SIGSTOP) while working, resume it after")
+	flags.BoolVar(version, "version", false, "print procmem's version and exit")
 	return flags
 }
 
 func mainUsage(w io.Writer) {
 	var pid, name string
-	var suspend bool
+	var suspend, version bool
 	fmt.Fprintf(w, "usage: procmem [-p PID|self | -P NAME] [-S] VERB [verb flags]\n\nVerbs:\n")
 	for _, v := range verbs() {
-		fmt.Fprintf(w, "  %-8s %s\n", v.name, v.short)
+		fmt.Fprintf(w, "  %-10s %s\n", v.name, v.short)
 	}
 	fmt.Fprintf(w, "\nGlobal flags:\n%s\n'procmem help VERB' or 'procmem VERB --help' describes a verb.\n",
-		globalFlags(&pid, &name, &suspend).FlagUsages())
+		globalFlags(&pid, &name, &suspend, &version).FlagUsages())
 }
 
 func verbUsage(w io.Writer, v verb) {
@@ -136,8 +137,8 @@ func message(err error) string {
 
 func runErr(args []string, stdout, stderr io.Writer) error {
 	var pidSpec, name string
-	var suspend bool
-	gflags := globalFlags(&pidSpec, &name, &suspend)
+	var suspend, showVersion bool
+	gflags := globalFlags(&pidSpec, &name, &suspend, &showVersion)
 	gflags.SetOutput(io.Discard)
 	if err := gflags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -145,6 +146,10 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return usagef("%v", err)
+	}
+	if showVersion {
+		_, err := fmt.Fprintln(stdout, version())
+		return err
 	}
 	rest := gflags.Args()
 	if len(rest) == 0 {

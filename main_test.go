@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -191,5 +193,52 @@ func TestMessage(t *testing.T) {
 	}
 	if got := message(errors.New("a\nb")); got != "a; b" {
 		t.Errorf("two lines: %q", got)
+	}
+}
+
+// TestManPageCurrent: docs/procmem.1 is what the verb table makes now.
+func TestManPageCurrent(t *testing.T) {
+	var want bytes.Buffer
+	if err := manPage(&want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("docs/procmem.1")
+	if err != nil || !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("docs/procmem.1 is not current (%v): run 'go run . man > docs/procmem.1'", err)
+	}
+}
+
+// TestCompletion: the shells' scripts offer the verbs and each verb's
+// flags; bash's, run, completes a verb and a flag.
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{"completion", shell}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "search") || !strings.Contains(out.String(), "no-default-filter") {
+			t.Errorf("completion %s: exit %d, %q", shell, code, errOut.String())
+		}
+	}
+	var script bytes.Buffer
+	run([]string{"completion", "bash"}, &script, io.Discard)
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	for _, c := range []struct{ words, want string }{
+		{"procmem se", "search"},
+		{"procmem -p self read --ran", "--range"},
+		{"procmem completion f", "fish"},
+	} {
+		prog := script.String() + fmt.Sprintf("\nCOMP_WORDS=(%s); COMP_CWORD=%d; _procmem; echo \"${COMPREPLY[@]}\"\n", c.words, len(strings.Fields(c.words))-1)
+		out, err := exec.Command(bash, "-c", prog).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("completing %q: %v %q, want %q", c.words, err, out, c.want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"--version"}, &out, io.Discard); code != 0 || !strings.HasPrefix(out.String(), "procmem ") || !strings.Contains(out.String(), "go1") {
+		t.Errorf("--version: exit %d, %q", code, out.String())
 	}
 }

@@ -88,12 +88,21 @@ func (l *listing) load(ctx context.Context) syscall.Errno {
 		t := textFile{dir: d, statm: name == "statm"}
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: t.stableAttr().Ino})
 	}
+	// Regions nothing can read ([vvar], [vsyscall]) are not listed, so
+	// that recursive tools (grep -r, cp -r, tar, yara -r) of a process
+	// directory succeed; they are there by name, and in info.
+	var listed []procfs.Region
 	for _, r := range snap.regions {
+		if !r.Unreadable() {
+			listed = append(listed, r)
+		}
+	}
+	for _, r := range listed {
 		n := regionFile{dir: d, start: r.Start, end: r.End}
 		entries = append(entries, fuse.DirEntry{Name: r.Name(), Mode: syscall.S_IFREG, Ino: n.stableAttr().Ino})
 	}
 	regions := len(entries)
-	for name := range links(snap.regions) {
+	for name := range links(listed) {
 		r := regionLink{dir: d, name: name}
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFLNK, Ino: r.stableAttr().Ino})
 	}

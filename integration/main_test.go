@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -59,7 +61,33 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	code := m.Run()
+	sayWhatSkipped()
+	return code
+}
+
+// skipped are the reasons tests skipped for, on a machine without CI set.
+var (
+	skippedMu sync.Mutex
+	skipped   []string
+)
+
+// sayWhatSkipped tells a developer which tests skipped, even without -v:
+// go test shows a passing package's output only with -v, so the list goes
+// to the terminal when there is one.
+func sayWhatSkipped() {
+	skippedMu.Lock()
+	defer skippedMu.Unlock()
+	if len(skipped) == 0 {
+		return
+	}
+	w := os.Stderr
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		defer tty.Close()
+		w = tty
+	}
+	fmt.Fprintf(w, "procmem integration: %d tests SKIPPED (run ./test.sh, or set CI=true to make them fail):\n  %s\n",
+		len(skipped), strings.Join(skipped, "\n  "))
 }
 
 // requireTool skips the test when a tool is missing, and fails it in CI
@@ -78,6 +106,9 @@ func skipOrFail(t testing.TB, format string, a ...any) {
 	if os.Getenv("CI") != "" {
 		t.Fatalf("CI must not skip: "+format, a...)
 	}
+	skippedMu.Lock()
+	skipped = append(skipped, t.Name()+": "+fmt.Sprintf(format, a...))
+	skippedMu.Unlock()
 	t.Skipf(format, a...)
 }
 

@@ -184,3 +184,61 @@ func TestReadLeavesNoPartialFile(t *testing.T) {
 		t.Errorf("read -o to a full filesystem left %s behind", out)
 	}
 }
+
+// TestRecursiveTools: grep -r, cp -r, tar -c and yara -r of a process
+// directory succeed: what cannot be read is not listed, and mem (a second
+// view of every byte) is not listed either.
+func TestRecursiveTools(t *testing.T) {
+	requireTool(t, "grep", "cp", "tar", "yara")
+	tg := startTarget(t, "", 1<<20)
+	m := startMount(t)
+	dir := m.path(itoa(tg.pid))
+	if r := run(t, "", "grep", "-r", "-l", "-a", tg.marker, dir); r.code != 0 || !strings.Contains(r.stdout, tg.region(tg.addr["marker"]).Name()) {
+		t.Errorf("grep -r of the process directory: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	out := t.TempDir()
+	if r := run(t, "", "cp", "-r", dir, filepath.Join(out, "copy")); r.code != 0 {
+		t.Errorf("cp -r of the process directory: exit %d, %q", r.code, r.stderr)
+	}
+	if r := run(t, "", "tar", "-S", "-c", "-f", filepath.Join(out, "p.tar"), "-C", m.dir, itoa(tg.pid)); r.code != 0 {
+		t.Errorf("tar -c of the process directory: exit %d, %q", r.code, r.stderr)
+	}
+	rules := filepath.Join(out, "marker.yar")
+	os.WriteFile(rules, []byte(fmt.Sprintf("rule marker { strings: $m = %q condition: $m }\n", tg.marker)), 0o644)
+	heap := m.path(itoa(tg.pid), tg.region(tg.addr["marker"]).Name())
+	if r := run(t, "", "yara", "-r", "-N", rules, dir); r.code != 0 || r.stderr != "" || strings.TrimSpace(r.stdout) != "marker "+heap {
+		t.Errorf("yara -r -N of the process directory: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestProgressOnTerminal: read -o shows its progress on a terminal (under
+// tmux), and not on a stderr that is no terminal.
+func TestProgressOnTerminal(t *testing.T) {
+	requireTool(t, "tmux", "sh")
+	tg := startTarget(t, "", 64<<20)
+	pattern := tg.region(tg.addr["pattern"])
+	out := filepath.Join(t.TempDir(), "out")
+	args := []string{"-p", itoa(tg.pid), "read", "-r", fmt.Sprintf("%x:%x", pattern.Start, pattern.End), "-o", out}
+	socket := fmt.Sprintf("procmem-progress-%d", tg.pid)
+	tmux := func(a ...string) (string, error) {
+		b, err := exec.Command("tmux", append([]string{"-L", socket}, a...)...).CombinedOutput()
+		return string(b), err
+	}
+	t.Cleanup(func() { tmux("kill-server") })
+	script := fmt.Sprintf("%s %s; echo DONE; sleep 60", procmemBin, strings.Join(args, " "))
+	if b, err := tmux("new-session", "-d", "-s", "p", "-x", "150", "-y", "20", "sh", "-c", script); err != nil {
+		t.Fatalf("tmux: %v: %s", err, b)
+	}
+	screen := waitFor(t, "the read to finish on the terminal", func() (string, bool) {
+		s, _ := tmux("capture-pane", "-p", "-t", "p")
+		return s, strings.Contains(s, "DONE")
+	})
+	if !strings.Contains(screen, "reading 100%") || !strings.Contains(screen, "67/67 MB") || !strings.Contains(screen, "B/s") {
+		t.Errorf("no finished progress line on the terminal:\n%s", screen)
+	}
+	r := procmem(t, args...)
+	mustSucceed(t, r, "read -o")
+	if strings.Contains(r.stderr, "%") || strings.Contains(r.stderr, "\r") {
+		t.Errorf("progress written to a stderr that is no terminal: %q", r.stderr)
+	}
+}

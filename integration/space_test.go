@@ -195,29 +195,6 @@ sys.stdout.write(m[off:off + int(sys.argv[4])].decode())
 	}
 }
 
-// TestYaraOverProcess: yara -r of a process directory finds the marker in
-// the heap's file, and complains only of the files that cannot be read.
-func TestYaraOverProcess(t *testing.T) {
-	requireTool(t, "yara")
-	tg := startTarget(t, "", 1<<20)
-	m := startMount(t)
-	rules := filepath.Join(t.TempDir(), "marker.yar")
-	rule := fmt.Sprintf("rule marker { strings: $m = %q condition: $m }\n", tg.marker)
-	if err := os.WriteFile(rules, []byte(rule), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := run(t, "", "yara", "-r", "-N", rules, m.path(itoa(tg.pid)))
-	heap := m.path(itoa(tg.pid), tg.region(tg.addr["marker"]).Name())
-	if !strings.Contains(out.stdout, "marker "+heap) {
-		t.Errorf("yara -r did not find the marker in %s:\n%s\n%s", heap, out.stdout, out.stderr)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(out.stderr), "\n") {
-		if line != "" && !strings.Contains(line, "could not") && !strings.Contains(line, "error") {
-			t.Errorf("yara: %s", line)
-		}
-	}
-}
-
 // TestToolsOnRegion: file and sha256sum read region files as files: the
 // executable's first region is an ELF header, and the pattern region's
 // digest is the digest of what the target wrote there.

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command: install what the tests drive (on Debian, as root, with
+# apt-get), then run every test with none allowed to skip (CI=true). Needs
+# Go 1.26, root and /dev/fuse. .ci/run runs it last.
+set -euo pipefail
+cd "$(dirname "$0")"
+export PATH="$PATH:/usr/local/go/bin"
+
+# Each tool the tests run, and the Debian package that has it.
+missing=()
+for tool in xxd:xxd hexedit:hexedit bvi:bvi tmux:tmux gdb:gdb yara:yara file:file strings:binutils sha256sum:coreutils python3:python3 fusermount3:fuse3 getfattr:attr setpriv:util-linux prlimit:util-linux unshare:util-linux nsenter:util-linux passwd:passwd bash:bash cc:gcc; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+# 32-bit programs: a test target whose whole address space is 4 GiB.
+ls /usr/lib/gcc/x86_64-linux-gnu/*/32/crtbegin.o >/dev/null 2>&1 || missing+=(gcc-multilib)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
+
+CI=true go test -count=1 ./...
