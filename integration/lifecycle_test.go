@@ -183,9 +183,10 @@ func TestHandleAfterExec(t *testing.T) {
 	}
 }
 
-// TestPidReuse forces the PID of an exited process onto a new one (through
-// ns_last_pid): a file opened on the old process never reads or writes the
-// new one, and the new process's directory is a new inode.
+// TestPidReuse gives the PID of an exited process to a new one (clone3
+// with set_tid, through testdata/spawnat.c): a file opened on the old
+// process never reads or writes the new one, and the new process's
+// directory is a new inode.
 func TestPidReuse(t *testing.T) {
 	requireRoot(t)
 	old := startTargetAs(t, nil, targetBin, 1<<20, "at", fixedPattern)
@@ -206,22 +207,9 @@ func TestPidReuse(t *testing.T) {
 	}
 	old.kill()
 
-	var reused *target
-	// Any task created anywhere between the write and the fork takes the
-	// number (threads, kernel workers): try long enough for a quiet moment.
-	for try := 0; try < 2000 && reused == nil; try++ {
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(itoa(pid-1)), 0); err != nil {
-			skipOrFail(t, "cannot steer PIDs: %v", err)
-		}
-		tg := startTargetAs(t, nil, targetBin, 1<<20, "at", fixedPattern)
-		if tg.pid == pid {
-			reused = tg
-		} else {
-			tg.kill()
-		}
-	}
-	if reused == nil {
-		t.Fatalf("could not get pid %d again", pid)
+	reused := startTargetAs(t, []string{spawnatBin, itoa(pid)}, targetBin, 1<<20, "at", fixedPattern)
+	if reused.pid != pid {
+		t.Fatalf("the new process has pid %d, not %d", reused.pid, pid)
 	}
 	if reused.addr["pattern"] != old.addr["pattern"] {
 		t.Fatalf("the new pattern is at %#x, not %#x", reused.addr["pattern"], old.addr["pattern"])

@@ -20,6 +20,7 @@ var (
 	procmemBin string // the procmem binary under test
 	targetBin  string // testdata/target.c, built
 	fdholdBin  string // testdata/fdhold.c, built
+	spawnatBin string // testdata/spawnat.c, built
 	binDir     string
 )
 
@@ -38,6 +39,7 @@ func testMain(m *testing.M) int {
 	procmemBin = filepath.Join(dir, "procmem")
 	targetBin = filepath.Join(dir, "target")
 	fdholdBin = filepath.Join(dir, "fdhold")
+	spawnatBin = filepath.Join(dir, "spawnat")
 	build := exec.Command("go", "build", "-o", procmemBin, "..")
 	if cover := os.Getenv("PROCMEM_COVERDIR"); cover != "" {
 		// Every run of the binary, the daemons included, writes its
@@ -55,7 +57,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building procmem:", err)
 		return 1
 	}
-	for bin, src := range map[string]string{targetBin: "testdata/target.c", fdholdBin: "testdata/fdhold.c"} {
+	for bin, src := range map[string]string{targetBin: "testdata/target.c", fdholdBin: "testdata/fdhold.c", spawnatBin: "testdata/spawnat.c"} {
 		if out, err := exec.Command("cc", "-O0", "-g", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s (needs a C compiler): %v\n%s", src, err, out)
 			return 1

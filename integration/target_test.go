@@ -95,7 +95,10 @@ func startTargetAs(t testing.TB, prefix []string, path string, patternSize uint6
 		tg.addr[name] = v
 	}
 	if pid := int(tg.addr["pid"]); pid != tg.pid {
-		t.Fatalf("target says it is pid %d, started as %d: the prefix %q must exec it", pid, tg.pid, prefix)
+		if len(prefix) == 0 || prefix[0] != spawnatBin {
+			t.Fatalf("target says it is pid %d, started as %d: the prefix %q must exec it", pid, tg.pid, prefix)
+		}
+		tg.pid = pid // spawnat's child: it dies with spawnat
 	}
 	tg.marker = fmt.Sprintf("PMMARK-%08x", tg.pid)
 	tg.pattern = expectedPattern(tg.addr["pattern_size"])
