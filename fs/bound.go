@@ -17,7 +17,7 @@ import (
 // a page of a file on a hung filesystem, on a userfaultfd page nobody
 // answers. A reader blocked in a FUSE request cannot be killed until the
 // daemon answers, so no request may wait on a process for ever. Each such
-// call runs on a goroutine of its own (callBound.do); the request waits
+// call runs on a goroutine of its own (do, run); the request waits
 // for it at most the bound and is then answered EIO (EINTR if the kernel
 // interrupted it), while the call stays on its thread until the kernel
 // lets it go and its result is dropped. A process with a call overdue is

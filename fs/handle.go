@@ -58,6 +58,12 @@ func (o opened) close() {
 // region in it that a region file reads, within the bound on calls.
 func (d *procDir) openHandle(ctx context.Context, write bool, region *procfs.Region) (*handle, syscall.Errno) {
 	fsys := d.fsys
+	// The caller is learnt here: the call may outlive the request, whose
+	// context go-fuse then hands to another.
+	w, err := fsys.access.caller(ctx)
+	if err != nil {
+		return nil, toErrno(err)
+	}
 	uid, ok := fsys.handles.acquire(ctx)
 	if !ok {
 		return nil, syscall.EMFILE
@@ -68,7 +74,7 @@ func (d *procDir) openHandle(ctx context.Context, write bool, region *procfs.Reg
 			return opened{}, err
 		}
 		defer p.Close()
-		rd, err := memory.Open(p, fsys.access.opener(ctx, p.PID), write)
+		rd, err := memory.Open(p, fsys.access.opener(w, p.PID), write)
 		if err != nil {
 			return opened{}, err
 		}
@@ -182,22 +188,28 @@ func (h *regionHandle) Lseek(ctx context.Context, off uint64, whence uint32) (ui
 	if off >= size {
 		return 0, syscall.ENXIO
 	}
+	at, errno := h.seek(ctx, func() (uint64, bool, error) { return h.region.Seek(h.start+off, whence == seekHole) })
+	return at - h.start, errno
+}
+
+// seek answers an lseek with what find finds, within the bound: ENXIO if
+// there is no data left.
+func (h *handle) seek(ctx context.Context, find func() (at uint64, ok bool, err error)) (uint64, syscall.Errno) {
 	type found struct {
 		at uint64
 		ok bool
 	}
-	f, err := handleCall(ctx, h.handle, func() (found, error) {
-		at, ok, err := h.region.Seek(h.start+off, whence == seekHole)
+	f, err := handleCall(ctx, h, func() (found, error) {
+		at, ok, err := find()
 		return found{at, ok}, err
 	}, nil)
-	at, ok := f.at, f.ok
 	switch {
 	case err != nil:
 		return 0, toErrno(err)
-	case !ok:
+	case !f.ok:
 		return 0, syscall.ENXIO
 	}
-	return at - h.start, 0
+	return f.at, 0
 }
 
 const (

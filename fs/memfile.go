@@ -75,11 +75,8 @@ func (n *memFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.Attr
 // Setattr accepts truncation and time changes and changes nothing, as a
 // region file does.
 func (n *memFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if n.fsys.cfg.ReadOnly {
-		return syscall.EROFS
-	}
-	if in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID) != 0 {
-		return syscall.EPERM
+	if errno := n.settable(in); errno != 0 {
+		return errno
 	}
 	return n.Getattr(ctx, f, out)
 }
@@ -203,19 +200,5 @@ func (h *spaceHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uin
 	if off >= end {
 		return 0, syscall.ENXIO
 	}
-	type found struct {
-		at uint64
-		ok bool
-	}
-	f, err := handleCall(ctx, h.handle, func() (found, error) {
-		at, ok, err := h.mem.SeekSpan(regions, off, end, whence == seekHole)
-		return found{at, ok}, err
-	}, nil)
-	switch {
-	case err != nil:
-		return 0, toErrno(err)
-	case !f.ok:
-		return 0, syscall.ENXIO
-	}
-	return f.at, 0
+	return h.seek(ctx, func() (uint64, bool, error) { return h.mem.SeekSpan(regions, off, end, whence == seekHole) })
 }

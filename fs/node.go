@@ -16,6 +16,19 @@ type node struct {
 	fsys *FS
 }
 
+// settable refuses the attribute changes a memory file never takes (its
+// mode and owner) and every change on a read-only mount; truncation and
+// times are accepted, and change nothing.
+func (n *node) settable(in *fuse.SetAttrIn) syscall.Errno {
+	if n.fsys.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	if in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID) != 0 {
+		return syscall.EPERM
+	}
+	return 0
+}
+
 // denied is the errno for changing what procmem does not let change:
 // EROFS on a read-only mount, EPERM otherwise.
 func (n *node) denied() syscall.Errno {

@@ -92,11 +92,8 @@ func (n *regionFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.A
 // nothing, so "cp file region" and "dd of=region" (O_TRUNC) overwrite in
 // place; memory is never zeroed and the size stays the region's.
 func (n *regionFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if n.fsys.cfg.ReadOnly {
-		return syscall.EROFS
-	}
-	if in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID) != 0 {
-		return syscall.EPERM
+	if errno := n.settable(in); errno != 0 {
+		return errno
 	}
 	_, snap, _ := n.refresh(ctx)
 	n.fillAttr(ctx, &out.Attr, snap)
