@@ -164,6 +164,7 @@ const (
 	kindLink
 	kindSelf
 	kindMem
+	kindCore
 )
 
 // rootIno is the root directory's inode number, as in /proc (and FUSE's

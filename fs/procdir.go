@@ -13,6 +13,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/procmem/procmem/core"
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
@@ -30,6 +31,9 @@ type procDir struct {
 
 	mu    sync.Mutex
 	views map[identity]*view // by caller, at most maxViews
+
+	coreMu sync.Mutex
+	core   reading[*core.Image] // the core last built, for a stat and the open after it
 }
 
 // view is what one caller has read of the process's layout, each file
@@ -53,7 +57,7 @@ type reading[T any] struct {
 }
 
 // fresh returns r's value if it is younger than maxAge, and otherwise reads
-// it again from the process. d.mu must be held.
+// it again from the process. The lock that guards r must be held.
 func fresh[T any](ctx context.Context, d *procDir, r *reading[T], maxAge time.Duration, read func(*procfs.Process) (T, error)) (T, error) {
 	if !r.at.IsZero() && time.Since(r.at) < maxAge {
 		return r.val, nil
@@ -402,7 +406,7 @@ func linkName(path string) string {
 	}
 	name := path[1 : len(path)-1]
 	switch name {
-	case "", ".", "..", "info", "statm", "mem":
+	case "", ".", "..", "info", "statm", "mem", "core":
 		return ""
 	}
 	if strings.ContainsAny(name, "/\x00") {
@@ -507,6 +511,17 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		t.fsys = d.fsys
 		t.fillAttr(ctx, &out.Attr, -1)
 		return d.NewInode(ctx, t, t.stableAttr()), 0
+	}
+	if name == "core" {
+		if err := d.alive(); err != nil {
+			return nil, toErrno(err)
+		}
+		n := &coreFile{dir: d}
+		n.fsys = d.fsys
+		if errno := n.attr(ctx, nil, &out.Attr); errno != 0 {
+			return nil, errno
+		}
+		return d.NewInode(ctx, n, n.stableAttr()), 0
 	}
 	if name == "mem" {
 		snap, err := d.snapshot(ctx, snapshotAge)

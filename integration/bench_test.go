@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -456,4 +457,60 @@ func BenchmarkMemImage(b *testing.B) {
 		os.Remove(image)
 	}
 	s.report(b, [2]string{"cp-sparse-mem", "procmem-read-sparse"})
+}
+
+// BenchmarkCore: the core of a process with 1 GiB of resident data copied
+// with cp --sparse=always from the mount, against gcore of the same
+// process (and how long gcore keeps it stopped, sampled from its state);
+// and opening the core of a process with 60,000 mappings.
+func BenchmarkCore(b *testing.B) {
+	requireRoot(b) // the cores go to a tmpfs: writing 2 GiB to disk per round measures the disk
+	requireTool(b, "gcore")
+	tg := startTarget(b, "", 1<<30)
+	many := startTargetAs(b, nil, targetBin, 1<<20, "mappings", "60000")
+	m := startMount(b)
+	dir := b.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3g", "tmpfs", dir).CombinedOutput(); err != nil {
+		b.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	b.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	s := samples{}
+	var stopped []time.Duration
+	for i := 0; i < b.N; i++ {
+		s["cp-sparse-core"] = append(s["cp-sparse-core"], timed(b, "cp", "--sparse=always", m.path(itoa(tg.pid), "core"), filepath.Join(dir, "core")))
+		os.Remove(filepath.Join(dir, "core"))
+		done := make(chan time.Duration)
+		quit := make(chan struct{})
+		go func() { done <- stoppedTime(tg.pid, quit) }()
+		s["gcore"] = append(s["gcore"], timed(b, "gcore", "-o", filepath.Join(dir, "gcore"), itoa(tg.pid)))
+		close(quit)
+		stopped = append(stopped, <-done)
+		os.Remove(filepath.Join(dir, "gcore."+itoa(tg.pid)))
+		s["procmem-core"] = append(s["procmem-core"], timed(b, procmemBin, "-p", itoa(tg.pid), "core", "-o", filepath.Join(dir, "pcore")))
+		os.Remove(filepath.Join(dir, "pcore"))
+		s["open-core-60k"] = append(s["open-core-60k"], timed(b, "head", "-c", "64", m.path(itoa(many.pid), "core")))
+	}
+	s.report(b, [2]string{"cp-sparse-core", "gcore"}, [2]string{"procmem-core", "gcore"})
+	slices.Sort(stopped)
+	b.ReportMetric(float64(stopped[len(stopped)/2].Microseconds())/1000, "gcore-stopped-ms")
+}
+
+// stoppedTime samples process pid's state every millisecond until quit
+// is closed, and returns how long it was seen stopped (T or t).
+func stoppedTime(pid int, quit <-chan struct{}) time.Duration {
+	var total time.Duration
+	last := time.Now()
+	for {
+		select {
+		case <-quit:
+			return total
+		case <-time.After(time.Millisecond):
+		}
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		now := time.Now()
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+			total += now.Sub(last)
+		}
+		last = now
+	}
 }

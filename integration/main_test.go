@@ -21,6 +21,7 @@ var (
 	targetBin  string // testdata/target.c, built
 	fdholdBin  string // testdata/fdhold.c, built
 	spawnatBin string // testdata/spawnat.c, built
+	coreBin    string // testdata/coretarget.c, built
 	binDir     string
 )
 
@@ -40,6 +41,7 @@ func testMain(m *testing.M) int {
 	targetBin = filepath.Join(dir, "target")
 	fdholdBin = filepath.Join(dir, "fdhold")
 	spawnatBin = filepath.Join(dir, "spawnat")
+	coreBin = filepath.Join(dir, "coretarget")
 	build := exec.Command("go", "build", "-o", procmemBin, "..")
 	if cover := os.Getenv("PROCMEM_COVERDIR"); cover != "" {
 		// Every run of the binary, the daemons included, writes its
@@ -57,7 +59,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building procmem:", err)
 		return 1
 	}
-	for bin, src := range map[string]string{targetBin: "testdata/target.c", fdholdBin: "testdata/fdhold.c", spawnatBin: "testdata/spawnat.c"} {
+	for bin, src := range map[string]string{targetBin: "testdata/target.c", fdholdBin: "testdata/fdhold.c", spawnatBin: "testdata/spawnat.c", coreBin: "testdata/coretarget.c"} {
 		if out, err := exec.Command("cc", "-O0", "-g", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s (needs a C compiler): %v\n%s", src, err, out)
 			return 1

@@ -79,6 +79,23 @@ func Open(p *procfs.Process, as Opener, write bool) (*Reader, error) {
 	return rd, nil
 }
 
+// Image is the image of the address space the reader was opened on.
+func (rd *Reader) Image() procfs.Image { return rd.proc.Image }
+
+// SameImage fails with ErrGone unless the process still runs the image
+// the reader was opened on: what was read of its /proc files with the
+// daemon's rights since is then of the address space the reader proves.
+func (rd *Reader) SameImage() error {
+	st, err := rd.proc.Stat()
+	if err != nil {
+		return gone(err)
+	}
+	if st.Image != rd.proc.Image {
+		return fmt.Errorf("process %d: %w", rd.proc.PID, ErrGone)
+	}
+	return nil
+}
+
 // Close releases the reader's files.
 func (rd *Reader) Close() error {
 	err := rd.mem.close()

@@ -15,6 +15,7 @@ type Stat struct {
 	Comm      string // command name, up to 15 bytes, may contain spaces and ')'
 	State     byte
 	PPID      int
+	PGRP, SID int    // process group and session
 	StartTime uint64 // field 22: start time after boot, in clock ticks
 	Image     Image
 }
@@ -64,6 +65,12 @@ func parseStat(r io.Reader) (Stat, error) {
 	s.State = rest[0][0]
 	if s.PPID, err = strconv.Atoi(rest[1]); err != nil {
 		return Stat{}, fmt.Errorf("%w: stat: bad ppid: %q", ErrParse, line)
+	}
+	if s.PGRP, err = strconv.Atoi(rest[2]); err != nil {
+		return Stat{}, fmt.Errorf("%w: stat: bad pgrp: %q", ErrParse, line)
+	}
+	if s.SID, err = strconv.Atoi(rest[3]); err != nil {
+		return Stat{}, fmt.Errorf("%w: stat: bad session: %q", ErrParse, line)
 	}
 	if s.StartTime, err = strconv.ParseUint(rest[19], 10, 64); err != nil {
 		return Stat{}, fmt.Errorf("%w: stat: bad starttime: %q", ErrParse, line)

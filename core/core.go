@@ -1,0 +1,307 @@
+// Package core makes an ELF core file of a live process without stopping
+// or tracing it, laid out as the kernel's own dumper lays one out
+// (fs/binfmt_elf.c): the ELF header, the program headers, one PT_NOTE,
+// then one page-aligned PT_LOAD per mapping. The headers and notes are
+// made when the image is built; the memory is read through the memory
+// layer, live, when the file is read, so a core costs nothing until read
+// and pages without data are holes.
+//
+// Registers: a thread blocked in or out of a system call shows its stack
+// pointer and program counter (and the call's number and arguments) in
+// /proc/PID/task/TID/syscall; those go into its NT_PRSTATUS, every other
+// register is zero, and so are all registers of a running thread. That is
+// enough for a debugger to unwind the stack of a blocked thread.
+package core
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/procmem/procmem/memory"
+	"github.com/procmem/procmem/procfs"
+)
+
+// ErrArch is returned on machines other than x86-64, whose notes procmem
+// does not lay out.
+var ErrArch = errors.New("core files are made for x86-64 processes only")
+
+const (
+	pageSize = 4096
+	ehdrSize = 64
+	phdrSize = 56
+)
+
+// Image is a core file of one process: its headers and notes, fixed, and
+// its memory, read when asked for.
+type Image struct {
+	head    []byte          // ELF header, program headers, notes, padded to the first page of data
+	loads   []load          // in address order
+	regions []procfs.Region // what the loads hold, for the memory layer
+	size    uint64
+	image   procfs.Image // of the address space it was built from
+}
+
+// load is one PT_LOAD: a mapping, and how much of it the file holds.
+type load struct {
+	region procfs.Region
+	offset uint64 // where its data starts in the file
+	filesz uint64 // 0, one page (an ELF header) or the whole mapping
+}
+
+// Size is the core file's size.
+func (im *Image) Size() uint64 { return im.size }
+
+// Regions are the mappings the core holds memory of, in address order,
+// each cut to what the core holds of it.
+func (im *Image) Regions() []procfs.Region { return im.regions }
+
+// Build makes the core image of process p, whose memory rd reads (and
+// proves the right to read). If p execs meanwhile it fails with
+// memory.ErrGone.
+func Build(p *procfs.Process, rd *memory.Reader) (*Image, error) {
+	if runtime.GOARCH != "amd64" {
+		return nil, ErrArch
+	}
+	mappings, err := p.Smaps()
+	if err != nil {
+		return nil, err
+	}
+	filter, err := p.DumpFilter()
+	if err != nil {
+		return nil, err
+	}
+	var loads []load
+	for _, m := range mappings {
+		if m.Unreadable() { // [vvar], [vsyscall]: the kernel leaves them out too
+			continue
+		}
+		loads = append(loads, load{region: m.Region, filesz: dumpSize(m, filter, rd)})
+	}
+	notes, err := buildNotes(p, loads)
+	if err != nil {
+		return nil, err
+	}
+	// All of it read with the rights of whoever holds p: it must be of the
+	// address space rd was opened on (an exec in between makes another).
+	if err := rd.SameImage(); err != nil {
+		return nil, err
+	}
+	im := layout(loads, notes)
+	im.image = rd.Image()
+	return im, nil
+}
+
+// dumpSize is how much of mapping m a core holds, as the kernel's
+// vma_dump_size decides it under coredump_filter f.
+func dumpSize(m procfs.Mapping, f procfs.DumpFilter, rd *memory.Reader) uint64 {
+	has := func(flag string) bool { return slices.Contains(m.VmFlags, flag) }
+	whole := m.Size()
+	switch {
+	case has("dd"), has("io"): // VM_DONTDUMP, VM_IO
+		return 0
+	case m.Path == "[vdso]": // always dumped: debuggers unwind through it
+		return whole
+	case has("ht"):
+		if m.Perms.Shared {
+			return pick(f&procfs.DumpHugeShared != 0, whole)
+		}
+		return pick(f&procfs.DumpHugePrivate != 0, whole)
+	case m.Perms.Shared:
+		if anonShared(m) {
+			return pick(f&procfs.DumpAnonShared != 0, whole)
+		}
+		return pick(f&procfs.DumpFileShared != 0, whole)
+	}
+	if anon, _ := m.Field("Anonymous"); anon > 0 || !fileBacked(m) {
+		// Written pages (the kernel: an anon_vma), or no file at all.
+		if f&procfs.DumpAnonPrivate != 0 {
+			return whole
+		}
+		if !fileBacked(m) {
+			return 0
+		}
+	}
+	if f&procfs.DumpFilePrivate != 0 {
+		return whole
+	}
+	if f&procfs.DumpELFHeaders != 0 && m.Offset == 0 && m.Perms.Read && elfHeader(m.Region, rd) {
+		return pageSize
+	}
+	return 0
+}
+
+func pick(dump bool, size uint64) uint64 {
+	if dump {
+		return size
+	}
+	return 0
+}
+
+// fileBacked reports whether a mapping maps a file (not [heap], [stack],
+// [anon:…] or nothing).
+func fileBacked(m procfs.Mapping) bool { return m.Inode != 0 && !m.Pseudo() }
+
+// anonShared reports whether a shared mapping is anonymous memory as the
+// kernel counts it (its file has no links: shared anonymous memory,
+// memfd, SysV shm, deleted files).
+func anonShared(m procfs.Mapping) bool {
+	return !fileBacked(m) || m.Deleted() || strings.HasPrefix(m.Path, "/memfd:") ||
+		strings.HasPrefix(m.Path, "/SYSV") || strings.HasPrefix(m.Path, "/dev/zero")
+}
+
+// elfHeader reports whether a mapping starts with an ELF header, read
+// without side effects.
+func elfHeader(r procfs.Region, rd *memory.Reader) bool {
+	var magic [4]byte
+	g := rd.Region(r)
+	defer g.Close()
+	n, _ := g.ReadAt(magic[:], r.Start)
+	return n == 4 && string(magic[:]) == "\x7fELF"
+}
+
+// layout places the headers, the notes and the data, each load's data at a
+// page boundary after the last's.
+func layout(loads []load, notes []byte) *Image {
+	phnum := 1 + len(loads)
+	notesOff := uint64(ehdrSize + phnum*phdrSize)
+	dataOff := align(notesOff+uint64(len(notes)), pageSize)
+	off := dataOff
+	for i := range loads {
+		loads[i].offset = off
+		off += loads[i].filesz
+	}
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	// The ELF header: 64-bit, little-endian, ET_CORE, EM_X86_64.
+	b.Write([]byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	binary.Write(&b, le, struct {
+		Type, Machine                                     uint16
+		Version                                           uint32
+		Entry, Phoff, Shoff                               uint64
+		Flags                                             uint32
+		Ehsize, Phentsize, Phnum, Shentsize, Shnum, Shstr uint16
+	}{4, 62, 1, 0, ehdrSize, 0, 0, ehdrSize, phdrSize, uint16(min(phnum, 0xffff)), 0, 0, 0})
+	phdr := func(typ, flags uint32, off, vaddr, filesz, memsz, align uint64) {
+		binary.Write(&b, le, struct {
+			Type, Flags                                 uint32
+			Off, Vaddr, Paddr, Filesz, Memsz, Alignment uint64
+		}{typ, flags, off, vaddr, 0, filesz, memsz, align})
+	}
+	phdr(4, 0, notesOff, 0, uint64(len(notes)), 0, 0) // PT_NOTE
+	for _, l := range loads {
+		phdr(1, segmentFlags(l.region.Perms), l.offset, l.region.Start, l.filesz, l.region.Size(), pageSize) // PT_LOAD
+	}
+	b.Write(notes)
+	head := make([]byte, dataOff)
+	copy(head, b.Bytes())
+	var regions []procfs.Region
+	for _, l := range loads {
+		if l.filesz > 0 {
+			r := l.region
+			r.End = r.Start + l.filesz
+			regions = append(regions, r)
+		}
+	}
+	return &Image{head: head, loads: loads, regions: regions, size: off}
+}
+
+func align(n, to uint64) uint64 { return (n + to - 1) / to * to }
+
+// segmentFlags are PF_R, PF_W, PF_X of a mapping's permissions.
+func segmentFlags(p procfs.Perms) uint32 {
+	var f uint32
+	if p.Read {
+		f |= 4
+	}
+	if p.Write {
+		f |= 2
+	}
+	if p.Exec {
+		f |= 1
+	}
+	return f
+}
+
+// ReadAt fills b with the core file at off: the headers and notes as
+// built, the memory as it is now, through rd. Like a region file, it
+// returns the bytes before the first page that cannot be read.
+func (im *Image) ReadAt(rd *memory.Reader, b []byte, off uint64) (int, error) {
+	if off >= im.size {
+		return 0, nil
+	}
+	b = b[:min(uint64(len(b)), im.size-off)]
+	done := 0
+	if off < uint64(len(im.head)) {
+		done = copy(b, im.head[off:])
+	}
+	regions := im.regions
+	for done < len(b) {
+		at := off + uint64(done)
+		l := im.loadAt(at)
+		addr := l.region.Start + (at - l.offset)
+		part := b[done:min(uint64(len(b)), uint64(done)+l.offset+l.filesz-at)]
+		n, err := rd.ReadSpan(regions, part, addr)
+		done += n
+		if err != nil || n < len(part) {
+			if done > 0 {
+				return done, nil
+			}
+			return 0, err
+		}
+	}
+	return done, nil
+}
+
+// loadAt returns the load whose data holds file offset at (past the head).
+func (im *Image) loadAt(at uint64) load {
+	i := sort.Search(len(im.loads), func(i int) bool { return im.loads[i].offset+im.loads[i].filesz > at })
+	return im.loads[i]
+}
+
+// Seek returns the first offset at or after off that starts data, or with
+// hole set a hole, as a region file's Seek does; the headers are data.
+func (im *Image) Seek(rd *memory.Reader, off uint64, hole bool) (uint64, bool, error) {
+	if off < uint64(len(im.head)) {
+		if !hole {
+			return off, true, nil
+		}
+		off = uint64(len(im.head))
+	}
+	regions := im.regions
+	for off < im.size {
+		l := im.loadAt(off)
+		addr := l.region.Start + (off - l.offset)
+		end := l.region.Start + l.filesz
+		at, ok, err := rd.SeekSpan(regions, addr, end, hole)
+		if err != nil {
+			return 0, false, err
+		}
+		if ok && (!hole || at < end) {
+			return l.offset + (at - l.region.Start), true, nil
+		}
+		off = l.offset + l.filesz
+	}
+	if hole {
+		return im.size, true, nil
+	}
+	return 0, false, nil
+}
+
+// Of reports whether the image was built from the address space rd reads.
+func (im *Image) Of(rd *memory.Reader) bool {
+	return im.image == rd.Image() && rd.SameImage() == nil
+}
+
+// Head returns the headers and notes, for tests and the command line.
+func (im *Image) Head() []byte { return im.head }
+
+// String describes the image, for messages.
+func (im *Image) String() string {
+	return fmt.Sprintf("core of %d bytes: %d mappings, %d bytes of headers and notes", im.size, len(im.loads), len(im.head))
+}

@@ -1,0 +1,180 @@
+package core
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strings"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+// The notes, in the kernel's order: for the first thread NT_PRSTATUS,
+// NT_PRPSINFO, NT_AUXV, NT_FILE and NT_FPREGSET; for each other thread
+// NT_PRSTATUS and NT_FPREGSET. Structures as x86-64 Linux lays them out
+// (elf_prstatus, elf_prpsinfo, user_regs_struct, user_i387_struct).
+
+const (
+	ntPrstatus = 1
+	ntFpregset = 2
+	ntPrpsinfo = 3
+	ntAuxv     = 6
+	ntFile     = 0x46494c45
+
+	fpregsetSize = 512 // user_i387_struct
+)
+
+// The x86-64 user_regs_struct, in order.
+const (
+	regR15 = iota
+	regR14
+	regR13
+	regR12
+	regRBP
+	regRBX
+	regR11
+	regR10
+	regR9
+	regR8
+	regRAX
+	regRCX
+	regRDX
+	regRSI
+	regRDI
+	regOrigRAX
+	regRIP
+	regCS
+	regEFLAGS
+	regRSP
+	regSS
+	regFSBase
+	regGSBase
+	regDS
+	regES
+	regFS
+	regGS
+	regCount
+)
+
+// buildNotes reads what the notes tell of process p: its threads' states,
+// its identity, its auxiliary vector and its mapped files.
+func buildNotes(p *procfs.Process, loads []load) ([]byte, error) {
+	st, err := p.Stat()
+	if err != nil {
+		return nil, err
+	}
+	status, err := p.Status()
+	if err != nil {
+		return nil, err
+	}
+	args, err := p.Cmdline()
+	if err != nil {
+		return nil, err
+	}
+	auxv, err := p.Auxv()
+	if err != nil {
+		return nil, err
+	}
+	tids, err := p.Threads()
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	for i, tid := range tids {
+		ts, err := p.ThreadState(tid)
+		if err != nil {
+			if i == 0 {
+				return nil, err
+			}
+			continue // a thread that ended meanwhile
+		}
+		note(&b, ntPrstatus, prstatus(tid, st, ts))
+		if i == 0 {
+			note(&b, ntPrpsinfo, prpsinfo(st, status, args))
+			note(&b, ntAuxv, auxv)
+			note(&b, ntFile, fileNote(loads))
+		}
+		note(&b, ntFpregset, make([]byte, fpregsetSize))
+	}
+	return b.Bytes(), nil
+}
+
+// note appends one note named CORE.
+func note(b *bytes.Buffer, typ uint32, desc []byte) {
+	le := binary.LittleEndian
+	binary.Write(b, le, [3]uint32{5, uint32(len(desc)), typ})
+	b.WriteString("CORE\x00\x00\x00\x00")
+	b.Write(desc)
+	b.Write(make([]byte, (4-len(desc)%4)%4))
+}
+
+// prstatus is an elf_prstatus of thread tid: its ids, and the registers
+// its syscall file shows (zeros for a running thread).
+func prstatus(tid int, st procfs.Stat, ts procfs.ThreadState) []byte {
+	var regs [regCount]uint64
+	if !ts.Running {
+		regs[regRSP], regs[regRIP] = ts.SP, ts.PC
+		regs[regCS], regs[regSS] = 0x33, 0x2b // the user code and stack segments
+		if ts.InCall {
+			regs[regOrigRAX] = uint64(ts.Nr)
+			regs[regRDI], regs[regRSI], regs[regRDX] = ts.Args[0], ts.Args[1], ts.Args[2]
+			regs[regR10], regs[regR8], regs[regR9] = ts.Args[3], ts.Args[4], ts.Args[5]
+		} else {
+			regs[regOrigRAX] = ^uint64(0) // -1: not in a system call
+		}
+	}
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	b.Write(make([]byte, 32)) // pr_info, pr_cursig, pr_sigpend, pr_sighold
+	binary.Write(&b, le, [4]int32{int32(tid), int32(st.PPID), int32(st.PGRP), int32(st.SID)})
+	b.Write(make([]byte, 64)) // pr_utime, pr_stime, pr_cutime, pr_cstime
+	binary.Write(&b, le, regs)
+	b.Write(make([]byte, 8)) // pr_fpvalid and padding
+	return b.Bytes()
+}
+
+// prpsinfo is the process's elf_prpsinfo.
+func prpsinfo(st procfs.Stat, status procfs.Status, args []string) []byte {
+	const states = "RSDTZW"
+	state := strings.IndexByte(states, st.State)
+	sname := st.State
+	if state < 0 {
+		state, sname = 6, '.'
+	}
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	b.Write([]byte{byte(state), sname, 0, 0, 0, 0, 0, 0}) // pr_state, pr_sname, pr_zomb, pr_nice, padding
+	binary.Write(&b, le, uint64(0))                       // pr_flag
+	binary.Write(&b, le, [2]uint32{status.Uid[0], status.Gid[0]})
+	binary.Write(&b, le, [4]int32{int32(st.PID), int32(st.PPID), int32(st.PGRP), int32(st.SID)})
+	var fname [16]byte
+	copy(fname[:15], st.Comm)
+	b.Write(fname[:])
+	var psargs [80]byte
+	copy(psargs[:79], strings.Join(args, " "))
+	b.Write(psargs[:])
+	return b.Bytes()
+}
+
+// fileNote is NT_FILE: each mapping of a file, with its offset in pages,
+// then the files' names, so a debugger finds the shared libraries and
+// checks their build ids.
+func fileNote(loads []load) []byte {
+	var entries, names bytes.Buffer
+	le := binary.LittleEndian
+	count := 0
+	for _, l := range loads {
+		r := l.region
+		if r.Inode == 0 || r.Pseudo() || !strings.HasPrefix(r.Path, "/") {
+			continue
+		}
+		binary.Write(&entries, le, [3]uint64{r.Start, r.End, r.Offset / pageSize})
+		names.WriteString(r.Path)
+		names.WriteByte(0)
+		count++
+	}
+	var b bytes.Buffer
+	binary.Write(&b, le, [2]uint64{uint64(count), pageSize})
+	b.Write(entries.Bytes())
+	b.Write(names.Bytes())
+	return b.Bytes()
+}

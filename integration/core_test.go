@@ -1,0 +1,166 @@
+//go:build linux
+
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startCoreTarget runs testdata/coretarget.c: a global string, a heap
+// struct behind a global pointer, main blocked in read(2), a thread in
+// nanosleep inside sleeper_in_named_function.
+func startCoreTarget(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command(coreBin)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if sc.Text() == "ready" {
+			go io.Copy(io.Discard, out)
+			return cmd.Process.Pid
+		}
+	}
+	t.Fatal("coretarget did not get ready")
+	return 0
+}
+
+// watchStopped samples the target's status until stop is called, and
+// reports whether it was ever stopped or traced.
+func watchStopped(pid int) (stop func() string) {
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var seen []string
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "TracerPid:"); ok && strings.TrimSpace(v) != "0" ||
+					strings.HasPrefix(line, "State:") && (strings.Contains(line, "T (") || strings.Contains(line, "t (")) {
+					mu.Lock()
+					seen = append(seen, line)
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	return func() string {
+		close(done)
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(seen, "; ")
+	}
+}
+
+// gdbOnCore runs gdb on a core of process pid and checks what it shows.
+func gdbOnCore(t *testing.T, pid int, corePath string) {
+	t.Helper()
+	r := run(t, "", "gdb", "-nx", "-batch",
+		"-ex", "print core_global", "-ex", "print core_player->health", "-ex", "print core_player->name",
+		"-ex", "info sharedlibrary", "-ex", "info threads", "-ex", "thread apply all bt",
+		fmt.Sprintf("/proc/%d/exe", pid), corePath)
+	for _, want := range []string{
+		`$1 = "procmem core global"`, "$2 = 4242", `"hero"`,
+		"libc.so.6", fmt.Sprintf("(LWP %d)", pid), "sleeper_in_named_function", "main ()",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("gdb on %s lacks %q:\n%s\n%s", corePath, want, r.stdout, r.stderr)
+		}
+	}
+	if n := strings.Count(r.stdout, "(LWP "); n < 4 { // info threads and bt, two threads each
+		t.Errorf("gdb on %s shows %d thread lines, want both threads:\n%s", corePath, n, r.stdout)
+	}
+}
+
+// TestCoreWithGdb: gdb opens the mount's core of a live process, and the
+// core procmem core writes, and shows its globals, heap, libraries and
+// both threads' stacks; the process is never stopped or traced meanwhile.
+func TestCoreWithGdb(t *testing.T) {
+	requireTool(t, "gdb", "lldb", "readelf", "eu-readelf")
+	pid := startCoreTarget(t)
+	m := startMount(t)
+	mountCore := m.path(itoa(pid), "core")
+
+	stopped := watchStopped(pid)
+	gdbOnCore(t, pid, mountCore)
+	file := filepath.Join(t.TempDir(), "core")
+	r := procmem(t, "-p", itoa(pid), "core", "-o", file)
+	mustSucceed(t, r, "procmem core")
+	gdbOnCore(t, pid, file)
+	if seen := stopped(); seen != "" {
+		t.Errorf("the process was stopped or traced while its core was read: %s", seen)
+	}
+
+	var st syscall.Stat_t
+	if err := syscall.Stat(file, &st); err != nil || st.Blocks*512 >= st.Size {
+		t.Errorf("procmem core -o is not sparse: %d blocks for %d bytes (%v)", st.Blocks, st.Size, err)
+	}
+	if fi, err := os.Stat(mountCore); err != nil || fi.Size() != st.Size {
+		t.Errorf("the mount's core is %v bytes (%v), the written one %d", fi, err, st.Size)
+	}
+	notes := run(t, "", "readelf", "-n", file)
+	mustSucceed(t, notes, "readelf -n")
+	for note, want := range map[string]int{"NT_PRSTATUS": 2, "NT_PRPSINFO": 1, "NT_AUXV": 1, "NT_FILE": 1, "NT_FPREGSET": 2} {
+		if n := strings.Count(notes.stdout, note); n != want {
+			t.Errorf("readelf -n shows %d %s, want %d:\n%s", n, note, want, notes.stdout)
+		}
+	}
+	lldb := run(t, "", "lldb", "--batch", "-c", file, fmt.Sprintf("/proc/%d/exe", pid), "-o", "thread list", "-o", "p core_player->health")
+	if !strings.Contains(lldb.stdout, fmt.Sprintf("tid = %d", pid)) || !strings.Contains(lldb.stdout, "= 4242") || !strings.Contains(lldb.stdout, "thread #2") {
+		t.Errorf("lldb on the core:\n%s\n%s", lldb.stdout, lldb.stderr)
+	}
+	if eu := run(t, "", "eu-readelf", "-n", file); eu.code != 0 || !strings.Contains(eu.stdout, "PRPSINFO") || !strings.Contains(eu.stdout, "fname: coretarget") {
+		t.Errorf("eu-readelf -n: exit %d\n%s\n%s", eu.code, eu.stdout, eu.stderr)
+	}
+	entries, _ := os.ReadDir(m.path(itoa(pid)))
+	for _, e := range entries {
+		if e.Name() == "core" {
+			t.Errorf("core is listed: recursive tools would read the memory twice")
+		}
+	}
+	// A process that exits while its core is open: reads end, never
+	// another process's memory.
+	f, err := os.Open(mountCore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syscall.Kill(pid, syscall.SIGKILL)
+	waitFor(t, "the target to exit", func() (string, bool) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		return string(b), err != nil || strings.Contains(string(b), ") Z ")
+	})
+	b := make([]byte, 1<<20)
+	if n, err := f.ReadAt(b, 1<<20); n > 0 && err == nil {
+		t.Errorf("a core read %d bytes of memory after its process exited", n)
+	}
+}
