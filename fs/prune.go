@@ -6,6 +6,8 @@ import (
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/procmem/procmem/core"
 )
 
 // The kernel keeps every entry it looked up until memory runs short, and
@@ -31,11 +33,15 @@ func (d *procDir) touch() { d.used.Store(time.Now().UnixNano()) }
 // idleSince reports whether the directory has gone unused since t.
 func (d *procDir) idleSince(t time.Time) bool { return d.used.Load() < t.UnixNano() }
 
-// dropReadings forgets what callers have read of the process's layout.
+// dropReadings forgets what callers have read of the process's layout,
+// and the core last built.
 func (d *procDir) dropReadings() {
 	d.mu.Lock()
 	d.views = nil
 	d.mu.Unlock()
+	d.coreMu.Lock()
+	d.core = reading[*core.Image]{}
+	d.coreMu.Unlock()
 }
 
 // Nodes counts the nodes the daemon holds for the kernel: process
