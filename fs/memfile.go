@@ -169,22 +169,7 @@ func (h *spaceHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 			return 0, syscall.EACCES
 		}
 	}
-	return h.handle.write(ctx, data, func(b []byte) (int, error) {
-		done := 0
-		for _, r := range in {
-			at := uint64(off) + uint64(done)
-			part := b[done:min(uint64(len(b)), uint64(done)+r.End-at)]
-			n, err := h.mem.Writer(r.Start, r.End).Write(part, at)
-			done += n
-			if err != nil || n < len(part) {
-				if done > 0 {
-					return done, nil
-				}
-				return 0, err
-			}
-		}
-		return done, nil
-	})
+	return h.handle.write(ctx, data, func(b []byte) (int, error) { return h.mem.WriteSpan(in, b, uint64(off)) })
 }
 
 // Lseek answers SEEK_DATA and SEEK_HOLE across the regions; the gaps

@@ -80,3 +80,31 @@ func pagesOf(b []byte, page int) []byte {
 	}
 	return first
 }
+
+// TestWriteSpan writes across two adjacent mappings, each part through a
+// writer of its own region.
+func TestWriteSpan(t *testing.T) {
+	page := int(pageSize)
+	b := anonymous(t, 2)
+	base := addrOf(b)
+	// Two mappings: the second page made executable too.
+	if err := unix.Mprotect(b[page:], unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC); err != nil {
+		t.Fatal(err)
+	}
+	p, rd := openReader(t, syscall.Getpid(), true)
+	regions, err := p.Maps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := base + uint64(page) - 4
+	in, err := rd.Mapped(regions, at, 8)
+	if err != nil || len(in) != 2 {
+		t.Fatalf("Mapped across the two mappings: %v, %v", in, err)
+	}
+	if n, err := rd.WriteSpan(in, []byte("ABCDEFGH"), at); n != 8 || err != nil {
+		t.Fatalf("WriteSpan: %d, %v", n, err)
+	}
+	if got := string(b[page-4 : page+4]); got != "ABCDEFGH" {
+		t.Errorf("memory after WriteSpan: %q", got)
+	}
+}
