@@ -38,7 +38,7 @@ func (n *coreFile) stableAttr() gofs.StableAttr {
 func (n *coreFile) fillAttr(ctx context.Context, a *fuse.Attr, size uint64, snap *mapsSnapshot) {
 	a.Mode = syscall.S_IFREG | 0o400
 	a.Size = size
-	a.Blksize = blockSize
+	a.Blksize = n.fsys.blockSize
 	a.Blocks = 8 // the headers and notes
 	for _, r := range snap.regions {
 		a.Blocks += snap.residentBytes(ctx, r.Start, r.End) / 512

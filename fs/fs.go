@@ -15,6 +15,8 @@ import (
 	"hash/fnv"
 	"log"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -45,8 +47,11 @@ type FS struct {
 	access   *accessControl
 	handles  *handleQuota
 	bound    *callBound // every call into a process
-	root     *rootNode
-	dev      atomic.Pointer[string] // the mount's device, as maps shows it
+	// blockSize is st_blksize of every file: the largest request the
+	// kernel allows, so that cp, tar and stdio read in such blocks.
+	blockSize uint32
+	root      *rootNode
+	dev       atomic.Pointer[string] // the mount's device, as maps shows it
 }
 
 // ownDevice is the mount's device, "" until it is known: mappings of the
@@ -58,8 +63,24 @@ func (fsys *FS) ownDevice() string {
 	return ""
 }
 
+// maxRequest bounds the size of a read or write request procmem asks the
+// kernel for. The kernel allows max_pages_limit pages
+// (/proc/sys/fs/fuse/max_pages_limit: 256, 1 MiB, unless raised).
+const maxRequest = 16 << 20
+
+// requestSize is the largest request this kernel allows procmem, which
+// go-fuse also asks for (it reads the same limit).
+func requestSize() int {
+	pages := 256
+	if b, err := os.ReadFile("/proc/sys/fs/fuse/max_pages_limit"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 {
+			pages = n
+		}
+	}
+	return min(maxRequest, pages*os.Getpagesize())
+}
+
 const (
-	blockSize = 1 << 20
 	// How long the kernel may cache names and attributes that cannot
 	// change for the object they name (a region's bounds are its name).
 	stableTimeout = time.Second
@@ -84,7 +105,8 @@ func New(cfg Config) (*FS, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	return &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access, handles: quota, bound: newCallBound(cfg.Timeout)}, nil
+	return &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access, handles: quota,
+		bound: newCallBound(cfg.Timeout), blockSize: uint32(requestSize())}, nil
 }
 
 // Mount mounts the filesystem at dir and serves it in the background.
@@ -104,7 +126,7 @@ func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
 			Name:              "procmem",
 			AllowOther:        fsys.cfg.AllowOther,
 			Options:           []string{"default_permissions"},
-			MaxWrite:          1 << 20,
+			MaxWrite:          maxRequest, // go-fuse lowers it to the kernel's limit
 			DisableSplice:     true,
 			DisableXAttrs:     fsys.cfg.NoXattrs,
 			Debug:             fsys.cfg.Debug,

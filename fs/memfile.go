@@ -53,7 +53,7 @@ func (n *memFile) fillAttr(ctx context.Context, a *fuse.Attr, snap *mapsSnapshot
 		a.Mode = syscall.S_IFREG | 0o400
 	}
 	a.Size = spaceEnd(snap.regions)
-	a.Blksize = blockSize
+	a.Blksize = n.fsys.blockSize
 	for _, r := range snap.regions {
 		a.Blocks += snap.residentBytes(ctx, r.Start, r.End) / 512
 	}

@@ -63,7 +63,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	out.Bsize = blockSize
+	out.Bsize = n.fsys.blockSize
 	out.NameLen = 255
 	return 0
 }

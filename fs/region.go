@@ -54,7 +54,7 @@ func (n *regionFile) fillAttr(ctx context.Context, a *fuse.Attr, snap *mapsSnaps
 	n.mu.Unlock()
 	a.Mode = syscall.S_IFREG | n.mode(perms)
 	a.Size = n.end - n.start
-	a.Blksize = blockSize
+	a.Blksize = n.fsys.blockSize
 	// du shows resident memory; a region with fewer blocks than its size
 	// is what makes cp look for holes with SEEK_DATA.
 	if snap != nil {

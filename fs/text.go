@@ -45,7 +45,7 @@ func (t *textFile) fillAttr(ctx context.Context, a *fuse.Attr, size int) {
 	}
 	a.Mode = syscall.S_IFREG | 0o444 // as /proc/PID/maps; Open decides
 	a.Size = uint64(max(size, 0))
-	a.Blksize = blockSize
+	a.Blksize = t.fsys.blockSize
 	a.Nlink = 1
 	a.Uid, a.Gid = t.dir.ids()
 	a.Ino = t.stableAttr().Ino
