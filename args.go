@@ -31,17 +31,26 @@ type regionFilter struct {
 func (f *regionFilter) declare(flags *pflag.FlagSet) {
 	flags.StringVarP(&f.path, "pathname", "P", "", "only regions with this `PATHNAME`, e.g. '[heap]'")
 	flags.BoolVarP(&f.writable, "writable", "w", false, "only writable regions")
-	flags.StringVarP(&f.at, "address", "a", "", "only the region holding hex `ADDR`")
+	flags.StringVarP(&f.at, "address", "a", "", "only the region holding `ADDR` (hex, or an address expression)")
 	flags.BoolVar(&f.all, "no-default-filter", false, "include [vvar], [vvar_vclock] and [vsyscall], which cannot be read")
 }
 
-// parse checks the filter's arguments.
-func (f *regionFilter) parse() error {
-	if f.at == "" {
+// parse checks the filter's arguments, and computes -a's address in
+// process p.
+func (f *regionFilter) parse(p *procfs.Process) error {
+	if f.at == "" || f.hasAddr {
 		return nil
 	}
-	var err error
-	f.addr, err = parseAddr(f.at)
+	x, err := parseExpr(f.at)
+	if err != nil {
+		return err
+	}
+	r, err := newResolver(p)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	f.addr, err = r.eval(x)
 	f.hasAddr = err == nil
 	return err
 }
@@ -66,7 +75,7 @@ func (f *regionFilter) among() string {
 }
 
 func (f *regionFilter) regions(p *procfs.Process) ([]procfs.Region, error) {
-	if err := f.parse(); err != nil {
+	if err := f.parse(p); err != nil {
 		return nil, err
 	}
 	all, err := p.Maps()
@@ -159,41 +168,110 @@ func parseHexBytes(s string) ([]byte, error) {
 // addrRange is a half-open address range [start, end).
 type addrRange struct{ start, end uint64 }
 
-// parseRange parses ADDR (one byte), ADDR:END, ADDR:+LEN or ADDR:-LEN, all hex.
-func parseRange(s string) (addrRange, error) {
-	bad := func() (addrRange, error) {
-		return addrRange{}, usagef("bad range %q: want hex ADDR, ADDR:END, ADDR:+LEN or ADDR:-LEN", s)
+// rangeExpr is a RANGE as written: ADDR (one byte), ADDR:END, ADDR:+LEN
+// or ADDR:-LEN (the LEN bytes before ADDR); ADDR and END are address
+// expressions, LEN hex.
+type rangeExpr struct {
+	text  string
+	start expr
+	end   expr   // for ADDR:END
+	n     uint64 // for +LEN and -LEN
+	kind  byte   // 0 (one byte), ':', '+' or '-'
+}
+
+// parseRangeExpr parses a RANGE; a malformed one is a usage error.
+func parseRangeExpr(s string) (rangeExpr, error) {
+	rr := rangeExpr{text: s}
+	bad := func() (rangeExpr, error) {
+		return rangeExpr{}, usagef("bad range %q: want ADDR, ADDR:END, ADDR:+LEN or ADDR:-LEN (hex, ADDR and END also address expressions)", s)
 	}
 	lhs, rhs, hasRHS := strings.Cut(s, ":")
-	start, err := parseAddr(lhs)
-	if err != nil {
+	var err error
+	if rr.start, err = parseExpr(lhs); err != nil {
 		return bad()
-	}
-	if !hasRHS {
-		if start == 1<<64-1 {
-			return bad()
-		}
-		return addrRange{start, start + 1}, nil
 	}
 	switch {
-	case strings.HasPrefix(rhs, "+"):
-		n, err := parseAddr(rhs[1:])
-		if err != nil || n == 0 || start+n < start {
+	case !hasRHS:
+	case strings.HasPrefix(rhs, "+"), strings.HasPrefix(rhs, "-"):
+		rr.kind = rhs[0]
+		if rr.n, err = parseAddr(rhs[1:]); err != nil || rr.n == 0 {
 			return bad()
 		}
-		return addrRange{start, start + n}, nil
-	case strings.HasPrefix(rhs, "-"):
-		n, err := parseAddr(rhs[1:])
-		if err != nil || n == 0 || n > start {
+	default:
+		rr.kind = ':'
+		if rr.end, err = parseExpr(rhs); err != nil {
 			return bad()
 		}
-		return addrRange{start - n, start}, nil
 	}
-	end, err := parseAddr(rhs)
-	if err != nil || end <= start {
-		return bad()
+	return rr, nil
+}
+
+// resolve computes the range in the process r resolves for (numbers only
+// when r has no process).
+func (rr rangeExpr) resolve(r *resolver) (addrRange, error) {
+	bad := func(why string) (addrRange, error) {
+		return addrRange{}, usagef("bad range %q: %s", rr.text, why)
+	}
+	eval := func(x expr) (uint64, error) {
+		v, err := r.eval(x)
+		var ue usageError
+		if errors.As(err, &ue) {
+			err = usagef("bad range %q: %s", rr.text, strings.TrimPrefix(ue.msg, "bad address: "))
+		}
+		return v, err
+	}
+	start, err := eval(rr.start)
+	if err != nil {
+		return addrRange{}, err
+	}
+	switch rr.kind {
+	case 0:
+		if start == 1<<64-1 {
+			return bad("no byte after the last address")
+		}
+		return addrRange{start, start + 1}, nil
+	case '+':
+		if start+rr.n < start {
+			return bad("it runs past the last address")
+		}
+		return addrRange{start, start + rr.n}, nil
+	case '-':
+		if rr.n > start {
+			return bad("it starts before address 0")
+		}
+		return addrRange{start - rr.n, start}, nil
+	}
+	end, err := eval(rr.end)
+	if err != nil {
+		return addrRange{}, err
+	}
+	if end <= start {
+		return bad("END is not after ADDR")
 	}
 	return addrRange{start, end}, nil
+}
+
+// parseRange parses a RANGE of hex numbers alone.
+func parseRange(s string) (addrRange, error) {
+	rr, err := parseRangeExpr(s)
+	if err != nil {
+		return addrRange{}, err
+	}
+	return rr.resolve(&resolver{})
+}
+
+// resolveRange parses a RANGE and computes it in the target.
+func resolveRange(e *env, s string) (addrRange, error) {
+	rr, err := parseRangeExpr(s)
+	if err != nil {
+		return addrRange{}, err
+	}
+	r, err := newResolver(e.proc)
+	if err != nil {
+		return addrRange{}, err
+	}
+	defer r.close()
+	return rr.resolve(r)
 }
 
 // encodeValue turns VALUE into the bytes of TYPE in the given byte order.

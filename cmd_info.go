@@ -30,7 +30,7 @@ func setupInfo(flags *pflag.FlagSet) func(*env, []string) error {
 		if *verbose && *raw {
 			return usagef("info: -v and -R exclude each other")
 		}
-		if err := filter.parse(); err != nil {
+		if err := filter.parse(e.proc); err != nil {
 			return err
 		}
 		var regions []procfs.Region

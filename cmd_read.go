@@ -26,7 +26,11 @@ var readVerb = verb{
 }
 
 // rangeHelp says how a RANGE is written, for read and watch.
-const rangeHelp = "RANGE is hex: ADDR (one byte), ADDR:END, ADDR:+LEN or ADDR:-LEN (the LEN bytes before ADDR)."
+const rangeHelp = "RANGE is ADDR (one byte), ADDR:END, ADDR:+LEN or ADDR:-LEN (the LEN bytes before ADDR), in hex.\n" + exprHelp
+
+// exprHelp says how an ADDR may be written.
+const exprHelp = "ADDR may be an address expression: hex numbers, mapped file names (their load base) and [EXPR] (the pointer\n" +
+	"stored at EXPR) joined by + and -, such as '[[game+4010]+8]+c', which finds a value again after a restart."
 
 // chunkSize is how much one read of memory asks for: large enough that the
 // system call costs nothing next to the copy, small enough to stay in
@@ -61,7 +65,7 @@ func setupRead(flags *pflag.FlagSet) func(*env, []string) error {
 		var rng addrRange
 		if *rangeFlag != "" {
 			var err error
-			if rng, err = parseRange(*rangeFlag); err != nil {
+			if rng, err = resolveRange(e, *rangeFlag); err != nil {
 				return err
 			}
 		}

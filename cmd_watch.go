@@ -39,7 +39,7 @@ func setupWatch(flags *pflag.FlagSet) func(*env, []string) error {
 		if *width < 1 || *width > 4096 {
 			return usagef("watch: -W takes a width from 1 to 4096")
 		}
-		rng, err := parseRange(*rangeFlag)
+		rng, err := resolveRange(e, *rangeFlag)
 		if err != nil {
 			return err
 		}

@@ -12,12 +12,12 @@ var writeVerb = verb{
 	name:  "write",
 	args:  "-a ADDR (-s STRING | -S STRING | -b HEX)",
 	short: "write bytes to memory",
-	long:  "The bytes must all lie in mapped memory; if they do not, nothing is written.",
+	long:  "The bytes must all lie in mapped memory; if they do not, nothing is written.\n" + exprHelp,
 	setup: setupWrite,
 }
 
 func setupWrite(flags *pflag.FlagSet) func(*env, []string) error {
-	addrFlag := flags.StringP("address", "a", "", "hex `ADDR` to write at (0x optional)")
+	addrFlag := flags.StringP("address", "a", "", "`ADDR` to write at: hex (0x optional) or an address expression")
 	str := flags.StringP("string", "s", "", "write `STRING`")
 	str0 := flags.StringP("string0", "S", "", "write `STRING` and a terminating NUL")
 	hexBytes := flags.StringP("bytes", "b", "", "write the bytes given in `HEX`, e.g. 'deadbeef' or 'de ad be ef'")
@@ -42,7 +42,7 @@ func setupWrite(flags *pflag.FlagSet) func(*env, []string) error {
 				return err
 			}
 		}
-		addr, err := parseAddr(*addrFlag)
+		addr, err := resolveAddr(e, *addrFlag)
 		if err != nil {
 			return err
 		}

@@ -411,7 +411,9 @@ func TestBadInput(t *testing.T) {
 	}{
 		{[]string{"-p", "999999999", "info"}, 1, "no process"},
 		{[]string{"-p", "abc", "info"}, 2, "bad pid"},
-		{[]string{"-p", pid, "write", "-a", "xyz", "-s", "a"}, 2, "bad hex address"},
+		{[]string{"-p", pid, "write", "-a", "xyz", "-s", "a"}, 2, "bad address"},
+		{[]string{"-p", pid, "write", "-a", "[1000", "-s", "a"}, 2, "bad address"},
+		{[]string{"-p", pid, "read", "-r", "[0]:+4"}, 1, "reading the pointer at 0x0"},
 		{[]string{"-p", pid, "write", "-a", "1000", "-b", "zz"}, 2, "bad hex bytes"},
 		{[]string{"-p", pid, "read", "-r", "2000:1000"}, 2, "bad range"},
 		{[]string{"-p", pid, "read", "-r", "10:-20"}, 2, "bad range"},
