@@ -45,7 +45,7 @@ type verb struct {
 }
 
 func verbs() []verb {
-	return []verb{infoVerb, readVerb, writeVerb, statmVerb, listVerb, searchVerb, watchVerb, coreVerb, mountVerb, completionVerb(), manVerb()}
+	return []verb{infoVerb, readVerb, writeVerb, statmVerb, listVerb, searchVerb, watchVerb, pointersVerb, coreVerb, mountVerb, completionVerb(), manVerb()}
 }
 
 func findVerb(name string) (verb, bool) {

@@ -12,12 +12,15 @@ package integration
 // the shared machine hits both sides alike.
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -513,4 +516,42 @@ func stoppedTime(pid int, quit <-chan struct{}) time.Duration {
 		}
 		last = now
 	}
+}
+
+// BenchmarkPointers: pointers --depth 4 --max-offset 1000 to the health of
+// a coretarget with 256 MiB of heap whose every word is a pointer: the time
+// and the peak memory of the whole command.
+func BenchmarkPointers(b *testing.B) {
+	requireTool(b, "/usr/bin/time")
+	cmd := exec.Command(coreBin, "dense", fmt.Sprint(256<<20))
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+	var health string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != "ready" {
+		if v, ok := strings.CutPrefix(sc.Text(), "health "); ok {
+			health = v
+		}
+	}
+	go io.Copy(io.Discard, out)
+	s := samples{}
+	var peak []float64
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		r, err := exec.Command("/usr/bin/time", "-f", "%M", procmemBin, "-p", itoa(cmd.Process.Pid), "pointers", health, "--depth", "4", "--max-offset", "1000").CombinedOutput()
+		if err != nil {
+			b.Fatalf("pointers: %v\n%s", err, r)
+		}
+		s["pointers"] = append(s["pointers"], time.Since(start))
+		lines := strings.Split(strings.TrimSpace(string(r)), "\n")
+		kb, _ := strconv.ParseFloat(lines[len(lines)-1], 64)
+		peak = append(peak, kb/1024)
+	}
+	s.report(b)
+	slices.Sort(peak)
+	b.ReportMetric(peak[len(peak)/2], "peak-RSS-MiB")
 }

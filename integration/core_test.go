@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,13 @@ import (
 // struct behind a global pointer, main blocked in read(2), a thread in
 // nanosleep inside sleeper_in_named_function.
 func startCoreTarget(t *testing.T) int {
+	pid, _ := startCoreTargetAt(t)
+	return pid
+}
+
+// startCoreTargetAt is startCoreTarget, with the address of the player's
+// health (4242) it announces.
+func startCoreTargetAt(t *testing.T) (int, uint64) {
 	t.Helper()
 	cmd := exec.Command(coreBin)
 	in, err := cmd.StdinPipe()
@@ -36,14 +44,18 @@ func startCoreTarget(t *testing.T) int {
 	}
 	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
 	sc := bufio.NewScanner(out)
+	var health uint64
 	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "health 0x"); ok {
+			health, _ = strconv.ParseUint(v, 16, 64)
+		}
 		if sc.Text() == "ready" {
 			go io.Copy(io.Discard, out)
-			return cmd.Process.Pid
+			return cmd.Process.Pid, health
 		}
 	}
 	t.Fatal("coretarget did not get ready")
-	return 0
+	return 0, 0
 }
 
 // watchStopped samples the target's status until stop is called, and
@@ -199,5 +211,43 @@ func TestAddressExpressionAcrossRestart(t *testing.T) {
 	}
 	if heaps[0] == heaps[1] {
 		t.Logf("both runs had the heap at %s: the test shows less than it could (address randomization off?)", heaps[0])
+	}
+}
+
+// TestPointersAcrossRestart: pointers finds the chains from coretarget's
+// globals to the player's health (one through core_player, two through
+// core_world), and each printed chain from the program's own data reads
+// the health in a second run, whose addresses differ; --verify with the
+// second run keeps them.
+func TestPointersAcrossRestart(t *testing.T) {
+	pid, health := startCoreTargetAt(t)
+	r := procmem(t, "-p", itoa(pid), "pointers", fmt.Sprintf("%x", health), "--depth", "3")
+	mustSucceed(t, r, "pointers")
+	chains := strings.Fields(r.stdout)
+	var own []string
+	for _, c := range chains {
+		if strings.HasPrefix(strings.TrimLeft(c, "["), "coretarget+") {
+			own = append(own, c)
+		}
+	}
+	if len(own) < 2 || strings.Count(own[0], "[") != 1 || !slices.ContainsFunc(own, func(c string) bool { return strings.Count(c, "[") == 2 && strings.HasSuffix(c, "]+8]+10") }) {
+		t.Fatalf("pointers to the health found %q; want the one-level chain first and a two-level one through core_world", own)
+	}
+	pid2, health2 := startCoreTargetAt(t)
+	if health2 == health {
+		t.Logf("both runs have the health at %#x (address randomization off?)", health)
+	}
+	for _, c := range own {
+		r := procmem(t, "-p", itoa(pid2), "read", "-r", c+":+4")
+		if r.code != 0 || !strings.Contains(r.stdout, "92 10 00 00") {
+			t.Errorf("%s in the second run: exit %d\n%s%s", c, r.code, r.stdout, r.stderr)
+		}
+	}
+	v := procmem(t, "-p", itoa(pid), "pointers", fmt.Sprintf("%x", health), "--depth", "3", "--verify", itoa(pid2))
+	mustSucceed(t, v, "pointers --verify")
+	for _, c := range own {
+		if !slices.Contains(strings.Fields(v.stdout), c) {
+			t.Errorf("--verify dropped %s, which resolves in the second run", c)
+		}
 	}
 }
