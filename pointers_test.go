@@ -31,9 +31,9 @@ func chainsOf(cs []chain) []string {
 func TestFindChains(t *testing.T) {
 	const target = 0x5000_000c
 	ps := []pointer{
-		{0x1010, 0x4000_0000}, // static -> world
+		{0x1010, 0x4000_0000},      // static -> world
 		{0x4000_0008, 0x5000_0000}, // world+8 -> player; player+0xc is the target
-		{0x1020, 0x6000_0000}, // static -> a -> b -> world (longer)
+		{0x1020, 0x6000_0000},      // static -> a -> b -> world (longer)
 		{0x6000_0000, 0x7000_0000},
 		{0x7000_0010, 0x4000_0000},
 		{0x8000_0000, 0x8000_0008}, // a cycle, unreachable from the target
