@@ -14,9 +14,9 @@ import (
 
 var searchVerb = verb{
 	name:  "search",
-	args:  "(-s STRING | -b HEX | -t TYPE VALUE [-e little|big]) [region filters]",
+	args:  "(-s STRING | -b HEX | -t TYPE VALUE [-e little|big]) [-r RANGE] [region filters]",
 	short: "find bytes, strings or numbers in memory",
-	long:  "Pages that hold no data are not searched: they hold only zeros.",
+	long:  "Pages that hold no data are not searched: they hold only zeros.\n" + rangeHelp,
 	setup: setupSearch,
 }
 
@@ -27,6 +27,7 @@ func setupSearch(flags *pflag.FlagSet) func(*env, []string) error {
 	hexBytes := flags.StringP("bytes", "b", "", "find the bytes given in `HEX`")
 	typ := flags.StringP("type", "t", "", "find the number given as argument, stored as `TYPE`: int8, int16, int32, int64, uint8 ... uint64, float, double")
 	endian := flags.StringP("endian", "e", "little", "byte order of -t: little or big")
+	rangeFlag := flags.StringP("range", "r", "", "search only `RANGE` (see below)")
 	return func(e *env, args []string) error {
 		if countChanged(flags, "string", "bytes", "type") != 1 {
 			return usagef("search: give exactly one of -s, -b and -t")
@@ -38,6 +39,15 @@ func setupSearch(flags *pflag.FlagSet) func(*env, []string) error {
 		regions, err := filter.regions(e.proc)
 		if err != nil {
 			return err
+		}
+		if *rangeFlag != "" {
+			rng, err := resolveRange(e, *rangeFlag)
+			if err != nil {
+				return err
+			}
+			if regions = clip(regions, rng); len(regions) == 0 {
+				return fmt.Errorf("0x%x-0x%x is not mapped%s in process %d", rng.start, rng.end, filter.among(), e.pid())
+			}
 		}
 		return search(e, regions, needle)
 	}

@@ -204,6 +204,9 @@ func TestAddressExpressionAcrossRestart(t *testing.T) {
 			t.Errorf("run %d: read -r %s:+4 does not show 4242:\n%s", run, health, r.stdout)
 		}
 		heaps = append(heaps, strings.SplitN(r.stdout, " ", 2)[0])
+		if r := procmem(t, "-p", pid, "search", "-r", health+":+4", "-t", "int32", "4242"); r.code != 0 || strings.Count(r.stdout, "\n  ") != 1 {
+			t.Errorf("run %d: search -r %s:+4 -t int32 4242: exit %d\n%s%s", run, health, r.code, r.stdout, r.stderr)
+		}
 		mustSucceed(t, procmem(t, "-p", pid, "write", "-a", health, "-b", "39 05 00 00"), "write -a "+health)
 		if r := procmem(t, "-p", pid, "read", "-r", health+":+4"); !strings.Contains(r.stdout, "39 05 00 00") {
 			t.Errorf("run %d: after write -a %s, read shows:\n%s", run, health, r.stdout)
