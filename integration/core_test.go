@@ -102,7 +102,7 @@ func gdbOnCore(t *testing.T, pid int, corePath string) {
 		fmt.Sprintf("/proc/%d/exe", pid), corePath)
 	for _, want := range []string{
 		`$1 = "procmem core global"`, "$2 = 4242", `"hero"`,
-		"libc.so.6", fmt.Sprintf("(LWP %d)", pid), "sleeper_in_named_function", "main ()",
+		"libc.so.6", fmt.Sprintf("(LWP %d)", pid), "sleeper_in_named_function", " in main (",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("gdb on %s lacks %q:\n%s\n%s", corePath, want, r.stdout, r.stderr)
