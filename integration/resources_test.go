@@ -336,7 +336,9 @@ func TestStalledTarget(t *testing.T) {
 	file := m.path(itoa(tg.pid), name)
 	stalledRead(t, m, file, bound)
 
-	// 300 readers at once, and other processes served meanwhile.
+	// 1,000 readers at once; another process is served meanwhile (slowly:
+	// the readers fill the connection's queue), and at its usual speed
+	// once they are answered, with the process still stuck.
 	const readers = 1000
 	type result struct {
 		took time.Duration
@@ -359,8 +361,8 @@ func TestStalledTarget(t *testing.T) {
 		}
 		slowest = max(slowest, took)
 	}
-	if slowest > 500*time.Millisecond {
-		t.Errorf("another process during the stall: a read took %v", slowest)
+	if slowest > 5*time.Second {
+		t.Errorf("another process during the pile-up: a read took %v", slowest)
 	}
 	threads := statusNumber(t, daemon, "Threads")
 	var worst time.Duration
@@ -378,6 +380,18 @@ func TestStalledTarget(t *testing.T) {
 	if threads > 40 {
 		t.Errorf("the daemon has %d threads during the pile-up: stuck calls are not bounded", threads)
 	}
+	var during time.Duration
+	for range 20 {
+		took, err := readRegion(otherFile, 4096)
+		if err != nil {
+			t.Fatalf("another process during the stall: %v", err)
+		}
+		during = max(during, took)
+	}
+	if during > 200*time.Millisecond {
+		t.Errorf("another process during the stall: a read took %v", during)
+	}
+	t.Logf("another process's slowest read during the stall: %v", during)
 	if _, err := os.ReadFile(m.path(itoa(tg.pid), "statm")); !errors.Is(err, syscall.EIO) {
 		t.Errorf("statm of the stuck process: %v, want EIO at once", err)
 	}
