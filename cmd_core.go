@@ -16,9 +16,9 @@ var coreVerb = verb{
 	name:  "core",
 	args:  "[-o FILE]",
 	short: "write a core file of the live process, for gdb and lldb, without stopping it",
-	long: "The file is sparse: pages without data are holes. Registers are those /proc/PID/task/TID/syscall shows:" +
-		" the stack pointer and program counter of each blocked thread, zeros for a running one; -S stops the process" +
-		" while the core is written, for memory that does not change under it.",
+	long: "The file is sparse: pages without data are holes. Registers are those /proc/PID/task/TID/syscall shows:\n" +
+		"the stack pointer and program counter of each blocked thread, zeros for a running one; -S stops the process\n" +
+		"while the core is written, for memory that does not change under it.",
 	setup: setupCore,
 }
 

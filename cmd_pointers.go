@@ -21,7 +21,7 @@ var pointersVerb = verb{
 	long: "Prints each chain as an address expression that read -r, write -a and watch -r take, shortest and lowest offsets\n" +
 		"first. Pointers are looked for in writable memory, aligned; static bases are the writable data of the executable and\n" +
 		"its libraries (.data, .bss). --verify keeps the chains that also resolve in another process, such as the same\n" +
-		"program started again, which weeds out the accidental ones. " + exprHelp,
+		"program started again, which weeds out the accidental ones.\n" + exprHelp,
 	setup: setupPointers,
 }
 
