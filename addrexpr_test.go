@@ -14,12 +14,12 @@ import (
 // A chain as a game keeps one: a global points to a struct, which points
 // 8 bytes in to the player, whose health is 12 bytes in.
 type player struct {
-	pad    [3]int32
+	_      [3]int32
 	health int32
 }
 
 type world struct {
-	pad    uint64
+	_      uint64
 	player *player
 }
 

@@ -17,7 +17,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"runtime"
 	"slices"
 	"sort"
@@ -56,10 +55,6 @@ type load struct {
 
 // Size is the core file's size.
 func (im *Image) Size() uint64 { return im.size }
-
-// Regions are the mappings the core holds memory of, in address order,
-// each cut to what the core holds of it.
-func (im *Image) Regions() []procfs.Region { return im.regions }
 
 // Build makes the core image of process p, whose memory rd reads (and
 // proves the right to read). If p execs meanwhile it fails with
@@ -296,12 +291,4 @@ func (im *Image) Seek(rd *memory.Reader, off uint64, hole bool) (uint64, bool, e
 // Of reports whether the image was built from the address space rd reads.
 func (im *Image) Of(rd *memory.Reader) bool {
 	return im.image == rd.Image() && rd.SameImage() == nil
-}
-
-// Head returns the headers and notes, for tests and the command line.
-func (im *Image) Head() []byte { return im.head }
-
-// String describes the image, for messages.
-func (im *Image) String() string {
-	return fmt.Sprintf("core of %d bytes: %d mappings, %d bytes of headers and notes", im.size, len(im.loads), len(im.head))
 }

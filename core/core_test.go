@@ -98,7 +98,7 @@ func TestOwnCore(t *testing.T) {
 	if at, ok, err := im.Seek(rd, 0, false); err != nil || !ok || at != 0 {
 		t.Errorf("SEEK_DATA from 0: %d, %v, %v", at, ok, err)
 	}
-	if at, ok, err := im.Seek(rd, 0, true); err != nil || !ok || at < uint64(len(im.Head())) {
-		t.Errorf("SEEK_HOLE from 0: %d, %v, %v; the headers are %d bytes of data", at, ok, err, len(im.Head()))
+	if at, ok, err := im.Seek(rd, 0, true); err != nil || !ok || at < uint64(len(im.head)) {
+		t.Errorf("SEEK_HOLE from 0: %d, %v, %v; the headers are %d bytes of data", at, ok, err, len(im.head))
 	}
 }

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -160,16 +161,20 @@ func (h *spaceHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 		return 0, syscall.ENOSPC
 	}
 	data = data[:min(uint64(len(data)), end-uint64(off))]
-	in, err := h.mem.Mapped(regions, uint64(off), uint64(len(data)))
-	if err != nil {
-		return 0, toErrno(err)
-	}
-	for _, r := range in {
-		if !r.Perms.Write && !h.dir.fsys.cfg.ForceWrite {
-			return 0, syscall.EACCES
+	// Whether it is all mapped asks the process's maps (PROCMAP_QUERY),
+	// which can wait on it like any other call: within the bound.
+	return h.handle.write(ctx, data, func(b []byte) (int, error) {
+		in, err := h.mem.Mapped(regions, uint64(off), uint64(len(b)))
+		if err != nil {
+			return 0, err
 		}
-	}
-	return h.handle.write(ctx, data, func(b []byte) (int, error) { return h.mem.WriteSpan(in, b, uint64(off)) })
+		for _, r := range in {
+			if !r.Perms.Write && !h.dir.fsys.cfg.ForceWrite {
+				return 0, fmt.Errorf("write at 0x%x: %s has no w: %w", r.Start, r.Label(), syscall.EACCES)
+			}
+		}
+		return h.mem.WriteSpan(in, b, uint64(off))
+	})
 }
 
 // Lseek answers SEEK_DATA and SEEK_HOLE across the regions; the gaps
