@@ -237,6 +237,12 @@ func (g *Region) Seek(addr uint64, wantHole bool) (at uint64, ok bool, err error
 // came before it, or the error if nothing came before it.
 func (rd *Reader) readSegments(b []byte, addr uint64, segs []segment, l *layout) (int, error) {
 	fast := rd.vm.readResident(b, addr, segs, func() bool { return l != nil && !rd.faultsWait(l.region) })
+	return rd.fillSegments(b, addr, segs, l, fast)
+}
+
+// fillSegments is readSegments once the resident segments were read with
+// the fast path (fast), or not.
+func (rd *Reader) fillSegments(b []byte, addr uint64, segs []segment, l *layout, fast bool) (int, error) {
 	done := 0
 	for _, s := range segs {
 		part := b[s.start-addr : s.end-addr]

@@ -48,6 +48,9 @@ import (
 	"github.com/procmem/procmem/procfs"
 )
 
+// iovMax is how many pieces one process_vm_readv takes (UIO_MAXIOV).
+const iovMax = 1024
+
 // vmReadMin is the smallest read worth process_vm_readv and its check.
 const vmReadMin = 128 << 10
 
@@ -99,7 +102,6 @@ func (v *vmReader) same() bool {
 // addr on) in one process_vm_readv, and reports whether all of it came from
 // the image mem was opened on. If not, b holds nothing to trust.
 func (v *vmReader) read(b []byte, addr uint64, segs []segment) bool {
-	const iovMax = 1024 // UIO_MAXIOV
 	if len(segs) > iovMax {
 		return false
 	}
@@ -112,8 +114,15 @@ func (v *vmReader) read(b []byte, addr uint64, segs []segment) bool {
 		remote[i] = unix.RemoteIovec{Base: uintptr(s.start), Len: len(part)}
 		total += len(part)
 	}
+	return v.readv(local, remote, total) && v.same()
+}
+
+// readv is one process_vm_readv of total bytes; it reports whether all
+// came. Whether they came from the right image is for the caller to check
+// (same).
+func (v *vmReader) readv(local []unix.Iovec, remote []unix.RemoteIovec, total int) bool {
 	n, err := unix.ProcessVMReadv(v.pid, local, remote, 0)
-	return err == nil && n == total && v.same()
+	return err == nil && n == total
 }
 
 // readResident reads the resident segments of segs into b (which holds
