@@ -23,10 +23,13 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // env is what a verb works with: the pinned target process and the
 // outputs.
 type env struct {
-	ctx    context.Context
-	proc   *procfs.Process // the target selected with -p/-P, procmem itself by default
-	stdout io.Writer
-	stderr io.Writer
+	ctx     context.Context
+	proc    *procfs.Process // the target selected with -p/-P, procmem itself by default
+	stdout  io.Writer
+	stderr  io.Writer
+	stdin   io.Reader
+	suspend bool   // -S, for verbs that stop the target themselves (ownSuspend)
+	signals func() // stops ctx from ending on SIGINT, SIGTERM and SIGHUP, for a verb that handles them
 }
 
 // pid is the target's process ID, for messages.
@@ -42,10 +45,13 @@ type verb struct {
 	setup func(flags *pflag.FlagSet) func(e *env, args []string) error
 	// noTarget verbs ignore -p/-P/-S.
 	noTarget bool
+	// ownSuspend verbs stop the target themselves for -S (env.suspend),
+	// around each piece of work, not for as long as they run.
+	ownSuspend bool
 }
 
 func verbs() []verb {
-	return []verb{infoVerb, readVerb, writeVerb, statmVerb, listVerb, searchVerb, watchVerb, pointersVerb, coreVerb, mountVerb, completionVerb(), manVerb()}
+	return []verb{infoVerb, readVerb, writeVerb, statmVerb, listVerb, searchVerb, scanVerb, freezeVerb, watchVerb, pointersVerb, coreVerb, mountVerb, completionVerb(), manVerb()}
 }
 
 func findVerb(name string) (verb, bool) {
@@ -182,7 +188,7 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, stdin: os.Stdin, signals: stop}
 	if v.noTarget {
 		return runVerb(e, flags.Args())
 	}
@@ -194,7 +200,8 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer e.proc.Close()
-	if suspend {
+	e.suspend = suspend && v.ownSuspend
+	if suspend && !v.ownSuspend {
 		resume, err := stopProcess(e.proc)
 		if err != nil {
 			return err

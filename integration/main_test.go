@@ -22,6 +22,7 @@ var (
 	fdholdBin  string // testdata/fdhold.c, built
 	spawnatBin string // testdata/spawnat.c, built
 	coreBin    string // testdata/coretarget.c, built
+	gameBin    string // testdata/game.c, built
 	binDir     string
 )
 
@@ -42,6 +43,7 @@ func testMain(m *testing.M) int {
 	fdholdBin = filepath.Join(dir, "fdhold")
 	spawnatBin = filepath.Join(dir, "spawnat")
 	coreBin = filepath.Join(dir, "coretarget")
+	gameBin = filepath.Join(dir, "game")
 	build := exec.Command("go", "build", "-o", procmemBin, "..")
 	if cover := os.Getenv("PROCMEM_COVERDIR"); cover != "" {
 		// Every run of the binary, the daemons included, writes its
@@ -59,7 +61,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building procmem:", err)
 		return 1
 	}
-	for bin, src := range map[string]string{targetBin: "testdata/target.c", fdholdBin: "testdata/fdhold.c", spawnatBin: "testdata/spawnat.c", coreBin: "testdata/coretarget.c"} {
+	for bin, src := range map[string]string{targetBin: "testdata/target.c", fdholdBin: "testdata/fdhold.c", spawnatBin: "testdata/spawnat.c", coreBin: "testdata/coretarget.c", gameBin: "testdata/game.c"} {
 		if out, err := exec.Command("cc", "-O0", "-g", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s (needs a C compiler): %v\n%s", src, err, out)
 			return 1

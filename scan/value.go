@@ -158,10 +158,10 @@ func (t Type) ParseValue(s string) (Value, error) {
 		}
 		v.n.u, err = strconv.ParseUint(s, 0, 8*t.Size)
 	case Float:
-		if strings.ContainsAny(s, "xXpP_") { // hex floats and underscores: not what anyone types
-			return bad("not a decimal number")
-		}
 		if v.n.f, err = strconv.ParseFloat(s, 64); err == nil {
+			if strings.ContainsAny(s, "xXpP_") { // hex floats and underscores: not what anyone types
+				return bad("not a decimal number")
+			}
 			if math.IsNaN(v.n.f) || math.IsInf(v.n.f, 0) {
 				return bad("not a finite number")
 			}

@@ -1,0 +1,562 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/procmem/procmem/memory"
+	"github.com/procmem/procmem/procfs"
+	"github.com/procmem/procmem/scan"
+)
+
+var scanVerb = verb{
+	name:  "scan",
+	args:  "[-t TYPE] [-e little|big] [--unaligned] [--session FILE] [-r RANGE] [region filters] [COMMAND]",
+	short: "find a value that changes (health, gold): scan, narrow the matches, set or freeze them",
+	long: "With COMMAND, runs it, prints its result and keeps the matches in the session file for the next\n" +
+		"command; without, a prompt (line editing, history) that takes the same commands. Write a negative\n" +
+		"value after --: procmem scan -- -5.\n\n" + scan.Help + "\n\n" +
+		"Pages that hold no data are not scanned: they hold only zeros, and reading them would fault them in.\n" +
+		"The target keeps running; -S stops it for each scan, not between them. A session records its process\n" +
+		"(PID and start time) and refuses another; one level of undo is kept beside it in FILE.undo.\n" + rangeHelp,
+	setup:      setupScan,
+	ownSuspend: true,
+}
+
+// maxWrites bounds how many matches set and freeze write: more means the
+// value is not found yet, and writing them all would wreck the process.
+const maxWrites = 10000
+
+func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
+	var filter regionFilter
+	filter.declare(flags)
+	typ := flags.StringP("type", "t", "int32", "scan for values of `TYPE`: "+strings.Join(scan.TypeNames(), ", "))
+	endian := flags.StringP("endian", "e", "little", "byte order of the values: little or big")
+	unaligned := flags.Bool("unaligned", false, "try every byte offset, not only multiples of the type's size (a value across two pages is not seen)")
+	session := flags.String("session", "", "keep the matches in `FILE` (default: scan-PID.session in procmem's cache directory)")
+	rangeFlag := flags.StringP("range", "r", "", "scan only `RANGE` (see below)")
+	interval := flags.Duration("interval", 10*time.Millisecond, "how often freeze writes at the prompt")
+	return func(e *env, args []string) error {
+		t, err := scan.ParseType(*typ, *endian)
+		if err != nil {
+			return usagef("scan: %s", strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": "))
+		}
+		if *interval <= 0 {
+			return usagef("scan: --interval must be above 0")
+		}
+		step := t.Size
+		if *unaligned {
+			step = 1
+		}
+		ss := &scanSession{env: e, filter: &filter, typ: t, step: step, interval: *interval}
+		if *rangeFlag != "" {
+			rng, err := resolveRange(e, *rangeFlag)
+			if err != nil {
+				return err
+			}
+			ss.rng = &rng
+		}
+		if ss.path = *session; ss.path == "" {
+			if ss.path, err = defaultSession(e.pid()); err != nil {
+				return err
+			}
+		}
+		if err := ss.load(); err != nil {
+			return err
+		}
+		line := strings.Join(args, " ")
+		typeGiven := flags.Changed("type") || flags.Changed("endian") || flags.Changed("unaligned")
+		if ss.cur.set != nil && typeGiven && (ss.cur.set.Type != t || ss.cur.set.Step != step) && strings.TrimSpace(line) != "reset" {
+			return fmt.Errorf("session %s scans %s: leave -t, -e and --unaligned out, or start over with reset", ss.path, describeType(ss.cur.set.Type, ss.cur.set.Step))
+		}
+		if len(args) == 0 {
+			return ss.prompt()
+		}
+		cmd, err := scan.ParseCommand(line, ss.scanType())
+		if err != nil {
+			return usagef("scan: %s", strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": "))
+		}
+		switch cmd.Name {
+		case "quit", "help":
+			if cmd.Name == "help" {
+				fmt.Fprintln(e.stdout, scan.Help)
+			}
+			return nil
+		case "freeze", "unfreeze":
+			return usagef("scan: %s works at the prompt only (procmem scan, no command), or use procmem freeze", cmd.Name)
+		}
+		if err := ss.do(e.ctx, cmd); err != nil {
+			return err
+		}
+		return ss.store()
+	}
+}
+
+// defaultSession is the session file of process pid in procmem's cache
+// directory.
+func defaultSession(pid int) (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory for the session (%v): give --session FILE", err)
+	}
+	return filepath.Join(dir, "procmem", fmt.Sprintf("scan-%d.session", pid)), nil
+}
+
+func describeType(t scan.Type, step int) string {
+	s := t.Name
+	if t.Big {
+		s += " big-endian"
+	}
+	if step == 1 && t.Size > 1 {
+		s += " unaligned"
+	}
+	return s
+}
+
+// scanSession is the state of a scan between commands: the matches now,
+// and the ones undo goes back to, each either as in the session files or
+// new.
+type scanSession struct {
+	*env
+	path     string
+	filter   *regionFilter
+	rng      *addrRange
+	typ      scan.Type // for the first scan; the matches' own once there are some
+	step     int
+	interval time.Duration
+	cur      state // FILE
+	prev     state // FILE.undo
+	prevRead bool  // prev was loaded (it is read only for undo)
+	freezer  *runningFreeze
+}
+
+// state is one set of matches and where it is kept.
+type state struct {
+	set    *scan.Set // nil: nothing scanned
+	hdr    scan.Header
+	origin string // the file that holds it as it is ("" if none does)
+}
+
+func (ss *scanSession) undoPath() string { return ss.path + ".undo" }
+
+// scanType is the type values are typed in: the matches', or the one
+// asked for.
+func (ss *scanSession) scanType() scan.Type {
+	if ss.cur.set != nil {
+		return ss.cur.set.Type
+	}
+	return ss.typ
+}
+
+// load reads the session file, if there is one, and checks that it is of
+// this process.
+func (ss *scanSession) load() error {
+	st, err := ss.loadFile(ss.path)
+	ss.cur = st
+	return err
+}
+
+func (ss *scanSession) loadFile(path string) (state, error) {
+	h, set, err := scan.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return state{}, nil
+	}
+	if err != nil {
+		return state{}, err
+	}
+	me, err := ss.identity()
+	if err != nil {
+		return state{}, err
+	}
+	if h.PID != me.PID || h.StartTime != me.StartTime {
+		whose := fmt.Sprintf("process %d (%s)", h.PID, h.Comm)
+		if h.PID == me.PID {
+			whose = fmt.Sprintf("an earlier process %d (%s), which has exited", h.PID, h.Comm)
+		}
+		return state{}, fmt.Errorf("session %s is of %s, not of process %d (%s): give another --session, or start over with reset", path, whose, me.PID, me.Comm)
+	}
+	return state{set: set, hdr: h, origin: path}, nil
+}
+
+// identity is what a session records of its process.
+func (ss *scanSession) identity() (scan.Header, error) {
+	st, err := ss.proc.Stat()
+	if err != nil {
+		return scan.Header{}, err
+	}
+	return scan.Header{PID: ss.pid(), StartTime: st.StartTime, Comm: st.Comm}, nil
+}
+
+// readPrev loads what undo goes back to, once.
+func (ss *scanSession) readPrev() error {
+	if ss.prevRead {
+		return nil
+	}
+	st, err := ss.loadFile(ss.undoPath())
+	if err != nil && !strings.Contains(err.Error(), "start over with reset") {
+		return err
+	}
+	ss.prev, ss.prevRead = st, true // another process's undo file: nothing to undo
+	return nil
+}
+
+// commit makes set the matches; the ones before are what undo goes back to.
+func (ss *scanSession) commit(set *scan.Set, scans []string) error {
+	hdr, err := ss.identity()
+	if err != nil {
+		return err
+	}
+	hdr.Scans = scans
+	ss.prev, ss.prevRead = ss.cur, true
+	ss.cur = state{set: set, hdr: hdr}
+	return nil
+}
+
+// store brings the files in line with the states: FILE holds cur,
+// FILE.undo prev. What a file already holds is not written again, and a
+// set that moved from one file to the other is renamed.
+func (ss *scanSession) store() error {
+	file, undo := ss.path, ss.undoPath()
+	switch {
+	case ss.cur.origin == file && (!ss.prevRead || ss.prev.origin == undo):
+		return nil
+	case ss.cur.origin == undo && ss.prev.origin == file:
+		tmp := file + ".swap"
+		if err := os.Rename(file, tmp); err != nil {
+			return err
+		}
+		if err := os.Rename(undo, file); err != nil {
+			os.Rename(tmp, file)
+			return err
+		}
+		if err := os.Rename(tmp, undo); err != nil {
+			return err
+		}
+	case ss.prev.origin == file:
+		if err := os.Rename(file, undo); err != nil {
+			return err
+		}
+		if err := ss.write(file, ss.cur); err != nil {
+			return err
+		}
+	default:
+		if ss.prevRead {
+			if err := ss.write(undo, ss.prev); err != nil {
+				return err
+			}
+		}
+		if err := ss.write(file, ss.cur); err != nil {
+			return err
+		}
+	}
+	ss.cur.origin, ss.prev.origin = file, ""
+	if ss.prevRead {
+		ss.prev.origin = undo
+	}
+	return nil
+}
+
+// write saves st to path, or removes path when st holds nothing.
+func (ss *scanSession) write(path string, st state) error {
+	if st.set == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err := scan.Save(path, st.hdr, st.set); err != nil {
+		return fmt.Errorf("saving the session: %w", err)
+	}
+	return nil
+}
+
+// regions are the regions the user selected, as maps shows them now.
+func (ss *scanSession) regions() ([]procfs.Region, error) {
+	regions, err := ss.filter.regions(ss.proc)
+	if err != nil {
+		return nil, err
+	}
+	if ss.rng != nil {
+		if regions = clip(regions, *ss.rng); len(regions) == 0 {
+			return nil, fmt.Errorf("0x%x-0x%x is not mapped%s in process %d", ss.rng.start, ss.rng.end, ss.filter.among(), ss.pid())
+		}
+	}
+	return regions, nil
+}
+
+// suspended runs work with the target stopped if -S was given.
+func (ss *scanSession) suspended(work func() error) error {
+	if ss.suspend {
+		resume, err := stopProcess(ss.proc)
+		if err != nil {
+			return err
+		}
+		defer resume()
+	}
+	return work()
+}
+
+// do carries out one command.
+func (ss *scanSession) do(ctx context.Context, cmd scan.Command) error {
+	switch cmd.Name {
+	case "scan":
+		return ss.suspended(func() error { return ss.scan(ctx, cmd.Cond) })
+	case "count":
+		ss.printCount()
+	case "list":
+		return ss.suspended(func() error { return ss.list(cmd.N) })
+	case "set":
+		return ss.set(ctx, cmd)
+	case "freeze":
+		return ss.freeze(cmd.Value)
+	case "unfreeze":
+		return ss.unfreeze()
+	case "undo":
+		if err := ss.readPrev(); err != nil {
+			return err
+		}
+		if ss.prev.set == nil && ss.prev.origin == "" && ss.cur.set == nil {
+			return errors.New("nothing to undo")
+		}
+		ss.cur, ss.prev = ss.prev, ss.cur
+		ss.printCount()
+	case "reset":
+		if err := ss.commit(nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(ss.stdout, "matches forgotten: the next value command scans anew (undo brings them back)")
+	case "help":
+		fmt.Fprintln(ss.stdout, scan.Help)
+	}
+	return nil
+}
+
+func (ss *scanSession) printCount() {
+	if ss.cur.set == nil {
+		fmt.Fprintln(ss.stdout, "no scan yet")
+		return
+	}
+	fmt.Fprintln(ss.stdout, matches(ss.cur.set.Count()))
+}
+
+func matches(n uint64) string {
+	if n == 1 {
+		return "1 match"
+	}
+	return strconv.FormatUint(n, 10) + " matches"
+}
+
+// scan runs a first scan, or narrows the matches.
+func (ss *scanSession) scan(ctx context.Context, c scan.Cond) error {
+	first := ss.cur.set == nil || c.Op == scan.OpSnapshot
+	if first && c.NeedsPrevious() {
+		return fmt.Errorf("%s compares with a previous scan: start with a value, or snapshot when the value is not known", c)
+	}
+	regions, err := ss.regions()
+	if err != nil {
+		return err
+	}
+	mem, err := openMemory(ss.env, false)
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
+	sc := &scan.Scanner{Mem: mem}
+	var set *scan.Set
+	var scans []string
+	if first {
+		var total uint64
+		for _, r := range regions {
+			total += r.Size()
+		}
+		p := newProgress(ss.env, total, "scanning")
+		sc.Progress = func(n int64) { p.add(uint64(n)) }
+		res, err := sc.First(ctx, regions, ss.typ, ss.step, c)
+		p.finish()
+		if err != nil {
+			return err
+		}
+		if res.Unread > 0 {
+			stderrf(ss.env, "%d KiB could not be read (guard pages, device memory) and were not scanned", res.Unread>>10)
+		}
+		set, scans = res.Set, []string{c.String()}
+	} else {
+		p := newProgress(ss.env, uint64(ss.cur.set.Pages())*uint64(scan.PageSize), "narrowing")
+		sc.Progress = func(n int64) { p.add(uint64(n)) }
+		set, err = sc.Narrow(ctx, regions, ss.cur.set, c)
+		p.finish()
+		if err != nil {
+			return err
+		}
+		scans = append(append([]string(nil), ss.cur.hdr.Scans...), c.String())
+	}
+	if err := ss.commit(set, scans); err != nil {
+		return err
+	}
+	ss.printCount()
+	if set.Count() == 0 && !first {
+		fmt.Fprintln(ss.stdout, "(undo goes back; reset starts over)")
+	}
+	return nil
+}
+
+// listDefault is how many matches list shows unless told.
+const listDefault = 20
+
+// list prints the first n matches: address, region and offset, the value
+// now, the value at the last scan.
+func (ss *scanSession) list(n int) error {
+	if ss.cur.set == nil {
+		return errors.New("no scan yet: start with a value, or snapshot")
+	}
+	if n == 0 {
+		n = listDefault
+	}
+	all, err := ss.proc.Maps()
+	if err != nil {
+		return err
+	}
+	mem, err := openMemory(ss.env, false)
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
+	t := ss.cur.set.Type
+	now := make([]byte, t.Size)
+	for _, m := range ss.cur.set.First(n) {
+		cur := "?"
+		r, ok := procfs.RegionAt(all, m.Addr)
+		where := "(unmapped)"
+		if ok {
+			where = fmt.Sprintf("%s  %s+0x%x", r.Perms, label(r), m.Addr-r.Start)
+			if mem.ReadRange(now, m.Addr, all) == nil {
+				cur = t.Format(now)
+			}
+		}
+		fmt.Fprintf(ss.stdout, "%016x  %s  %s  %s\n", m.Addr, where, cur, t.Format(m.Old))
+	}
+	if c := ss.cur.set.Count(); c > uint64(n) {
+		fmt.Fprintf(ss.stdout, "... and %d more (list N shows N)\n", c-uint64(n))
+	}
+	return nil
+}
+
+// set writes a value to every match, or to one address.
+func (ss *scanSession) set(ctx context.Context, cmd scan.Command) error {
+	t := ss.scanType()
+	value := t.Encode(cmd.Value)
+	mem, err := openMemory(ss.env, true)
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
+	if cmd.Addr != "" {
+		addr, err := resolveAddr(ss.env, cmd.Addr)
+		if err != nil {
+			return err
+		}
+		if _, err := mem.Writer(addr, addr+uint64(len(value))).WriteFull(value, addr); err != nil {
+			return err
+		}
+		fmt.Fprintf(ss.stdout, "wrote %s at %016x\n", cmd.Value.Text, addr)
+		return nil
+	}
+	addrs, err := ss.writable()
+	if err != nil {
+		return err
+	}
+	written, failed := 0, 0
+	for _, a := range addrs {
+		if _, err := mem.Writer(a, a+uint64(len(value))).WriteFull(value, a); err != nil {
+			if memory.Classify(err) == memory.Gone {
+				return err
+			}
+			failed++
+			continue
+		}
+		written++
+	}
+	fmt.Fprintf(ss.stdout, "wrote %s to %s\n", cmd.Value.Text, matches(uint64(written)))
+	if failed > 0 {
+		stderrf(ss.env, "%s could not be written (unmapped since the scan)", matches(uint64(failed)))
+	}
+	// What the matches hold now is what the next scan compares with.
+	regions, err := ss.regions()
+	if err != nil {
+		return err
+	}
+	set, err := (&scan.Scanner{Mem: mem}).Narrow(ctx, regions, ss.cur.set, scan.Cond{Op: scan.OpUpdate})
+	if err != nil {
+		return err
+	}
+	return ss.commit(set, append(append([]string(nil), ss.cur.hdr.Scans...), "set "+cmd.Value.Text))
+}
+
+// writable returns the matches' addresses for set and freeze, if there
+// are few enough to write.
+func (ss *scanSession) writable() ([]uint64, error) {
+	switch {
+	case ss.cur.set == nil:
+		return nil, errors.New("no matches to write: scan first")
+	case ss.cur.set.Count() == 0:
+		return nil, errors.New("no matches to write")
+	case ss.cur.set.Count() > maxWrites:
+		return nil, fmt.Errorf("%s: narrow them first (set and freeze write at most %d)", matches(ss.cur.set.Count()), maxWrites)
+	}
+	var addrs []uint64
+	ss.cur.set.Each(func(m scan.Match) bool { addrs = append(addrs, m.Addr); return true })
+	return addrs, nil
+}
+
+// freeze starts writing v to every match, until unfreeze.
+func (ss *scanSession) freeze(v scan.Value) error {
+	addrs, err := ss.writable()
+	if err != nil {
+		return err
+	}
+	ss.unfreeze()
+	mem, err := openMemory(ss.env, true)
+	if err != nil {
+		return err
+	}
+	t := ss.scanType()
+	f := &freezer{env: ss.env, mem: mem, interval: ss.interval}
+	for _, a := range addrs {
+		f.holds = append(f.holds, hold{addr: a, value: t.Encode(v), text: fmt.Sprintf("%016x", a)})
+	}
+	if err := f.writeAll(true); err != nil {
+		mem.Close()
+		return err
+	}
+	ss.freezer = f.start()
+	fmt.Fprintf(ss.stdout, "holding %s at %s every %v: unfreeze stops\n", v.Text, matches(uint64(len(addrs))), ss.interval)
+	return nil
+}
+
+func (ss *scanSession) unfreeze() error {
+	if ss.freezer == nil {
+		return nil
+	}
+	ss.freezer.stop()
+	ss.freezer = nil
+	fmt.Fprintln(ss.stdout, "released")
+	return nil
+}
+
+// closeSession ends what the session runs and saves it.
+func (ss *scanSession) closeSession() error {
+	if ss.freezer != nil {
+		ss.freezer.stop()
+		ss.freezer = nil
+	}
+	return ss.store()
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/procmem/procmem/memory"
+	"github.com/procmem/procmem/scan"
+)
+
+// prompt reads commands until quit, the end of the input, or SIGTERM. On a
+// terminal it edits lines and keeps a history across sessions; Ctrl-C
+// stops the command at work, and at the prompt quits. Elsewhere (a pipe,
+// a script) it reads one command a line, without a prompt. The session is
+// saved as it goes when it is small, and always at the end.
+func (ss *scanSession) prompt() error {
+	// Signals: SIGINT ends the command at work, not the session; SIGTERM
+	// and SIGHUP end both, and the session is saved.
+	ss.signals()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	var mu sync.Mutex
+	cancel := context.CancelFunc(func() {})
+	quit := make(chan struct{})
+	go func() {
+		for s := range sigs {
+			mu.Lock()
+			cancel()
+			mu.Unlock()
+			if s != os.Interrupt {
+				close(quit)
+				return
+			}
+		}
+	}()
+
+	lines := ss.lineReader()
+	defer lines.close()
+	fmt.Fprintf(ss.stderr, "procmem: scanning process %d for %s; type help for the commands\n", ss.pid(), describeType(ss.scanType(), ss.step))
+	for {
+		select {
+		case <-quit:
+			return ss.closeSession()
+		default:
+		}
+		line, err := lines.read(ss.promptText())
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				stderrf(ss.env, "%v", err)
+			}
+			return ss.closeSession()
+		}
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		cmd, err := scan.ParseCommand(line, ss.scanType())
+		if err != nil {
+			stderrf(ss.env, "%s", strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": "))
+			continue
+		}
+		if cmd.Name == "quit" {
+			return ss.closeSession()
+		}
+		mu.Lock()
+		ctx, c := context.WithCancel(context.Background())
+		cancel = c
+		mu.Unlock()
+		err = ss.do(ctx, cmd)
+		interrupted := ctx.Err() != nil
+		c()
+		switch {
+		case interrupted:
+			stderrf(ss.env, "stopped; the matches are as before")
+		case memory.Classify(err) == memory.Gone:
+			stderrf(ss.env, "%s", message(err))
+			return ss.closeSession()
+		case err != nil:
+			stderrf(ss.env, "%s", message(err))
+		}
+		if ss.cur.set == nil || ss.cur.set.Bytes() < 64<<20 {
+			if err := ss.store(); err != nil {
+				stderrf(ss.env, "%s", message(err))
+			}
+		}
+	}
+}
+
+// promptText shows the process, the type and the match count.
+func (ss *scanSession) promptText() string {
+	what := "no scan yet"
+	if ss.cur.set != nil {
+		what = matches(ss.cur.set.Count())
+	}
+	return fmt.Sprintf("[%d %s: %s]> ", ss.pid(), describeType(ss.scanType(), ss.step), what)
+}
+
+// lineReader reads the prompt's commands.
+type lineReader interface {
+	read(prompt string) (string, error)
+	close()
+}
+
+func (ss *scanSession) lineReader() lineReader {
+	in, ok := ss.stdin.(*os.File)
+	out, okOut := ss.stdout.(*os.File)
+	if !ok || !okOut || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) {
+		return &plainLines{sc: bufio.NewScanner(ss.stdin)}
+	}
+	t := &termLines{fd: int(in.Fd()), t: term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{in, out}, "")}
+	t.loadHistory()
+	return t
+}
+
+// plainLines reads lines from a pipe or file: no prompt, no echo.
+type plainLines struct{ sc *bufio.Scanner }
+
+func (p *plainLines) read(string) (string, error) {
+	if p.sc.Scan() {
+		return p.sc.Text(), nil
+	}
+	if err := p.sc.Err(); err != nil {
+		return "", err
+	}
+	return "", io.EOF
+}
+
+func (p *plainLines) close() {}
+
+// termLines edits lines on a terminal, which is raw only while a line is
+// read: during a command Ctrl-C is a signal.
+type termLines struct {
+	fd      int
+	t       *term.Terminal
+	history *os.File // appended to; nil if there is none
+}
+
+// historyMax is how many lines of history are kept.
+const historyMax = 1000
+
+func historyPath() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "procmem", "scan_history")
+}
+
+// loadHistory fills the terminal's history from the file, and opens it to
+// add to.
+func (l *termLines) loadHistory() {
+	path := historyPath()
+	if path == "" {
+		return
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(lines) > historyMax {
+			lines = lines[len(lines)-historyMax:]
+			os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+		}
+		for _, line := range lines {
+			if line != "" {
+				l.t.History.Add(line)
+			}
+		}
+	}
+	os.MkdirAll(filepath.Dir(path), 0o700)
+	l.history, _ = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+}
+
+func (l *termLines) read(prompt string) (string, error) {
+	old, err := term.MakeRaw(l.fd)
+	if err != nil {
+		return "", err
+	}
+	l.t.SetPrompt(prompt)
+	line, err := l.t.ReadLine()
+	term.Restore(l.fd, old)
+	if err == nil && l.history != nil && strings.TrimSpace(line) != "" {
+		fmt.Fprintln(l.history, line)
+	}
+	return line, err
+}
+
+func (l *termLines) close() {
+	if l.history != nil {
+		l.history.Close()
+	}
+}
