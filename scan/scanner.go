@@ -58,20 +58,27 @@ func (sc *Scanner) First(ctx context.Context, regions []procfs.Region, t Type, s
 		b := builder{s: NewSet(t, step)}
 		g := sc.Mem.Region(ch.r)
 		defer g.Close()
+		var part partPage
 		bad, err := g.Stream(ctx, ch.start, ch.end, buf, memory.Sink{
 			Data: func(addr uint64, data []byte) error {
 				for len(data) > 0 {
 					pageAddr := addr &^ uint64(PageSize-1)
 					from := int(addr - pageAddr)
 					n := min(len(data), PageSize-from)
-					b.add(pageAddr, f.find(data[:n], from), data[:n], from)
+					if from == 0 && n == PageSize {
+						part.flush(&b, f)
+						b.add(pageAddr, f.find(data[:n], 0), data[:n], 0)
+					} else {
+						part.put(&b, f, pageAddr, from, data[:n])
+					}
 					addr += uint64(n)
 					data = data[n:]
 				}
 				return nil
 			},
-			Zeros: func(addr, n uint64) error { return nil },
+			Zeros: func(addr, n uint64) error { part.flush(&b, f); return nil },
 		})
+		part.flush(&b, f)
 		for _, u := range bad {
 			unread.Add(u.End - u.Start)
 		}
@@ -289,4 +296,37 @@ func (f *finder) find(b []byte, from int) []uint16 {
 	}
 	f.offs = offs
 	return offs
+}
+
+// partPage gathers the parts of a page that a stream hands over in more
+// than one piece (a mapping whose file ends inside the page, a range that
+// starts or ends inside it), so that the page is added to a set once.
+type partPage struct {
+	buf      []byte
+	addr     uint64
+	from, to int // the bytes of the page gathered: buf[from:to]
+	on       bool
+}
+
+// put adds data, which holds the page at addr from offset from on.
+func (p *partPage) put(b *builder, f *finder, addr uint64, from int, data []byte) {
+	if p.on && (p.addr != addr || p.to != from) {
+		p.flush(b, f)
+	}
+	if !p.on {
+		if p.buf == nil {
+			p.buf = make([]byte, PageSize)
+		}
+		p.on, p.addr, p.from, p.to = true, addr, from, from
+	}
+	p.to += copy(p.buf[from:], data)
+}
+
+// flush scans what was gathered.
+func (p *partPage) flush(b *builder, f *finder) {
+	if p.on {
+		span := p.buf[p.from:p.to]
+		b.add(p.addr, f.find(span, p.from), span, p.from)
+		p.on = false
+	}
 }
