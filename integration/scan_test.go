@@ -289,7 +289,9 @@ func TestFreeze(t *testing.T) {
 func TestFreezeUntilExit(t *testing.T) {
 	g := startGame(t)
 	done := make(chan result, 1)
-	go func() { done <- procmem(t, "-p", itoa(g.pid), "freeze", "-t", "double", fmt.Sprintf("%x=9.5", g.addr["score"])) }()
+	go func() {
+		done <- procmem(t, "-p", itoa(g.pid), "freeze", "-t", "double", fmt.Sprintf("%x=9.5", g.addr["score"]))
+	}()
 	time.Sleep(200 * time.Millisecond)
 	fmt.Fprintln(g.in, "exit")
 	select {
