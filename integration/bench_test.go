@@ -555,3 +555,55 @@ func BenchmarkPointers(b *testing.B) {
 	slices.Sort(peak)
 	b.ReportMetric(peak[len(peak)/2], "peak-RSS-MiB")
 }
+
+// BenchmarkScan: procmem scan against scanmem (its non-interactive -c) on
+// one game holding 1 GiB of heap filled with int32 values, one in 268 of
+// them 7: a first exact scan (about a million matches), a narrowing of
+// those, and a snapshot; with each one's peak RSS. procmem runs as a new
+// process for each command, loading and saving its session file;
+// scanmem's narrowing is the difference between a run that scans twice
+// and one that scans once.
+func BenchmarkScan(b *testing.B) {
+	requireTool(b, "scanmem")
+	g := startGame(b, "fill", fmt.Sprint(1<<30))
+	dir := b.TempDir()
+	session := filepath.Join(dir, "s")
+	s := samples{}
+	rss := map[string][]int64{}
+	measure := func(name string, args ...string) time.Duration {
+		start := time.Now()
+		cmd := exec.Command(args[0], args[1:]...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("%q: %v\n%s", args, err, out)
+		}
+		d := time.Since(start)
+		s[name] = append(s[name], d)
+		rss[name] = append(rss[name], cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+		return d
+	}
+	scanmem := func(cmds string) []string {
+		return []string{"scanmem", "-p", itoa(g.pid), "-c", "option scan_data_type int32;" + cmds + ";exit"}
+	}
+	pm := func(args ...string) []string {
+		return append([]string{procmemBin, "-p", itoa(g.pid), "scan", "--session", session}, args...)
+	}
+	for i := 0; i < b.N; i++ {
+		os.Remove(session)
+		measure("procmem-first", pm("7")...)
+		measure("procmem-narrow", pm("7")...)
+		measure("procmem-snapshot", pm("snapshot")...)
+		os.Remove(session)
+		os.Remove(session + ".undo")
+		once := measure("scanmem-first", scanmem("7")...)
+		twice := measure("scanmem-first-and-narrow", scanmem("7;7")...)
+		s["scanmem-narrow"] = append(s["scanmem-narrow"], twice-once)
+		measure("scanmem-snapshot", scanmem("snapshot")...)
+	}
+	s.report(b, [2]string{"scanmem-first", "procmem-first"}, [2]string{"scanmem-narrow", "procmem-narrow"},
+		[2]string{"scanmem-snapshot", "procmem-snapshot"})
+	for name, kib := range rss {
+		slices.Sort(kib)
+		b.ReportMetric(float64(kib[len(kib)/2])/1024, name+"-peak-RSS-MiB")
+	}
+}

@@ -225,14 +225,14 @@ func (sc *Scanner) parallel(ctx context.Context, n int, work func(i int, buf []b
 // join puts sets of consecutive parts of memory together, in order.
 func join(t Type, step int, sets []*Set) *Set {
 	out := NewSet(t, step)
-	var pos, vals, pages int
+	var pos, blocks, pages int
 	for _, s := range sets {
 		if s != nil {
-			pos, vals, pages = pos+len(s.pos), vals+len(s.vals), pages+len(s.pages)
+			pos, blocks, pages = pos+len(s.pos), blocks+len(s.vals), pages+len(s.pages)
 		}
 	}
 	out.pos = make([]byte, 0, pos)
-	out.vals = make([]byte, 0, vals)
+	out.vals = make([][]byte, 0, blocks)
 	out.pages = make([]page, 0, pages)
 	for _, s := range sets {
 		if s != nil {

@@ -47,7 +47,7 @@ const pageRecord = 32
 func Save(path string, h Header, s *Set) error {
 	h.Format, h.PageSize = Format, PageSize
 	h.Type, h.Endian, h.Unaligned = s.Type.Name, s.Type.Endian(), s.Step != s.Type.Size
-	h.Matches, h.Pages, h.PosBytes, h.ValBytes = s.count, uint64(len(s.pages)), uint64(len(s.pos)), uint64(len(s.vals))
+	h.Matches, h.Pages, h.PosBytes, h.ValBytes = s.count, uint64(len(s.pages)), uint64(len(s.pos)), s.valLen
 	line, err := json.Marshal(h)
 	if err != nil {
 		return err
@@ -62,18 +62,25 @@ func Save(path string, h Header, s *Set) error {
 	defer os.Remove(f.Name()) // after the rename, there is none
 	w := bufio.NewWriterSize(f, 1<<20)
 	w.Write(append(line, '\n'))
+	// The values go out block after block: that is every page's in page
+	// order, so in the file a page's values start where the last page's
+	// end.
 	var rec [pageRecord]byte
+	val := uint64(0)
 	for _, p := range s.pages {
 		binary.LittleEndian.PutUint64(rec[0:], p.addr)
 		binary.LittleEndian.PutUint32(rec[8:], p.n)
 		rec[12], rec[13] = p.enc, 0
 		binary.LittleEndian.PutUint16(rec[14:], p.rawFrom)
 		binary.LittleEndian.PutUint64(rec[16:], p.pos)
-		binary.LittleEndian.PutUint64(rec[24:], p.val)
+		binary.LittleEndian.PutUint64(rec[24:], val)
 		w.Write(rec[:])
+		val += uint64(p.vlen)
 	}
 	w.Write(s.pos)
-	w.Write(s.vals)
+	for _, blk := range s.vals {
+		w.Write(blk)
+	}
 	if err := w.Flush(); err != nil {
 		f.Close()
 		return err
@@ -136,23 +143,36 @@ func Decode(r io.Reader, size int64) (Header, *Set, error) {
 	s := NewSet(t, step)
 	recs := make([]byte, h.Pages*pageRecord)
 	s.pos = make([]byte, h.PosBytes)
-	s.vals = make([]byte, h.ValBytes)
-	for _, b := range [][]byte{recs, s.pos, s.vals} {
+	for _, b := range [][]byte{recs, s.pos} {
 		if _, err := io.ReadFull(br, b); err != nil {
 			return bad("it is cut short")
 		}
 	}
 	s.pages = make([]page, h.Pages)
+	val := uint64(0) // where the next page's values are in the file
 	for i := range s.pages {
 		rec := recs[i*pageRecord:]
 		s.pages[i] = page{
 			addr: binary.LittleEndian.Uint64(rec[0:]), n: binary.LittleEndian.Uint32(rec[8:]), enc: rec[12],
-			rawFrom: binary.LittleEndian.Uint16(rec[14:]), pos: binary.LittleEndian.Uint64(rec[16:]), val: binary.LittleEndian.Uint64(rec[24:]),
+			rawFrom: binary.LittleEndian.Uint16(rec[14:]),
+			pos:     binary.LittleEndian.Uint64(rec[16:]),
 		}
+		p := &s.pages[i]
 		if err := s.check(i); err != nil {
 			return bad("page %d: %v", i, err)
 		}
-		s.count += uint64(s.pages[i].n)
+		if binary.LittleEndian.Uint64(rec[24:]) != val || uint64(p.vlen) > h.ValBytes-val {
+			return bad("page %d: values out of place", i)
+		}
+		val += uint64(p.vlen)
+		p.val = s.reserveVals(int(p.vlen))
+		if _, err := io.ReadFull(br, s.valBytes(p.val, uint64(p.vlen))); err != nil {
+			return bad("it is cut short")
+		}
+		s.count += uint64(p.n)
+	}
+	if val != h.ValBytes {
+		return bad("its values do not match its header")
 	}
 	if s.count != h.Matches {
 		return bad("it holds %d matches, its header says %d", s.count, h.Matches)
@@ -160,7 +180,8 @@ func Decode(r io.Reader, size int64) (Header, *Set, error) {
 	return h, s, nil
 }
 
-// check verifies that page i of s is well formed and lies after page i-1.
+// check verifies that page i of s is well formed and lies after page i-1,
+// and sets the length of its values.
 func (s *Set) check(i int) error {
 	p := &s.pages[i]
 	size := s.Type.Size
@@ -218,14 +239,14 @@ func (s *Set) check(i int) error {
 	}
 	switch p.enc & valMask {
 	case valPacked:
-		if p.val > uint64(len(s.vals)) || uint64(p.n)*uint64(size) > uint64(len(s.vals))-p.val {
-			return errors.New("values out of bounds")
-		}
+		p.vlen = p.n * uint32(size)
 	case valRaw:
-		if int(p.rawFrom) > first || p.val > uint64(len(s.vals)) || uint64(last+size-int(p.rawFrom)) > uint64(len(s.vals))-p.val {
+		if int(p.rawFrom) > first {
 			return errors.New("values out of bounds")
 		}
+		p.vlen = uint32(last + size - int(p.rawFrom))
 	case valZero:
+		p.vlen = 0
 	default:
 		return errors.New("unknown encoding")
 	}

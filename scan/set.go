@@ -28,11 +28,16 @@ var PageSize = os.Getpagesize()
 type Set struct {
 	Type  Type
 	Step  int // distance between positions: Type.Size, or 1 when unaligned
-	pages []page
-	pos   []byte // the pages' bitmaps and offset lists
-	vals  []byte // the pages' values
-	count uint64
+	pages  []page
+	pos    []byte   // the pages' bitmaps and offset lists
+	vals   [][]byte // the pages' values, in blocks: appending never copies what is kept
+	valLen uint64   // bytes in vals
+	count  uint64
 }
+
+// valBlock is the largest block of values: a snapshot of a GiB is 256 of
+// them, and no page's values straddle two.
+const valBlock = 4 << 20
 
 // page is the matches in one page of memory.
 type page struct {
@@ -40,8 +45,40 @@ type page struct {
 	n       uint32 // matches in it
 	enc     uint8  // posAll, posBitmap or posList | valPacked, valRaw or valZero
 	rawFrom uint16 // valRaw: the page offset where its bytes start
+	vlen    uint32 // bytes of values
 	pos     uint64 // where in Set.pos its positions are (bitmap, list)
-	val     uint64 // where in Set.vals its values are (packed, raw)
+	val     uint64 // where in Set.vals its values are: block<<32 | offset in the block
+}
+
+// appendVals keeps b, and returns where (as page.val).
+func (s *Set) appendVals(b []byte) uint64 {
+	ref := s.reserveVals(len(b))
+	copy(s.valBytes(ref, uint64(len(b))), b)
+	return ref
+}
+
+// reserveVals makes room for n bytes of values, and returns where.
+func (s *Set) reserveVals(n int) uint64 {
+	k := len(s.vals)
+	if k == 0 || cap(s.vals[k-1])-len(s.vals[k-1]) < n {
+		size := 4096
+		if k > 0 {
+			size = min(valBlock, 2*cap(s.vals[k-1]))
+		}
+		s.vals = append(s.vals, make([]byte, 0, max(size, n)))
+		k++
+	}
+	blk := &s.vals[k-1]
+	ref := uint64(k-1)<<32 | uint64(len(*blk))
+	*blk = (*blk)[:len(*blk)+n]
+	s.valLen += uint64(n)
+	return ref
+}
+
+// valBytes returns n bytes of values at ref.
+func (s *Set) valBytes(ref, n uint64) []byte {
+	at := ref & (1<<32 - 1)
+	return s.vals[ref>>32][at : at+n]
 }
 
 const (
@@ -67,7 +104,7 @@ func (s *Set) Pages() int { return len(s.pages) }
 
 // Bytes is how much memory the set takes, roughly.
 func (s *Set) Bytes() uint64 {
-	return uint64(len(s.pages))*uint64(32) + uint64(len(s.pos)) + uint64(len(s.vals))
+	return uint64(len(s.pages))*uint64(40) + uint64(len(s.pos)) + s.valLen
 }
 
 // positions is the number of positions in a page.
@@ -107,13 +144,11 @@ func (s *Set) value(p *page, i int, off uint16, zero []byte) []byte {
 	size := uint64(s.Type.Size)
 	switch p.enc & valMask {
 	case valRaw:
-		at := p.val + uint64(off-p.rawFrom)
-		return s.vals[at : at+size]
+		return s.valBytes(p.val+uint64(off-p.rawFrom), size)
 	case valZero:
 		return zero
 	}
-	at := p.val + uint64(i)*size
-	return s.vals[at : at+size]
+	return s.valBytes(p.val+uint64(i)*size, size)
 }
 
 // builder adds pages of matches to a set, in address order.
@@ -161,8 +196,8 @@ func (b *builder) add(addr uint64, offs []uint16, span []byte, from int) {
 			break
 		}
 		p.enc |= valRaw
-		p.rawFrom, p.val = uint16(first), uint64(len(s.vals))
-		s.vals = append(s.vals, raw...)
+		p.rawFrom, p.vlen = uint16(first), uint32(len(raw))
+		p.val = s.appendVals(raw)
 	default:
 		b.packed = b.packed[:0]
 		for _, off := range offs {
@@ -173,8 +208,8 @@ func (b *builder) add(addr uint64, offs []uint16, span []byte, from int) {
 			break
 		}
 		p.enc |= valPacked
-		p.val = uint64(len(s.vals))
-		s.vals = append(s.vals, b.packed...)
+		p.vlen = uint32(len(b.packed))
+		p.val = s.appendVals(b.packed)
 	}
 	s.pages = append(s.pages, p)
 }
@@ -196,15 +231,16 @@ func allZero(b []byte) bool {
 
 // appendSet adds the pages of o, which all lie after s's, to s.
 func (s *Set) appendSet(o *Set) {
-	pos, val := uint64(len(s.pos)), uint64(len(s.vals))
+	pos, blocks := uint64(len(s.pos)), uint64(len(s.vals))
 	s.pos = append(s.pos, o.pos...)
 	s.vals = append(s.vals, o.vals...)
 	for _, p := range o.pages {
 		p.pos += pos
-		p.val += val
+		p.val += blocks << 32
 		s.pages = append(s.pages, p)
 	}
 	s.count += o.count
+	s.valLen += o.valLen
 }
 
 // Match is one match: its address and the value it held at the last scan.
