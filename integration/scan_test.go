@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -467,4 +468,48 @@ func TestScanPromptTerminal(t *testing.T) {
 	})
 	tmux("send-keys", "-t", "p", "q", "Enter")
 	waitFor(t, "quit", func() (string, bool) { return screen(), strings.Contains(screen(), "DONE 0") })
+}
+
+// TestScanAgreesWithScanmem: a first scan finds, in the game's heap and
+// its own image, exactly the addresses scanmem finds there.
+func TestScanAgreesWithScanmem(t *testing.T) {
+	requireTool(t, "scanmem")
+	g := startGame(t)
+	s := newScanner(t, g)
+	n := s.count("100")
+	inScope := func(region string) bool {
+		return strings.HasPrefix(region, "[heap]+") || strings.HasPrefix(region, gameBin+"+")
+	}
+	ours := map[uint64]bool{}
+	for a, line := range s.listed(n) {
+		if inScope(strings.Fields(line)[2]) {
+			ours[a] = true
+		}
+	}
+	r := run(t, "", "scanmem", "-p", itoa(g.pid), "-c", "option scan_data_type int32;100;list;exit")
+	theirs := map[uint64]bool{}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		// [ 3] 5601b518a0ac,  0 +         30ac,   exe, 100, [I32 ]
+		_, rest, ok := strings.Cut(line, "] ")
+		f := strings.Split(rest, ",")
+		if !ok || !strings.HasPrefix(line, "[") || len(f) < 4 {
+			continue
+		}
+		kind := strings.TrimSpace(f[2])
+		if a, err := strconv.ParseUint(strings.TrimSpace(f[0]), 16, 64); err == nil && (kind == "heap" || kind == "exe") {
+			theirs[a] = true
+		}
+	}
+	if len(theirs) < 85 || fmt.Sprint(sortedKeys(ours)) != fmt.Sprint(sortedKeys(theirs)) {
+		t.Errorf("procmem found %d in the heap and the image, scanmem %d:\nprocmem %x\nscanmem %x\n%s", len(ours), len(theirs), sortedKeys(ours), sortedKeys(theirs), r.stdout)
+	}
+}
+
+func sortedKeys(m map[uint64]bool) []uint64 {
+	var out []uint64
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

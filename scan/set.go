@@ -26,8 +26,8 @@ var PageSize = os.Getpagesize()
 // snapshot the pages that hold data (no more), and narrowing walks the
 // matches, never memory without them.
 type Set struct {
-	Type  Type
-	Step  int // distance between positions: Type.Size, or 1 when unaligned
+	Type   Type
+	Step   int // distance between positions: Type.Size, or 1 when unaligned
 	pages  []page
 	pos    []byte   // the pages' bitmaps and offset lists
 	vals   [][]byte // the pages' values, in blocks: appending never copies what is kept
