@@ -75,8 +75,10 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 		}
 		line := strings.Join(args, " ")
 		typeGiven := flags.Changed("type") || flags.Changed("endian") || flags.Changed("unaligned")
-		if ss.cur.set != nil && typeGiven && (ss.cur.set.Type != t || ss.cur.set.Step != step) && strings.TrimSpace(line) != "reset" {
-			return fmt.Errorf("session %s scans %s: leave -t, -e and --unaligned out, or start over with reset", ss.path, describeType(ss.cur.set.Type, ss.cur.set.Step))
+		if !ss.cur.empty() && typeGiven && strings.TrimSpace(line) != "reset" {
+			if st, sstep := ss.cur.typ(); st != t || sstep != step {
+				return fmt.Errorf("session %s scans %s: leave -t, -e and --unaligned out, or start over with reset", ss.path, describeType(st, sstep))
+			}
 		}
 		if len(args) == 0 {
 			return ss.prompt()
@@ -139,11 +141,48 @@ type scanSession struct {
 	freezer  *runningFreeze
 }
 
-// state is one set of matches and where it is kept.
+// state is one set of matches and where it is kept. A set in a file is
+// read when it is needed: count, snapshot and reset need its header only.
 type state struct {
-	set    *scan.Set // nil: nothing scanned
+	set    *scan.Set // nil: nothing scanned, or not read yet (unread)
 	hdr    scan.Header
 	origin string // the file that holds it as it is ("" if none does)
+	unread bool   // the set is in origin, not read yet
+}
+
+// empty reports whether nothing was scanned.
+func (st *state) empty() bool { return st.set == nil && !st.unread }
+
+// count is the number of matches.
+func (st *state) count() uint64 {
+	if st.unread {
+		return st.hdr.Matches
+	}
+	return st.set.Count()
+}
+
+// typ is the type and step of the matches (of a state not empty).
+func (st *state) typ() (scan.Type, int) {
+	if !st.unread {
+		return st.set.Type, st.set.Step
+	}
+	t, _ := scan.ParseType(st.hdr.Type, st.hdr.Endian) // ReadHeader checked it
+	if st.hdr.Unaligned {
+		return t, 1
+	}
+	return t, t.Size
+}
+
+// read reads the set from its file, if it is not read yet.
+func (st *state) read() (*scan.Set, error) {
+	if st.unread {
+		_, set, err := scan.Load(st.origin)
+		if err != nil {
+			return nil, err
+		}
+		st.set, st.unread = set, false
+	}
+	return st.set, nil
 }
 
 func (ss *scanSession) undoPath() string { return ss.path + ".undo" }
@@ -151,10 +190,29 @@ func (ss *scanSession) undoPath() string { return ss.path + ".undo" }
 // scanType is the type values are typed in: the matches', or the one
 // asked for.
 func (ss *scanSession) scanType() scan.Type {
-	if ss.cur.set != nil {
-		return ss.cur.set.Type
+	if !ss.cur.empty() {
+		t, _ := ss.cur.typ()
+		return t
 	}
 	return ss.typ
+}
+
+// scanStep is the step of the matches, or the one asked for.
+func (ss *scanSession) scanStep() int {
+	if !ss.cur.empty() {
+		_, step := ss.cur.typ()
+		return step
+	}
+	return ss.step
+}
+
+// matchSet is the current set, read if need be; an error if nothing was
+// scanned.
+func (ss *scanSession) matchSet() (*scan.Set, error) {
+	if ss.cur.empty() {
+		return nil, errors.New("no scan yet: start with a value, or snapshot")
+	}
+	return ss.cur.read()
 }
 
 // load reads the session file, if there is one, and checks that it is of
@@ -166,7 +224,7 @@ func (ss *scanSession) load() error {
 }
 
 func (ss *scanSession) loadFile(path string) (state, error) {
-	h, set, err := scan.Load(path)
+	h, err := scan.ReadHeader(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return state{}, nil
 	}
@@ -182,10 +240,15 @@ func (ss *scanSession) loadFile(path string) (state, error) {
 		if h.PID == me.PID {
 			whose = fmt.Sprintf("an earlier process %d (%s), which has exited", h.PID, h.Comm)
 		}
-		return state{}, fmt.Errorf("session %s is of %s, not of process %d (%s): give another --session, or start over with reset", path, whose, me.PID, me.Comm)
+		return state{}, foreignSession{fmt.Sprintf("session %s is of %s, not of process %d (%s): give another --session, or start over with reset", path, whose, me.PID, me.Comm)}
 	}
-	return state{set: set, hdr: h, origin: path}, nil
+	return state{hdr: h, origin: path, unread: true}, nil
 }
+
+// foreignSession is a session file of another process.
+type foreignSession struct{ msg string }
+
+func (e foreignSession) Error() string { return e.msg }
 
 // identity is what a session records of its process.
 func (ss *scanSession) identity() (scan.Header, error) {
@@ -202,7 +265,7 @@ func (ss *scanSession) readPrev() error {
 		return nil
 	}
 	st, err := ss.loadFile(ss.undoPath())
-	if err != nil && !strings.Contains(err.Error(), "start over with reset") {
+	if err != nil && !errors.As(err, new(foreignSession)) {
 		return err
 	}
 	ss.prev, ss.prevRead = st, true // another process's undo file: nothing to undo
@@ -229,7 +292,7 @@ func (ss *scanSession) store() error {
 	switch {
 	case ss.cur.origin == file && (!ss.prevRead || ss.prev.origin == undo):
 		return nil
-	case ss.cur.origin == undo && ss.prev.origin == file:
+	case ss.cur.origin == undo && ss.prev.origin == file: // undo: swap them
 		tmp := file + ".swap"
 		if err := os.Rename(file, tmp); err != nil {
 			return err
@@ -241,21 +304,30 @@ func (ss *scanSession) store() error {
 		if err := os.Rename(tmp, undo); err != nil {
 			return err
 		}
-	case ss.prev.origin == file:
+	case ss.prev.origin == file: // a new set, the old one kept for undo
 		if err := os.Rename(file, undo); err != nil {
 			return err
 		}
-		if err := ss.write(file, ss.cur); err != nil {
+		if err := ss.write(file, &ss.cur); err != nil {
+			return err
+		}
+	case ss.cur.origin == undo: // undo when FILE held nothing
+		if err := os.Rename(undo, file); err != nil {
+			return err
+		}
+		if err := ss.write(undo, &ss.prev); err != nil {
 			return err
 		}
 	default:
-		if ss.prevRead {
-			if err := ss.write(undo, ss.prev); err != nil {
+		if ss.prevRead && ss.prev.origin != undo {
+			if err := ss.write(undo, &ss.prev); err != nil {
 				return err
 			}
 		}
-		if err := ss.write(file, ss.cur); err != nil {
-			return err
+		if ss.cur.origin != file {
+			if err := ss.write(file, &ss.cur); err != nil {
+				return err
+			}
 		}
 	}
 	ss.cur.origin, ss.prev.origin = file, ""
@@ -266,14 +338,18 @@ func (ss *scanSession) store() error {
 }
 
 // write saves st to path, or removes path when st holds nothing.
-func (ss *scanSession) write(path string, st state) error {
-	if st.set == nil {
+func (ss *scanSession) write(path string, st *state) error {
+	if st.empty() {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		return nil
 	}
-	if err := scan.Save(path, st.hdr, st.set); err != nil {
+	set, err := st.read()
+	if err != nil {
+		return err
+	}
+	if err := scan.Save(path, st.hdr, set); err != nil {
 		return fmt.Errorf("saving the session: %w", err)
 	}
 	return nil
@@ -324,7 +400,7 @@ func (ss *scanSession) do(ctx context.Context, cmd scan.Command) error {
 		if err := ss.readPrev(); err != nil {
 			return err
 		}
-		if ss.prev.set == nil && ss.prev.origin == "" && ss.cur.set == nil {
+		if ss.prev.empty() && ss.cur.empty() {
 			return errors.New("nothing to undo")
 		}
 		ss.cur, ss.prev = ss.prev, ss.cur
@@ -341,11 +417,11 @@ func (ss *scanSession) do(ctx context.Context, cmd scan.Command) error {
 }
 
 func (ss *scanSession) printCount() {
-	if ss.cur.set == nil {
+	if ss.cur.empty() {
 		fmt.Fprintln(ss.stdout, "no scan yet")
 		return
 	}
-	fmt.Fprintln(ss.stdout, matches(ss.cur.set.Count()))
+	fmt.Fprintln(ss.stdout, matches(ss.cur.count()))
 }
 
 func matches(n uint64) string {
@@ -357,7 +433,7 @@ func matches(n uint64) string {
 
 // scan runs a first scan, or narrows the matches.
 func (ss *scanSession) scan(ctx context.Context, c scan.Cond) error {
-	first := ss.cur.set == nil || c.Op == scan.OpSnapshot
+	first := ss.cur.empty() || c.Op == scan.OpSnapshot
 	if first && c.NeedsPrevious() {
 		return fmt.Errorf("%s compares with a previous scan: start with a value, or snapshot when the value is not known", c)
 	}
@@ -380,7 +456,7 @@ func (ss *scanSession) scan(ctx context.Context, c scan.Cond) error {
 		}
 		p := newProgress(ss.env, total, "scanning")
 		sc.Progress = func(n int64) { p.add(uint64(n)) }
-		res, err := sc.First(ctx, regions, ss.typ, ss.step, c)
+		res, err := sc.First(ctx, regions, ss.scanType(), ss.scanStep(), c)
 		p.finish()
 		if err != nil {
 			return err
@@ -390,9 +466,13 @@ func (ss *scanSession) scan(ctx context.Context, c scan.Cond) error {
 		}
 		set, scans = res.Set, []string{c.String()}
 	} else {
-		p := newProgress(ss.env, uint64(ss.cur.set.Pages())*uint64(scan.PageSize), "narrowing")
+		prev, err := ss.cur.read()
+		if err != nil {
+			return err
+		}
+		p := newProgress(ss.env, uint64(prev.Pages())*uint64(scan.PageSize), "narrowing")
 		sc.Progress = func(n int64) { p.add(uint64(n)) }
-		set, err = sc.Narrow(ctx, regions, ss.cur.set, c)
+		set, err = sc.Narrow(ctx, regions, prev, c)
 		p.finish()
 		if err != nil {
 			return err
@@ -415,8 +495,9 @@ const listDefault = 20
 // list prints the first n matches: address, region and offset, the value
 // now, the value at the last scan.
 func (ss *scanSession) list(n int) error {
-	if ss.cur.set == nil {
-		return errors.New("no scan yet: start with a value, or snapshot")
+	set, err := ss.matchSet()
+	if err != nil {
+		return err
 	}
 	if n == 0 {
 		n = listDefault
@@ -430,9 +511,9 @@ func (ss *scanSession) list(n int) error {
 		return err
 	}
 	defer mem.Close()
-	t := ss.cur.set.Type
+	t := set.Type
 	now := make([]byte, t.Size)
-	for _, m := range ss.cur.set.First(n) {
+	for _, m := range set.First(n) {
 		cur := "?"
 		r, ok := procfs.RegionAt(all, m.Addr)
 		where := "(unmapped)"
@@ -444,7 +525,7 @@ func (ss *scanSession) list(n int) error {
 		}
 		fmt.Fprintf(ss.stdout, "%016x  %s  %s  %s\n", m.Addr, where, cur, t.Format(m.Old))
 	}
-	if c := ss.cur.set.Count(); c > uint64(n) {
+	if c := set.Count(); c > uint64(n) {
 		fmt.Fprintf(ss.stdout, "... and %d more (list N shows N)\n", c-uint64(n))
 	}
 	return nil
@@ -474,6 +555,7 @@ func (ss *scanSession) set(ctx context.Context, cmd scan.Command) error {
 	if err != nil {
 		return err
 	}
+	prev := ss.cur.set // read by writable
 	written, failed := 0, 0
 	for _, a := range addrs {
 		if _, err := mem.Writer(a, a+uint64(len(value))).WriteFull(value, a); err != nil {
@@ -494,7 +576,7 @@ func (ss *scanSession) set(ctx context.Context, cmd scan.Command) error {
 	if err != nil {
 		return err
 	}
-	set, err := (&scan.Scanner{Mem: mem}).Narrow(ctx, regions, ss.cur.set, scan.Cond{Op: scan.OpUpdate})
+	set, err := (&scan.Scanner{Mem: mem}).Narrow(ctx, regions, prev, scan.Cond{Op: scan.OpUpdate})
 	if err != nil {
 		return err
 	}
@@ -505,15 +587,19 @@ func (ss *scanSession) set(ctx context.Context, cmd scan.Command) error {
 // are few enough to write.
 func (ss *scanSession) writable() ([]uint64, error) {
 	switch {
-	case ss.cur.set == nil:
+	case ss.cur.empty():
 		return nil, errors.New("no matches to write: scan first")
-	case ss.cur.set.Count() == 0:
+	case ss.cur.count() == 0:
 		return nil, errors.New("no matches to write")
-	case ss.cur.set.Count() > maxWrites:
-		return nil, fmt.Errorf("%s: narrow them first (set and freeze write at most %d)", matches(ss.cur.set.Count()), maxWrites)
+	case ss.cur.count() > maxWrites:
+		return nil, fmt.Errorf("%s: narrow them first (set and freeze write at most %d)", matches(ss.cur.count()), maxWrites)
+	}
+	set, err := ss.cur.read()
+	if err != nil {
+		return nil, err
 	}
 	var addrs []uint64
-	ss.cur.set.Each(func(m scan.Match) bool { addrs = append(addrs, m.Addr); return true })
+	set.Each(func(m scan.Match) bool { addrs = append(addrs, m.Addr); return true })
 	return addrs, nil
 }
 

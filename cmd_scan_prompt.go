@@ -48,7 +48,7 @@ func (ss *scanSession) prompt() error {
 
 	lines := ss.lineReader()
 	defer lines.close()
-	fmt.Fprintf(ss.stderr, "procmem: scanning process %d for %s; type help for the commands\n", ss.pid(), describeType(ss.scanType(), ss.step))
+	fmt.Fprintf(ss.stderr, "procmem: scanning process %d for %s; type help for the commands\n", ss.pid(), describeType(ss.scanType(), ss.scanStep()))
 	for {
 		select {
 		case <-quit:
@@ -89,7 +89,7 @@ func (ss *scanSession) prompt() error {
 		case err != nil:
 			stderrf(ss.env, "%s", message(err))
 		}
-		if ss.cur.set == nil || ss.cur.set.Bytes() < 64<<20 {
+		if ss.cur.set == nil || ss.cur.set.Bytes() < 64<<20 { // an unread set is where it was
 			if err := ss.store(); err != nil {
 				stderrf(ss.env, "%s", message(err))
 			}
@@ -100,10 +100,10 @@ func (ss *scanSession) prompt() error {
 // promptText shows the process, the type and the match count.
 func (ss *scanSession) promptText() string {
 	what := "no scan yet"
-	if ss.cur.set != nil {
-		what = matches(ss.cur.set.Count())
+	if !ss.cur.empty() {
+		what = matches(ss.cur.count())
 	}
-	return fmt.Sprintf("[%d %s: %s]> ", ss.pid(), describeType(ss.scanType(), ss.step), what)
+	return fmt.Sprintf("[%d %s: %s]> ", ss.pid(), describeType(ss.scanType(), ss.scanStep()), what)
 }
 
 // lineReader reads the prompt's commands.

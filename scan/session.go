@@ -109,6 +109,24 @@ func Load(path string) (Header, *Set, error) {
 	return h, s, nil
 }
 
+// ReadHeader reads only the header of the session file at path.
+func ReadHeader(path string) (Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, err
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(io.LimitReader(f, 1<<16)).ReadSlice('\n')
+	var h Header
+	if err != nil || json.Unmarshal(line, &h) != nil || h.Format != Format {
+		return Header{}, fmt.Errorf("%s: %w: no header line", path, ErrSession)
+	}
+	if _, err := ParseType(h.Type, h.Endian); err != nil {
+		return Header{}, fmt.Errorf("%s: %w: %v", path, ErrSession, err)
+	}
+	return h, nil
+}
+
 // Decode reads a session of size bytes from r, and checks all of it: a
 // damaged or foreign file is an error, never a panic or a set that lies.
 func Decode(r io.Reader, size int64) (Header, *Set, error) {
