@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,6 +80,7 @@ func (d *procDir) openHandle(ctx context.Context, write bool, region *procfs.Reg
 			return opened{}, err
 		}
 		rd.Avoid(fsys.ownDevice())
+		rd.SetParallel(runtime.GOMAXPROCS(0))
 		o := opened{mem: rd}
 		if region != nil {
 			o.region = rd.Region(*region)

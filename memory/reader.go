@@ -110,6 +110,17 @@ func (rd *Reader) Close() error {
 	return err
 }
 
+// SetParallel lets a large read of resident memory be split into shares
+// of at least 256 KiB copied at once on up to n threads. The filesystem
+// sets it from GOMAXPROCS, so a daemon on one P (its default) never
+// splits: with one P a second goroutine waits for the first one's system
+// call to give the P up.
+func (rd *Reader) SetParallel(n int) {
+	if rd.vm != nil {
+		rd.vm.parallel = n
+	}
+}
+
 // Avoid makes mappings of files on device dev ("major:minor" as maps
 // shows it) unreadable (EIO), never read through the target. A FUSE
 // daemon avoids its own device: reading such a mapping through

@@ -56,9 +56,10 @@ const vmReadMin = 128 << 10
 
 // vmReader reads one process's resident memory with process_vm_readv.
 type vmReader struct {
-	pid   int
-	proc  *procfs.Process // the Reader's pin: its stat fails once the process is gone
-	image procfs.Image    // the image mem was opened on
+	pid      int
+	parallel int             // threads a large read is split between (SetParallel); 1 or less: none
+	proc     *procfs.Process // the Reader's pin: its stat fails once the process is gone
+	image    procfs.Image    // the image mem was opened on
 
 	once sync.Once
 	stat *procfs.StatFile // held open from the first fast read on; nil if it could not be
@@ -99,12 +100,70 @@ func (v *vmReader) same() bool {
 }
 
 // read fills the parts of b at the segments' addresses (b holds memory from
-// addr on) in one process_vm_readv, and reports whether all of it came from
-// the image mem was opened on. If not, b holds nothing to trust.
+// addr on) with process_vm_readv, and reports whether all of it came from
+// the image mem was opened on. If not, b holds nothing to trust. A large
+// read is split into shares copied at once on several threads (split).
 func (v *vmReader) read(b []byte, addr uint64, segs []segment) bool {
 	if len(segs) > iovMax {
 		return false
 	}
+	total := uint64(0)
+	for _, s := range segs {
+		total += s.end - s.start
+	}
+	shares := split(segs, min(uint64(v.parallel), total/vmSplitMin))
+	ok := make([]bool, len(shares))
+	var wg sync.WaitGroup
+	for i := 1; i < len(shares); i++ {
+		wg.Go(func() { ok[i] = v.readSegs(b, addr, shares[i]) })
+	}
+	ok[0] = v.readSegs(b, addr, shares[0])
+	wg.Wait()
+	for _, o := range ok {
+		if !o {
+			return false
+		}
+	}
+	return v.same()
+}
+
+// vmSplitMin is the least a share of a split copy is given: below it,
+// handing work to another thread costs more than the copy it saves.
+const vmSplitMin = 256 << 10
+
+// split cuts segs into at most n shares of about the same size, at page
+// boundaries, in address order.
+func split(segs []segment, n uint64) [][]segment {
+	if n <= 1 {
+		return [][]segment{segs}
+	}
+	total := uint64(0)
+	for _, s := range segs {
+		total += s.end - s.start
+	}
+	share := (total/n + pageSize - 1) &^ (pageSize - 1)
+	var out [][]segment
+	var cur []segment
+	left := share
+	for _, s := range segs {
+		for s.start < s.end {
+			take := min(s.end-s.start, left)
+			cur = append(cur, segment{s.start, s.start + take, s.kind})
+			s.start += take
+			if left -= take; left == 0 && uint64(len(out)) < n-1 {
+				out, cur, left = append(out, cur), nil, share
+			}
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// readSegs reads the segments into b (which holds memory from addr on) in
+// one process_vm_readv, and reports whether all came.
+func (v *vmReader) readSegs(b []byte, addr uint64, segs []segment) bool {
 	local := make([]unix.Iovec, len(segs))
 	remote := make([]unix.RemoteIovec, len(segs))
 	total := 0
@@ -114,7 +173,7 @@ func (v *vmReader) read(b []byte, addr uint64, segs []segment) bool {
 		remote[i] = unix.RemoteIovec{Base: uintptr(s.start), Len: len(part)}
 		total += len(part)
 	}
-	return v.readv(local, remote, total) && v.same()
+	return v.readv(local, remote, total)
 }
 
 // readv is one process_vm_readv of total bytes; it reports whether all
