@@ -34,6 +34,7 @@ func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
 	flags.BoolVar(&cfg.AllowOther, "allow-other", false, "let other users use the mount; each open, listing and lookup is decided as the kernel decides /proc/PID/mem or maps for that user")
 	flags.BoolVar(&cfg.ForceWrite, "force-write", false, "allow writes to regions without 'w' (code, read-only data) as /proc/PID/mem does")
 	flags.BoolVar(&cfg.NoXattrs, "no-xattrs", false, "serve no extended attributes (no user.procmem.*), so that the kernel stops asking: ls -l then makes no getxattr round trips")
+	flags.BoolVar(&cfg.NoAsyncDIO, "no-async-dio", false, "have the kernel send the requests of an asynchronous direct read or write (io_uring, libaio) one at a time, not at once")
 	flags.DurationVar(&cfg.Timeout, "timeout", fs.DefaultTimeout, "answer a request that waits this long on its process with EIO; the process's requests then fail at once until the call returns")
 	flags.BoolVar(&cfg.Debug, "debug", false, "log every FUSE request and reply to stderr")
 	return func(e *env, args []string) error {

@@ -34,6 +34,10 @@ type Config struct {
 	AllowOther bool // let other users in, under access control
 	Debug      bool // log every FUSE request
 	NoXattrs   bool // no extended attributes: the kernel stops asking for them
+	// NoAsyncDIO keeps the kernel from sending the requests of one
+	// asynchronous direct read or write (io_uring, libaio with O_DIRECT)
+	// at once: it waits for each before the next, as for any other read.
+	NoAsyncDIO bool
 	// Timeout bounds how long a request waits for a process (callBound);
 	// DefaultTimeout if zero.
 	Timeout time.Duration
@@ -139,6 +143,14 @@ func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
 			// refuses with ENODEV.
 			ExtraCapabilities: fuse.CAP_READDIRPLUS_AUTO | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 		},
+	}
+	if !fsys.cfg.NoAsyncDIO {
+		// An asynchronous direct read (fio, databases, io_uring) is cut
+		// into requests the kernel sends at once, so several copies of
+		// one reader are in flight: 21-30% more throughput with
+		// iodepth 8 (docs/performance.md). Synchronous reads (dd, cp)
+		// do not change.
+		opts.MountOptions.ExtraCapabilities |= fuse.CAP_ASYNC_DIO
 	}
 	if fsys.cfg.ReadOnly {
 		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
