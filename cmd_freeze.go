@@ -34,7 +34,7 @@ func setupFreeze(flags *pflag.FlagSet) func(*env, []string) error {
 		}
 		t, err := scan.ParseType(*typ, *endian)
 		if err != nil {
-			return usagef("freeze: %s", strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": "))
+			return usagef("freeze: %s", syntaxMsg(err))
 		}
 		if *interval <= 0 {
 			return usagef("freeze: --interval must be above 0")
@@ -64,7 +64,7 @@ func setupFreeze(flags *pflag.FlagSet) func(*env, []string) error {
 			}
 			v, err := t.ParseValue(strings.TrimSpace(val))
 			if err != nil {
-				return usagef("freeze: %s", strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": "))
+				return usagef("freeze: %s", syntaxMsg(err))
 			}
 			h := hold{value: t.Encode(v), text: at}
 			if h.addr, err = res.eval(x); err != nil {

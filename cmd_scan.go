@@ -48,7 +48,7 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 	return func(e *env, args []string) error {
 		t, err := scan.ParseType(*typ, *endian)
 		if err != nil {
-			return usagef("scan: %s", strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": "))
+			return usagef("scan: %s", syntaxMsg(err))
 		}
 		if *interval <= 0 {
 			return usagef("scan: --interval must be above 0")
@@ -70,10 +70,14 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 				return err
 			}
 		}
-		if err := ss.load(); err != nil {
-			return err
-		}
 		line := strings.Join(args, " ")
+		if err := ss.load(); err != nil {
+			// reset starts over in a session of another process, or of
+			// an image before an exec: it removes it.
+			if !errors.As(err, new(foreignSession)) || strings.TrimSpace(line) != "reset" {
+				return err
+			}
+		}
 		typeGiven := flags.Changed("type") || flags.Changed("endian") || flags.Changed("unaligned")
 		if !ss.cur.empty() && typeGiven && strings.TrimSpace(line) != "reset" {
 			if st, sstep := ss.cur.typ(); st != t || sstep != step {
@@ -85,7 +89,7 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 		}
 		cmd, err := scan.ParseCommand(line, ss.scanType())
 		if err != nil {
-			return usagef("scan: %s", strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": "))
+			return usagef("scan: %s", syntaxMsg(err))
 		}
 		switch cmd.Name {
 		case "quit", "help":
@@ -101,6 +105,11 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 		}
 		return ss.store()
 	}
+}
+
+// syntaxMsg is a scan.ErrSyntax error as the user reads it.
+func syntaxMsg(err error) string {
+	return strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": ")
 }
 
 // defaultSession is the session file of process pid in procmem's cache
@@ -235,6 +244,9 @@ func (ss *scanSession) loadFile(path string) (state, error) {
 	if err != nil {
 		return state{}, err
 	}
+	if h.PID == me.PID && h.StartTime == me.StartTime && h.Image != me.Image {
+		return state{}, foreignSession{fmt.Sprintf("session %s is of the image process %d (%s) ran before an exec: its addresses mean nothing now; start over with reset", path, me.PID, me.Comm)}
+	}
 	if h.PID != me.PID || h.StartTime != me.StartTime {
 		whose := fmt.Sprintf("process %d (%s)", h.PID, h.Comm)
 		if h.PID == me.PID {
@@ -256,7 +268,23 @@ func (ss *scanSession) identity() (scan.Header, error) {
 	if err != nil {
 		return scan.Header{}, err
 	}
-	return scan.Header{PID: ss.pid(), StartTime: st.StartTime, Comm: st.Comm}, nil
+	return scan.Header{PID: ss.pid(), StartTime: st.StartTime, Comm: st.Comm, Image: st.Image}, nil
+}
+
+// sameImage fails once the process runs another image than the one the
+// matches were found in: an exec since, and their addresses mean nothing.
+func (ss *scanSession) sameImage() error {
+	if ss.cur.empty() {
+		return nil
+	}
+	me, err := ss.identity()
+	if err != nil {
+		return err
+	}
+	if ss.cur.hdr.Image != me.Image {
+		return fmt.Errorf("process %d has exec'd since the matches were found: their addresses mean nothing now; start over with reset", me.PID)
+	}
+	return nil
 }
 
 // readPrev loads what undo goes back to, once.
@@ -383,6 +411,14 @@ func (ss *scanSession) suspended(work func() error) error {
 
 // do carries out one command.
 func (ss *scanSession) do(ctx context.Context, cmd scan.Command) error {
+	// Matches found before an exec are addresses in another image: never
+	// read or written again. A snapshot or set ADDR does not use them.
+	if uses := cmd.Name == "scan" && cmd.Cond.Op != scan.OpSnapshot || cmd.Name == "list" || cmd.Name == "freeze" ||
+		cmd.Name == "set" && cmd.Addr == ""; uses {
+		if err := ss.sameImage(); err != nil {
+			return err
+		}
+	}
 	switch cmd.Name {
 	case "scan":
 		return ss.suspended(func() error { return ss.scan(ctx, cmd.Cond) })

@@ -67,7 +67,7 @@ func (ss *scanSession) prompt() error {
 		}
 		cmd, err := scan.ParseCommand(line, ss.scanType())
 		if err != nil {
-			stderrf(ss.env, "%s", strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": "))
+			stderrf(ss.env, "%s", syntaxMsg(err))
 			continue
 		}
 		if cmd.Name == "quit" {

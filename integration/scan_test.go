@@ -513,3 +513,33 @@ func sortedKeys(m map[uint64]bool) []uint64 {
 	slices.Sort(out)
 	return out
 }
+
+// TestScanAfterExec: matches found before an exec are refused after it,
+// where their addresses mean nothing; reset starts over.
+func TestScanAfterExec(t *testing.T) {
+	tg := startTarget(t, "", 1<<20)
+	session := filepath.Join(t.TempDir(), "s")
+	scanArgs := func(a ...string) []string {
+		return append([]string{"-p", itoa(tg.pid), "scan", "--session", session}, a...)
+	}
+	const marker = "0x414d4d50" // "PMMA", the start of the heap's marker, as an int32
+	mustSucceed(t, procmem(t, scanArgs(marker)...), "scan for the marker")
+	fmt.Fprintf(tg.in, "exec\n")
+	for {
+		line, err := tg.readLine(30 * time.Second)
+		if err != nil {
+			t.Fatalf("target after exec: %v", err)
+		}
+		if line == "ready" {
+			break
+		}
+	}
+	for _, cmd := range []string{"count", "list", "set 5", marker} {
+		r := procmem(t, scanArgs(cmd)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "before an exec") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%s after an exec: exit %d, %q", cmd, r.code, r.stderr)
+		}
+	}
+	mustSucceed(t, procmem(t, scanArgs("reset")...), "reset after an exec")
+	mustSucceed(t, procmem(t, scanArgs(marker)...), "a new scan after reset")
+}

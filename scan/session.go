@@ -10,6 +10,8 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+
+	"github.com/procmem/procmem/procfs"
 )
 
 // A session file holds the matches between commands: one line of JSON
@@ -25,19 +27,22 @@ var ErrSession = errors.New("not a procmem scan session")
 
 // Header is the first line of a session file.
 type Header struct {
-	Format    string   `json:"format"`
-	PID       int      `json:"pid"`
-	StartTime uint64   `json:"start_time"` // of the process, in clock ticks after boot (stat field 22)
-	Comm      string   `json:"comm"`
-	Type      string   `json:"type"`
-	Endian    string   `json:"endian"`
-	Unaligned bool     `json:"unaligned"`
-	PageSize  int      `json:"page_size"`
-	Scans     []string `json:"scans"` // the scan commands since the first, as given
-	Matches   uint64   `json:"matches"`
-	Pages     uint64   `json:"pages"`
-	PosBytes  uint64   `json:"pos_bytes"`
-	ValBytes  uint64   `json:"val_bytes"`
+	Format    string `json:"format"`
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"` // of the process, in clock ticks after boot (stat field 22)
+	Comm      string `json:"comm"`
+	// Image tells the process's image apart from the one it execs next
+	// (stat's code, data, stack, argument and environment addresses).
+	Image     procfs.Image `json:"image"`
+	Type      string       `json:"type"`
+	Endian    string       `json:"endian"`
+	Unaligned bool         `json:"unaligned"`
+	PageSize  int          `json:"page_size"`
+	Scans     []string     `json:"scans"` // the scan commands since the first, as given
+	Matches   uint64       `json:"matches"`
+	Pages     uint64       `json:"pages"`
+	PosBytes  uint64       `json:"pos_bytes"`
+	ValBytes  uint64       `json:"val_bytes"`
 }
 
 const pageRecord = 32
