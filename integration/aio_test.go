@@ -48,7 +48,9 @@ func TestAsyncDirectIO(t *testing.T) {
 		if !bytes.Equal(got, tg.pattern) || msg != "" {
 			t.Errorf("mount %q: async direct read of the region: %d bytes, equal %v, %q", flags, len(got), bytes.Equal(got, tg.pattern), msg)
 		}
-		if async := flags == nil; async && inFlight < 2 || !async && inFlight > 1 {
+		// Eight reads of four requests each at once, or one at a time; a
+		// lookup or release of another file may be waiting beside them.
+		if async := flags == nil; async && inFlight < 5 || !async && inFlight > 3 {
 			t.Errorf("mount %q: at most %d requests in flight at once", flags, inFlight)
 		}
 		t.Logf("mount %q: at most %d requests in flight", flags, inFlight)
