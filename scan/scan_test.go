@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"math/big"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -395,4 +398,54 @@ func FuzzDecode(f *testing.F) {
 			s.Each(func(Match) bool { return true })
 		}
 	})
+}
+
+// TestSpan: the first scan's fast integer tests pass exactly the values
+// Cond.test passes, for every integer type, test and edge value.
+func TestSpan(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	b := make([]byte, 4096)
+	for i := range b {
+		b[i] = byte(rnd.Uint32())
+	}
+	for i := 0; i < 64; i++ { // edge values too: zeros, all ones, sign bits
+		b[rnd.IntN(len(b))] = []byte{0, 0xff, 0x80, 0x7f}[i%4]
+	}
+	for _, name := range []string{"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"} {
+		ty := mustType(t, name)
+		bits := 8 * ty.Size
+		edges := []string{"0", "1", "-1", fmt.Sprint(int64(1)<<(bits-1) - 1), fmt.Sprint(-(int64(1) << (bits - 1))), "100"}
+		if ty.Kind == Unsigned {
+			edges = []string{"0", "1", "100", new(big.Int).SetUint64(^uint64(0) >> (64 - bits)).String()}
+		}
+		var cmds []string
+		for _, v := range edges {
+			cmds = append(cmds, "!= "+v, "> "+v, "< "+v)
+			for _, w := range edges {
+				cmds = append(cmds, v+".."+w)
+			}
+		}
+		for _, cmd := range cmds {
+			c, err := ParseCommand(cmd, ty)
+			if err != nil {
+				continue // a range the wrong way round, a value out of range
+			}
+			for _, step := range []int{1, ty.Size} {
+				f := newFinder(ty, step, c.Cond)
+				if f.span == nil {
+					t.Fatalf("%s %q: no span", name, cmd)
+				}
+				got := append([]uint16(nil), f.find(b[8:], 8)...)
+				var want []uint16
+				for off := (8 + step - 1) / step * step; off+ty.Size <= len(b); off += step {
+					if c.Cond.test(ty, b[off:], nil) {
+						want = append(want, uint16(off))
+					}
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("%s %q step %d: span finds %d, test %d", name, cmd, step, len(got), len(want))
+				}
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package scan
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"runtime"
 	"sort"
 	"sync"
@@ -248,6 +249,7 @@ type finder struct {
 	step   int
 	c      Cond
 	needle []byte // for = on integers: the value's bytes, found with bytes.Index
+	span   *span  // for the other tests of little-endian integers
 	offs   []uint16
 	zero   []byte
 }
@@ -257,7 +259,78 @@ func newFinder(t Type, step int, c Cond) *finder {
 	if c.Op == OpEq && t.Kind != Float {
 		f.needle = t.Encode(c.A)
 	}
+	f.span = newSpan(t, c)
 	return f
+}
+
+// span is an integer test as one interval of the values' bits, read
+// little-endian and biased so that the type's order is the order of
+// unsigned numbers (signed: the sign bit flipped): a value passes when
+// its biased bits lie in [lo, hi], or outside when invert is set. It lets
+// a first scan test a value in a few instructions.
+type span struct {
+	flip, lo, hi uint64
+	invert, none bool // none: no value passes
+}
+
+// newSpan makes the span of c on t, or nil if c is no such test.
+func newSpan(t Type, c Cond) *span {
+	if t.Kind == Float || t.Big {
+		return nil
+	}
+	bits := uint(8 * t.Size)
+	max := ^uint64(0) >> (64 - bits)
+	sp := &span{}
+	if t.Kind == Signed {
+		sp.flip = 1 << (bits - 1)
+	}
+	biased := func(v Value) uint64 {
+		if t.Kind == Signed {
+			return uint64(v.n.i)&max ^ sp.flip
+		}
+		return v.n.u
+	}
+	switch c.Op {
+	case OpNe:
+		sp.lo, sp.hi, sp.invert = biased(c.A), biased(c.A), true
+	case OpGt:
+		sp.lo, sp.hi = biased(c.A)+1, max
+		sp.none = biased(c.A) == max
+	case OpLt:
+		sp.lo, sp.hi = 0, biased(c.A)-1
+		sp.none = biased(c.A) == 0
+	case OpRange:
+		sp.lo, sp.hi = biased(c.A), biased(c.B)
+	default:
+		return nil
+	}
+	return sp
+}
+
+// find appends the offsets of the values of b (the page from offset from
+// on, first position start) that pass.
+func (sp *span) find(b []byte, size, from, start, step int, offs []uint16) []uint16 {
+	if sp.none {
+		return offs
+	}
+	lo, width, flip, invert := sp.lo, sp.hi-sp.lo, sp.flip, sp.invert
+	for at := start - from; at+size <= len(b); at += step {
+		var u uint64
+		switch size {
+		case 1:
+			u = uint64(b[at])
+		case 2:
+			u = uint64(binary.LittleEndian.Uint16(b[at:]))
+		case 4:
+			u = uint64(binary.LittleEndian.Uint32(b[at:]))
+		default:
+			u = binary.LittleEndian.Uint64(b[at:])
+		}
+		if ((u^flip)-lo <= width) != invert {
+			offs = append(offs, uint16(from+at))
+		}
+	}
+	return offs
 }
 
 // find returns the page offsets of the values in b, which holds the page
@@ -283,6 +356,8 @@ func (f *finder) find(b []byte, from int) []uint16 {
 				at++
 			}
 		}
+	case f.span != nil:
+		offs = f.span.find(b, size, from, start, step, offs)
 	case f.c.Op == OpSnapshot:
 		for off := start; off-from+size <= len(b); off += step {
 			offs = append(offs, uint16(off))
