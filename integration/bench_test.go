@@ -676,3 +676,52 @@ func BenchmarkFio(b *testing.B) {
 	s.report(b, [2]string{"io_uring-serial", "io_uring-async"}, [2]string{"libaio-serial", "libaio-async"},
 		[2]string{"pread", "io_uring-async"})
 }
+
+// BenchmarkCopyLimit: cp of a 1 GiB region (to /dev/null: the read side
+// alone) and dd bs=16M through a mount made with the kernel's default
+// request limit (max_pages_limit 256: 1 MiB) and one made with it raised
+// to 4096 (16 MiB requests, and st_blksize to match, which cp reads by),
+// beside 1 MiB preads of /proc/PID/mem and the null server's dd. Root
+// only: it sets the sysctl, and puts it back.
+func BenchmarkCopyLimit(b *testing.B) {
+	requireRoot(b)
+	const sysctl = "/proc/sys/fs/fuse/max_pages_limit"
+	old, err := os.ReadFile(sysctl)
+	if err != nil {
+		skipOrFail(b, "no %s (Linux 6.13): %v", sysctl, err)
+	}
+	b.Cleanup(func() { os.WriteFile(sysctl, old, 0) })
+	tg := startTarget(b, "", 1<<30)
+	pat := tg.region(tg.addr["pattern"])
+	mounts := map[string]*mount{}
+	for _, limit := range []string{"256", "4096"} {
+		if err := os.WriteFile(sysctl, []byte(limit), 0); err != nil {
+			b.Fatal(err)
+		}
+		mounts[limit] = startMountAt(b, nil, filepath.Join(b.TempDir(), "mnt"+limit))
+	}
+	os.WriteFile(sysctl, old, 0)
+	null := startNullFS(b, "nullfs", 1<<30)
+	mem := procMem(b, tg.pid, false)
+	buf := make([]byte, 1<<20)
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		for addr := pat.Start; addr < pat.End; addr += uint64(len(buf)) {
+			if _, err := mem.ReadAt(buf, int64(addr)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s["pread"] = append(s["pread"], time.Since(start))
+		s["null"] = append(s["null"], timed(b, "dd", "if="+null, "of=/dev/null", "bs=1M"))
+		for limit, m := range mounts {
+			path := m.path(itoa(tg.pid), pat.Name())
+			s["cp-"+limit] = append(s["cp-"+limit], timed(b, "cp", path, "/dev/null"))
+			s["dd16M-"+limit] = append(s["dd16M-"+limit], timed(b, "dd", "if="+path, "of=/dev/null", "bs=16M"))
+		}
+	}
+	s.report(b, [2]string{"pread", "cp-256"}, [2]string{"pread", "cp-4096"}, [2]string{"pread", "dd16M-4096"})
+	// The best a synchronous reader can get through go-fuse here: the null
+	// server's transport, then one copy at the cost of a pread.
+	b.ReportMetric(s.median("pread").Seconds()/(s.median("null")+s.median("pread")).Seconds(), "one-copy-ceiling/pread-throughput")
+}
