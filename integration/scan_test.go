@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -546,4 +547,38 @@ func TestScanAfterExec(t *testing.T) {
 	}
 	mustSucceed(t, procmem(t, scanArgs("reset")...), "reset after an exec")
 	mustSucceed(t, procmem(t, scanArgs(marker)...), "a new scan after reset")
+}
+
+// TestFreezeFollowsPointers: an address that reads a pointer is followed
+// anew before each write, so when the game moves its player (a level
+// load), freeze holds the new health and leaves the old block alone.
+func TestFreezeFollowsPointers(t *testing.T) {
+	g := startGame(t)
+	chain := fmt.Sprintf("[%x]+10", g.addr["player_ptr"]) // player_ptr -> player; health is 16 bytes in
+	cmd := exec.Command(procmemBin, "-p", itoa(g.pid), "freeze", "--interval", "5ms", chain+"=321")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	first, _ := bufio.NewReader(out).ReadString('\n')
+	if want := fmt.Sprintf("holding %s = 321 (int32) at %016x\n", chain, g.addr["health"]); first != want {
+		t.Errorf("freeze printed %q, want %q", first, want)
+	}
+	old := g.addr["health"]
+	moved, err := strconv.ParseUint(strings.TrimPrefix(g.do("move"), "0x"), 16, 64)
+	if err != nil || moved == old {
+		t.Fatalf("move: %x, %v", moved, err)
+	}
+	g.do("hit 10") // the game writes 311 in the new block
+	time.Sleep(100 * time.Millisecond)
+	if h := g.health(); h != 321 {
+		t.Errorf("after the move the game sees %d, want the 321 freeze holds", h)
+	}
+	if b := directRead(t, g.pid, old, 4); int32(binary.LittleEndian.Uint32(b)) != -1 {
+		t.Errorf("the old block holds %d: freeze still wrote there", int32(binary.LittleEndian.Uint32(b)))
+	}
 }

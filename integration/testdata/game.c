@@ -7,13 +7,19 @@
  * follow health on the first hit only, 4 on the first two; so after three
  * hits only health has followed every change.
  *
- * It prints "pid N", "health ADDR", "speed ADDR", "score ADDR", "ready",
- * then answers commands on stdin, one per line, with "ok" or a value:
+ * A global pointer (player_ptr) leads to the player, as in a real game.
+ *
+ * It prints "pid N", "health ADDR", "speed ADDR", "score ADDR",
+ * "player_ptr ADDR", "ready", then answers commands on stdin, one per
+ * line, with "ok" or a value:
  *   hit N       health -= N (decoys as above)
  *   heal N      health += N
  *   speed F     speed = F
  *   score D     score = D
  *   health      prints "health N": the value the game sees
+ *   move        moves the player to a new heap block (a level load), sets
+ *               the old block's health to -1, prints the new health's
+ *               address
  *   exit
  * With "fill BYTES" as arguments it first fills BYTES of heap with int32
  * values, one in 268 of them 7 (for the benchmark against scanmem).
@@ -34,6 +40,7 @@ struct player {
 };
 
 static volatile int32_t decoy_const[64];
+volatile struct player *volatile player_ptr;
 static volatile int32_t *decoy_once, *decoy_twice;
 static int hits;
 
@@ -64,7 +71,9 @@ int main(int argc, char **argv)
 		decoy_once[i] = 100;
 	for (int i = 0; i < 4; i++)
 		decoy_twice[i] = 100;
-	printf("pid %d\nhealth %p\nspeed %p\nscore %p\nready\n", getpid(), (void *)&p->health, (void *)&p->speed, (void *)&p->score);
+	player_ptr = p;
+	printf("pid %d\nhealth %p\nspeed %p\nscore %p\nplayer_ptr %p\nready\n", getpid(), (void *)&p->health, (void *)&p->speed,
+	       (void *)&p->score, (void *)&player_ptr);
 	fflush(stdout);
 
 	char line[256];
@@ -89,6 +98,12 @@ int main(int argc, char **argv)
 		} else if (strcmp(cmd, "score") == 0) {
 			p->score = strtod(arg, NULL);
 			puts("ok");
+		} else if (strcmp(cmd, "move") == 0) {
+			volatile struct player *q = malloc(sizeof *q + 4096); /* not where the old one was */
+			memcpy((void *)q, (void *)p, sizeof *q);
+			p->health = -1;
+			player_ptr = p = q;
+			printf("%p\n", (void *)&p->health);
 		} else if (strcmp(cmd, "health") == 0) {
 			printf("health %d\n", (int)p->health);
 		} else if (strcmp(cmd, "exit") == 0) {
