@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
@@ -27,7 +28,7 @@ var scanVerb = verb{
 		"value after --: procmem scan -- -5.\n\n" + scan.Help + "\n\n" +
 		"Pages that hold no data are not scanned: they hold only zeros, and reading them would fault them in.\n" +
 		"The target keeps running; -S stops it for each scan, not between them. A session records its process\n" +
-		"(PID and start time) and refuses another; one level of undo is kept beside it in FILE.undo.\n" + rangeHelp,
+		"(PID, start time, image) and refuses another; one level of undo is kept beside it in FILE.undo.\n" + rangeHelp,
 	setup:      setupScan,
 	ownSuspend: true,
 }
@@ -71,6 +72,11 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 			}
 		}
 		line := strings.Join(args, " ")
+		unlock, err := lockSession(ss.path)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		if err := ss.load(); err != nil {
 			// reset starts over in a session of another process, or of
 			// an image before an exec: it removes it.
@@ -110,6 +116,27 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 // syntaxMsg is a scan.ErrSyntax error as the user reads it.
 func syntaxMsg(err error) string {
 	return strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": ")
+}
+
+// lockSession takes the session's lock file (FILE.lock) for as long as
+// the verb runs: two procmem processes on one session would each move the
+// other's files.
+func lockSession(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("session %s is in use by another procmem scan: wait for it, or give another --session", path)
+		}
+		return nil, err
+	}
+	return func() { f.Close() }, nil
 }
 
 // defaultSession is the session file of process pid in procmem's cache

@@ -337,6 +337,10 @@ func TestScanPrompt(t *testing.T) {
 	if h := g.health(); h != 250 {
 		t.Errorf("freeze at the prompt: the game sees %d", h)
 	}
+	// The prompt holds the session: another procmem is told so.
+	if r := s.run("count"); r.code != 1 || !strings.Contains(r.stderr, "in use by another procmem scan") {
+		t.Errorf("a second procmem on the session: exit %d, %q", r.code, r.stderr)
+	}
 	io.WriteString(in, "unfreeze\nquit\n")
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("prompt: %v\n%s", err, stderr.String())
