@@ -53,7 +53,8 @@ func (sc *Scanner) First(ctx context.Context, regions []procfs.Region, t Type, s
 	}
 	var unread atomic.Uint64
 	sets := make([]*Set, len(chunks))
-	err := sc.parallel(ctx, len(chunks), func(i int, buf []byte) error {
+	err := sc.parallel(ctx, len(chunks), func(i int, scratch *[]byte) error {
+		buf := grow(scratch, streamBuf)
 		ch := chunks[i]
 		f := newFinder(t, step, c)
 		b := builder{s: NewSet(t, step)}
@@ -129,7 +130,7 @@ func (sc *Scanner) Narrow(ctx context.Context, regions []procfs.Region, prev *Se
 
 	t, size := prev.Type, prev.Type.Size
 	sets := make([]*Set, len(runs))
-	err := sc.parallel(ctx, len(runs), func(ri int, _ []byte) error {
+	err := sc.parallel(ctx, len(runs), func(ri int, scratch *[]byte) error {
 		rn := runs[ri]
 		b := builder{s: NewSet(t, prev.Step)}
 		sets[ri] = b.s
@@ -147,7 +148,7 @@ func (sc *Scanner) Narrow(ctx context.Context, regions []procfs.Region, prev *Se
 			spans = append(spans, first)
 			total += last - first
 		}
-		buf := make([]byte, total)
+		buf := grow(scratch, total)
 		for i := range pieces {
 			pieces[i].B, buf = buf[:pieces[i].N:pieces[i].N], buf[pieces[i].N:]
 		}
@@ -187,8 +188,9 @@ func (sc *Scanner) Narrow(ctx context.Context, regions []procfs.Region, prev *Se
 }
 
 // parallel runs work(i) for i in [0, n) on the scanner's workers, each
-// with a read buffer of its own, and returns the first error.
-func (sc *Scanner) parallel(ctx context.Context, n int, work func(i int, buf []byte) error) error {
+// with a scratch buffer of its own (see grow), and returns the first
+// error.
+func (sc *Scanner) parallel(ctx context.Context, n int, work func(i int, scratch *[]byte) error) error {
 	workers := sc.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -202,13 +204,13 @@ func (sc *Scanner) parallel(ctx context.Context, n int, work func(i int, buf []b
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, streamBuf)
+			var scratch []byte
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				if err := work(i, buf); err != nil {
+				if err := work(i, &scratch); err != nil {
 					once.Do(func() { first = err })
 					next.Store(int64(n)) // the others stop at their next chunk
 					return
@@ -221,6 +223,15 @@ func (sc *Scanner) parallel(ctx context.Context, n int, work func(i int, buf []b
 		first = ctx.Err()
 	}
 	return first
+}
+
+// grow returns the first n bytes of *scratch, made larger first if need
+// be: a worker's buffer is allocated once, not for every piece of work.
+func grow(scratch *[]byte, n int) []byte {
+	if cap(*scratch) < n {
+		*scratch = make([]byte, n)
+	}
+	return (*scratch)[:n]
 }
 
 // join puts sets of consecutive parts of memory together, in order.
