@@ -100,14 +100,14 @@ func (g *Region) readResidentPieces(ps []Piece, all []segment, first []int) []bo
 	}
 	local := make([]unix.Iovec, 0, iovMax)
 	remote := make([]unix.RemoteIovec, 0, iovMax)
-	any := false
+	read := false
 	from, total := 0, 0 // the pieces of the batch being gathered
 	flush := func(to int) {
 		ok := len(local) == 0 || v.readv(local, remote, total)
 		for i := from; i < to; i++ {
 			fast[i] = ok
 		}
-		any = any || ok && len(local) > 0
+		read = read || ok && len(local) > 0
 		local, remote, from, total = local[:0], remote[:0], to, 0
 	}
 	for i, p := range ps {
@@ -137,7 +137,7 @@ func (g *Region) readResidentPieces(ps []Piece, all []segment, first []int) []bo
 	}
 	flush(len(ps))
 	// Whatever came must come from the image mem was opened on.
-	if any && !v.same() {
+	if read && !v.same() {
 		clear(fast)
 	}
 	return fast
