@@ -117,7 +117,7 @@ func (rd *Reader) Close() error {
 // call to give the P up.
 func (rd *Reader) SetParallel(n int) {
 	if rd.vm != nil {
-		rd.vm.parallel = n
+		rd.vm.parallel = max(n, 1)
 	}
 }
 
