@@ -145,16 +145,7 @@ func TestHandleAfterExec(t *testing.T) {
 			if sibling {
 				tg.ask("sibling")
 			}
-			fmt.Fprintf(tg.in, "exec\n")
-			for {
-				line, err := tg.readLine(30 * time.Second)
-				if err != nil {
-					t.Fatalf("target after exec: %v", err)
-				}
-				if line == "ready" {
-					break
-				}
-			}
+			tg.execAgain()
 			if got := tg.peek(pat.Start, 4); string(got) != "\xee\xee\xee\xee" {
 				t.Fatalf("the new image has no pattern at %#x: %x", pat.Start, got)
 			}

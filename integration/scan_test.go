@@ -533,16 +533,7 @@ func TestScanAfterExec(t *testing.T) {
 	}
 	const marker = "0x414d4d50" // "PMMA", the start of the heap's marker, as an int32
 	mustSucceed(t, procmem(t, scanArgs(marker)...), "scan for the marker")
-	fmt.Fprintf(tg.in, "exec\n")
-	for {
-		line, err := tg.readLine(30 * time.Second)
-		if err != nil {
-			t.Fatalf("target after exec: %v", err)
-		}
-		if line == "ready" {
-			break
-		}
-	}
+	tg.execAgain()
 	for _, cmd := range []string{"count", "list", "set 5", marker} {
 		r := procmem(t, scanArgs(cmd)...)
 		if r.code != 1 || !strings.Contains(r.stderr, "before an exec") || strings.Count(r.stderr, "\n") != 1 {

@@ -113,6 +113,22 @@ func (tg *target) stop() {
 	tg.cmd.Wait()
 }
 
+// execAgain has the target exec itself (same pid, new address space) and
+// waits until the new image is ready.
+func (tg *target) execAgain() {
+	tg.t.Helper()
+	fmt.Fprintf(tg.in, "exec\n")
+	for {
+		line, err := tg.readLine(30 * time.Second)
+		if err != nil {
+			tg.t.Fatalf("target after exec: %v", err)
+		}
+		if line == "ready" {
+			return
+		}
+	}
+}
+
 // kill ends the target and reaps it.
 func (tg *target) kill() { tg.stop() }
 

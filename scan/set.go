@@ -252,17 +252,8 @@ type Match struct {
 // First returns up to n matches, the lowest addresses first.
 func (s *Set) First(n int) []Match {
 	var out []Match
-	var offs []uint16
-	zero := make([]byte, s.Type.Size)
-	for pi := range s.pages {
-		p := &s.pages[pi]
-		offs = s.offsets(p, offs[:0])
-		for i, off := range offs {
-			if len(out) == n {
-				return out
-			}
-			out = append(out, Match{p.addr + uint64(off), s.value(p, i, off, zero)})
-		}
+	if n > 0 {
+		s.Each(func(m Match) bool { out = append(out, m); return len(out) < n })
 	}
 	return out
 }
