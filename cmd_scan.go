@@ -142,11 +142,21 @@ func lockSession(path string) (unlock func(), err error) {
 // defaultSession is the session file of process pid in procmem's cache
 // directory.
 func defaultSession(pid int) (string, error) {
-	dir, err := os.UserCacheDir()
+	dir, err := cacheDir()
 	if err != nil {
 		return "", fmt.Errorf("no cache directory for the session (%v): give --session FILE", err)
 	}
-	return filepath.Join(dir, "procmem", fmt.Sprintf("scan-%d.session", pid)), nil
+	return filepath.Join(dir, fmt.Sprintf("scan-%d.session", pid)), nil
+}
+
+// cacheDir is procmem's directory in the user's cache directory
+// ($XDG_CACHE_HOME or ~/.cache): scan sessions and the prompt's history.
+func cacheDir() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "procmem"), nil
 }
 
 func describeType(t scan.Type, step int) string {

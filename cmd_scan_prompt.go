@@ -153,11 +153,11 @@ type termLines struct {
 const historyMax = 1000
 
 func historyPath() string {
-	dir, err := os.UserCacheDir()
+	dir, err := cacheDir()
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(dir, "procmem", "scan_history")
+	return filepath.Join(dir, "scan_history")
 }
 
 // loadHistory fills the terminal's history from the file, and opens it to

@@ -249,11 +249,11 @@ func TestScanFloats(t *testing.T) {
 	}
 }
 
-// TestFreeze: freeze holds the health while the game writes another value,
-// prints what it holds, and lets go on SIGINT.
-func TestFreeze(t *testing.T) {
-	g := startGame(t)
-	cmd := exec.Command(procmemBin, "-p", itoa(g.pid), "freeze", "--interval", "5ms", fmt.Sprintf("%x=500", g.addr["health"]))
+// startFreeze runs procmem freeze on the game, writing every 5 ms, and
+// returns it with its standard output; it is killed when the test ends.
+func startFreeze(t *testing.T, g *game, holds ...string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	cmd := exec.Command(procmemBin, append([]string{"-p", itoa(g.pid), "freeze", "--interval", "5ms"}, holds...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +263,14 @@ func TestFreeze(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := bufio.NewReader(out)
+	return cmd, bufio.NewReader(out)
+}
+
+// TestFreeze: freeze holds the health while the game writes another value,
+// prints what it holds, and lets go on SIGINT.
+func TestFreeze(t *testing.T) {
+	g := startGame(t)
+	cmd, lines := startFreeze(t, g, fmt.Sprintf("%x=500", g.addr["health"]))
 	first, _ := lines.ReadString('\n')
 	if want := fmt.Sprintf("holding %x = 500 (int32) at %016x\n", g.addr["health"], g.addr["health"]); first != want {
 		t.Errorf("freeze printed %q, want %q", first, want)
@@ -550,16 +557,8 @@ func TestScanAfterExec(t *testing.T) {
 func TestFreezeFollowsPointers(t *testing.T) {
 	g := startGame(t)
 	chain := fmt.Sprintf("[%x]+10", g.addr["player_ptr"]) // player_ptr -> player; health is 16 bytes in
-	cmd := exec.Command(procmemBin, "-p", itoa(g.pid), "freeze", "--interval", "5ms", chain+"=321")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	first, _ := bufio.NewReader(out).ReadString('\n')
+	_, lines := startFreeze(t, g, chain+"=321")
+	first, _ := lines.ReadString('\n')
 	if want := fmt.Sprintf("holding %s = 321 (int32) at %016x\n", chain, g.addr["health"]); first != want {
 		t.Errorf("freeze printed %q, want %q", first, want)
 	}

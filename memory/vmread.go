@@ -111,7 +111,11 @@ func (v *vmReader) read(b []byte, addr uint64, segs []segment) bool {
 	for _, s := range segs {
 		total += s.end - s.start
 	}
-	shares := split(segs, min(uint64(v.parallel), total/vmSplitMin))
+	n := min(uint64(v.parallel), total/vmSplitMin)
+	if n <= 1 { // the daemon's default: one copy, nothing more on the read path
+		return v.readSegs(b, addr, segs) && v.same()
+	}
+	shares := split(segs, n)
 	ok := make([]bool, len(shares))
 	var wg sync.WaitGroup
 	for i := 1; i < len(shares); i++ {
