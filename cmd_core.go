@@ -19,7 +19,8 @@ var coreVerb = verb{
 	long: "The file is sparse: pages without data are holes. Registers are those /proc/PID/task/TID/syscall shows:\n" +
 		"the stack pointer and program counter of each blocked thread, zeros for a running one; -S stops the process\n" +
 		"while the core is written, for memory that does not change under it.",
-	setup: setupCore,
+	setup:       setupCore,
+	needsTarget: true,
 }
 
 func setupCore(flags *pflag.FlagSet) func(*env, []string) error {

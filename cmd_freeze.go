@@ -20,8 +20,9 @@ var freezeVerb = verb{
 	long: "ADDR is a hex address or an address expression (see read). An expression that reads pointers,\n" +
 		"such as [[game+0x4010]+0x8]+0xc, is followed anew before every write, so the value is held wherever\n" +
 		"the chain leads now. A write that fails is reported once and tried again at every interval.",
-	setup:      setupFreeze,
-	ownSuspend: true,
+	setup:       setupFreeze,
+	needsTarget: true,
+	ownSuspend:  true,
 }
 
 func setupFreeze(flags *pflag.FlagSet) func(*env, []string) error {

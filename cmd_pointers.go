@@ -22,7 +22,8 @@ var pointersVerb = verb{
 		"first. Pointers are looked for in writable memory, aligned; static bases are the writable data of the executable and\n" +
 		"its libraries (.data, .bss). --verify keeps the chains that also resolve in another process, such as the same\n" +
 		"program started again, which weeds out the accidental ones.\n" + exprHelp,
-	setup: setupPointers,
+	setup:       setupPointers,
+	needsTarget: true,
 }
 
 func setupPointers(flags *pflag.FlagSet) func(*env, []string) error {

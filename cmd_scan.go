@@ -29,8 +29,9 @@ var scanVerb = verb{
 		"Pages that hold no data are not scanned: they hold only zeros, and reading them would fault them in.\n" +
 		"The target keeps running; -S stops it for each scan, not between them. A session records its process\n" +
 		"(PID, start time, image) and refuses another; one level of undo is kept beside it in FILE.undo.\n" + rangeHelp,
-	setup:      setupScan,
-	ownSuspend: true,
+	setup:       setupScan,
+	needsTarget: true,
+	ownSuspend:  true,
 }
 
 // maxWrites bounds how many matches set and freeze write: more means the

@@ -12,11 +12,12 @@ import (
 )
 
 var watchVerb = verb{
-	name:  "watch",
-	args:  "-r RANGE [--interval 100ms]",
-	short: "print a range whenever it changes",
-	long:  rangeHelp,
-	setup: setupWatch,
+	name:        "watch",
+	args:        "-r RANGE [--interval 100ms]",
+	short:       "print a range whenever it changes",
+	long:        rangeHelp,
+	setup:       setupWatch,
+	needsTarget: true,
 }
 
 // maxWatch bounds the range watch compares on every look.

@@ -9,11 +9,12 @@ import (
 )
 
 var writeVerb = verb{
-	name:  "write",
-	args:  "-a ADDR (-s STRING | -S STRING | -b HEX)",
-	short: "write bytes to memory",
-	long:  "The bytes must all lie in mapped memory; if they do not, nothing is written.\n" + exprHelp,
-	setup: setupWrite,
+	name:        "write",
+	args:        "-a ADDR (-s STRING | -S STRING | -b HEX)",
+	short:       "write bytes to memory",
+	long:        "The bytes must all lie in mapped memory; if they do not, nothing is written.\n" + exprHelp,
+	setup:       setupWrite,
+	needsTarget: true,
 }
 
 func setupWrite(flags *pflag.FlagSet) func(*env, []string) error {

@@ -45,6 +45,9 @@ type verb struct {
 	setup func(flags *pflag.FlagSet) func(e *env, args []string) error
 	// noTarget verbs ignore -p/-P/-S.
 	noTarget bool
+	// needsTarget verbs make no sense on procmem itself (the default
+	// target): they want -p or -P.
+	needsTarget bool
 	// ownSuspend verbs stop the target themselves for -S (env.suspend),
 	// around each piece of work, not for as long as they run.
 	ownSuspend bool
@@ -180,7 +183,7 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 			verbUsage(stdout, v)
 			return err
 		}
-		return usagef("%s: %v", v.name, err)
+		return usagef("%s: %v%s", v.name, err, globalFlagHint(rest[1:]))
 	}
 	if pidSpec != "" && name != "" {
 		return usagef("-p and -P exclude each other")
@@ -191,6 +194,9 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, stdin: os.Stdin, signals: stop}
 	if v.noTarget {
 		return runVerb(e, flags.Args())
+	}
+	if v.needsTarget && pidSpec == "" && name == "" {
+		return usagef("%s needs a target process: procmem -p PID %s ... or procmem -P NAME %s ...", v.name, v.name, v.name)
 	}
 	pid, err := resolveTarget(pidSpec, name)
 	if err != nil {
@@ -209,6 +215,21 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 		defer resume()
 	}
 	return runVerb(e, flags.Args())
+}
+
+// globalFlagHint says where the global flags go when one of them was given
+// after the verb, where the verb's own flags do not know it.
+func globalFlagHint(args []string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-p" || a == "-S" || strings.HasPrefix(a, "--pid") || strings.HasPrefix(a, "--suspend") ||
+			strings.HasPrefix(a, "-p") && len(a) > 2 {
+			return " (global flags such as -p, -P and -S go before the verb: procmem -p PID VERB ...)"
+		}
+	}
+	return ""
 }
 
 func help(args []string, w io.Writer) error {
