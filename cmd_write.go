@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -22,6 +24,7 @@ func setupWrite(flags *pflag.FlagSet) func(*env, []string) error {
 	str := flags.StringP("string", "s", "", "write `STRING`")
 	str0 := flags.StringP("string0", "S", "", "write `STRING` and a terminating NUL")
 	hexBytes := flags.StringP("bytes", "b", "", "write the bytes given in `HEX`, e.g. 'deadbeef' or 'de ad be ef'")
+	force := flags.Bool("force", false, "write memory that is not writable (code, read-only data), as /proc/PID/mem does, copy-on-write; a shared file mapping changes the file")
 	return func(e *env, args []string) error {
 		if err := noArgs(args); err != nil {
 			return err
@@ -50,13 +53,14 @@ func setupWrite(flags *pflag.FlagSet) func(*env, []string) error {
 		if len(data) == 0 {
 			return fmt.Errorf("nothing to write")
 		}
-		return writeMemory(e, addr, data)
+		return writeMemory(e, addr, data, *force)
 	}
 }
 
 // writeMemory writes data at addr after checking that every byte lies in
-// mapped memory, so a write that cannot complete changes nothing.
-func writeMemory(e *env, addr uint64, data []byte) error {
+// mapped memory, so a write that cannot complete changes nothing; memory
+// that is not writable is written only if force is set.
+func writeMemory(e *env, addr uint64, data []byte, force bool) error {
 	rd, err := openMemory(e, true)
 	if err != nil {
 		return err
@@ -70,7 +74,14 @@ func writeMemory(e *env, addr uint64, data []byte) error {
 	if end < addr || !covered(regions, addr, end) {
 		return fmt.Errorf("0x%x-0x%x is not mapped in process %d: nothing written", addr, addr+uint64(len(data)), e.pid())
 	}
-	n, err := rd.Writer(addr, end).WriteFull(data, addr)
+	w := rd.Writer(addr, end)
+	if force {
+		w.Forcing()
+	}
+	n, err := w.WriteFull(data, addr)
+	if errors.Is(err, syscall.EACCES) && n == 0 {
+		return fmt.Errorf("0x%x-0x%x is not writable memory (code or read-only data): nothing written; --force writes it as /proc/PID/mem does", addr, end)
+	}
 	if err != nil {
 		return fmt.Errorf("wrote only %d of %d bytes: %w", n, len(data), err)
 	}

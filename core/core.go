@@ -21,6 +21,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
@@ -291,4 +292,10 @@ func (im *Image) Seek(rd *memory.Reader, off uint64, hole bool) (uint64, bool, e
 // Of reports whether the image was built from the address space rd reads.
 func (im *Image) Of(rd *memory.Reader) bool {
 	return im.image == rd.Image() && rd.SameImage() == nil
+}
+
+// Footprint is about how many bytes the image holds in memory: its
+// headers and notes, and what it keeps of each mapping.
+func (im *Image) Footprint() int64 {
+	return int64(len(im.head)) + int64(len(im.loads)+len(im.regions))*int64(unsafe.Sizeof(load{}))
 }

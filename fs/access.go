@@ -161,10 +161,22 @@ func (a *accessControl) caller(ctx context.Context) (who, error) {
 }
 
 // opener opens files of process pid with the rights of caller w: the only
-// way the filesystem gets a memory.Reader.
+// way the filesystem gets a memory.Reader. Files of map_files are opened
+// with the caller's credentials and CAP_CHECKPOINT_RESTORE, which the
+// kernel asks of whoever looks there: the caller's own rights still decide
+// whether it may reach the process and read the file.
 func (a *accessControl) opener(w who, pid int) memory.Opener {
-	return func(open func() error) error { return a.as(w, pid, open) }
+	return func(open func() error, mapFiles bool) error {
+		if !mapFiles {
+			return a.as(w, pid, open)
+		}
+		return a.asPlus(w, pid, capCheckpointRestore, open)
+	}
 }
+
+// capCheckpointRestore lets a thread look in /proc/PID/map_files (Linux
+// 5.9), as CAP_SYS_ADMIN does, without any other privilege.
+const capCheckpointRestore = 40
 
 // as runs open, which opens files of process pid, as caller w. A caller
 // of the daemon's identity is decided as the daemon: the kernel would
@@ -175,6 +187,12 @@ func (a *accessControl) opener(w who, pid int) memory.Opener {
 // the daemon's own process, which the kernel lets every thread of it read
 // whatever its credentials.
 func (a *accessControl) as(w who, pid int, open func() error) error {
+	return a.asPlus(w, pid, -1, open)
+}
+
+// asPlus is as, with capability extra (if not -1) added to the caller's
+// effective set when it is switched to; the daemon's own identity has it.
+func (a *accessControl) asPlus(w who, pid, extra int, open func() error) error {
 	switch {
 	case w.identity == a.daemon.identity():
 		return open()
@@ -184,6 +202,9 @@ func (a *accessControl) as(w who, pid int, open func() error) error {
 	c, err := a.credentials(w)
 	if err != nil {
 		return err
+	}
+	if extra >= 0 {
+		c.capEff |= 1 << extra & a.daemon.capPrm
 	}
 	return runAs(c, a.daemon, open)
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 // A request that reads a process's memory or its /proc files can wait on
@@ -22,12 +24,15 @@ import (
 // interrupted it), while the call stays on its thread until the kernel
 // lets it go and its result is dropped. A process with a call overdue is
 // stuck: its requests fail at once until that call returns. Calls in
-// flight are bounded per process and in all, so a stuck process costs a
-// few threads, never thousands, and never another process's requests.
+// flight are bounded per process, per user and in all, so a stuck process
+// costs a few threads, never thousands, and never another process's
+// requests; and one user whose processes are stuck holds at most a share
+// of all, never another user's.
 
 // Bounds on the calls in flight: each may hold a thread while it waits.
 const (
 	callsPerProcess = 4
+	callsPerUser    = callsInAll / 4
 	callsInAll      = 256
 )
 
@@ -41,6 +46,7 @@ type callBound struct {
 
 	mu    sync.Mutex
 	procs map[procKey]*procCalls
+	users map[uint32]*procCalls // the calls of each user (the caller's uid), all processes
 }
 
 // procKey names a process for good: a reused PID is another process.
@@ -49,7 +55,7 @@ type procKey struct {
 	start uint64
 }
 
-// procCalls are one process's calls in flight.
+// procCalls are one process's, or one user's, calls in flight.
 type procCalls struct {
 	slots     chan struct{} // a token per call in flight
 	deadlines []time.Time   // when each call in flight is overdue
@@ -58,7 +64,7 @@ type procCalls struct {
 }
 
 func newCallBound(limit time.Duration) *callBound {
-	return &callBound{limit: limit, all: make(chan struct{}, callsInAll), procs: map[procKey]*procCalls{}}
+	return &callBound{limit: limit, all: make(chan struct{}, callsInAll), procs: map[procKey]*procCalls{}, users: map[uint32]*procCalls{}}
 }
 
 // overdue reports whether a call in flight is past its deadline.
@@ -75,55 +81,84 @@ func (b *callBound) stalled(key procKey) error {
 	return fmt.Errorf("process %d does not answer: a call into it has not returned in %v: %w", key.pid, b.limit, syscall.EIO)
 }
 
-// ticket is a call let in: its process's and the global slot are taken,
-// its deadline set.
+// ticket is a call let in: its process's, its user's and the global slot
+// are taken, its deadline set.
 type ticket struct {
 	b        *callBound
 	key      procKey
-	pc       *procCalls
+	uid      uint32
+	pc, uc   *procCalls // the process's calls, the user's
 	deadline time.Time
 	timer    *time.Timer // fires no earlier than the deadline
 }
 
-// enter lets a call into process key in: it waits for a slot of the
-// process and one of all for at most the bound. It fails at once if the
-// process is stuck.
-func (b *callBound) enter(ctx context.Context, key procKey) (*ticket, error) {
-	t := &ticket{b: b, key: key, deadline: time.Now().Add(b.limit)}
+// userStalled is the error of a request past its user's share of the
+// calls while a call of that user's is overdue.
+func userStalled(uid uint32) error {
+	return fmt.Errorf("user %d has %d calls in flight, some into processes that do not answer: %w", uid, callsPerUser, syscall.EIO)
+}
+
+// enter lets a call of user uid into process key in: it waits for a slot
+// of the process, one of the user's share and one of all for at most the
+// bound. It fails at once if the process is stuck, or if the user's share
+// is taken while one of its calls is overdue: a user whose processes hang
+// is told so at once, and never waits in everyone's way.
+func (b *callBound) enter(ctx context.Context, key procKey, uid uint32) (*ticket, error) {
+	t := &ticket{b: b, key: key, uid: uid, deadline: time.Now().Add(b.limit)}
 	b.mu.Lock()
 	pc := b.procs[key]
 	if pc == nil {
 		pc = &procCalls{slots: make(chan struct{}, callsPerProcess)}
 		b.procs[key] = pc
 	}
-	if pc.overdue(time.Now()) {
+	uc := b.users[uid]
+	if uc == nil {
+		uc = &procCalls{slots: make(chan struct{}, callsPerUser)}
+		b.users[uid] = uc
+	}
+	now := time.Now()
+	if pc.overdue(now) {
 		b.markStuck(key, pc)
 		b.mu.Unlock()
 		return nil, b.stalled(key)
 	}
+	if len(uc.slots) == cap(uc.slots) && uc.overdue(now) {
+		b.mu.Unlock()
+		return nil, userStalled(uid)
+	}
 	pc.waiting++
+	uc.waiting++
 	b.mu.Unlock()
 
 	t.timer = time.NewTimer(b.limit)
 	err := acquire(ctx, pc.slots, t.timer.C)
 	if err == nil {
+		if err = acquire(ctx, uc.slots, t.timer.C); err != nil {
+			<-pc.slots
+		}
+	}
+	if err == nil {
 		if err = acquire(ctx, b.all, t.timer.C); err != nil {
+			<-uc.slots
 			<-pc.slots
 		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	pc.waiting--
+	uc.waiting--
 	if err != nil {
 		t.timer.Stop()
 		b.drop(key, pc)
+		b.dropUser(uid, uc)
 		if err == errExpired {
 			err = b.stalled(key)
 		}
 		return nil, err
 	}
-	t.pc = pc
+	t.pc, t.uc = pc, uc
 	pc.deadlines = append(pc.deadlines, t.deadline)
+	uc.deadlines = append(uc.deadlines, t.deadline)
 	return t, nil
 }
 
@@ -148,27 +183,38 @@ func acquire(ctx context.Context, sem chan struct{}, expired <-chan time.Time) e
 	}
 }
 
-// leave ends the call due by deadline, and says in the log when a stuck
+// leave ends the call of ticket t, and says in the log when a stuck
 // process answers again.
-func (b *callBound) leave(key procKey, pc *procCalls, deadline time.Time) {
+func (b *callBound) leave(t *ticket) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if i := slices.Index(pc.deadlines, deadline); i >= 0 {
-		pc.deadlines = slices.Delete(pc.deadlines, i, i+1)
+	pc, uc := t.pc, t.uc
+	for _, c := range []*procCalls{pc, uc} {
+		if i := slices.Index(c.deadlines, t.deadline); i >= 0 {
+			c.deadlines = slices.Delete(c.deadlines, i, i+1)
+		}
+		<-c.slots
 	}
-	<-pc.slots
 	<-b.all
 	if pc.stuck && !pc.overdue(time.Now()) {
 		pc.stuck = false
-		log.Printf("procmem: process %d answers again, %v after a call was due", key.pid, time.Since(deadline).Round(time.Millisecond))
+		log.Printf("procmem: process %d answers again, %v after a call was due", t.key.pid, time.Since(t.deadline).Round(time.Millisecond))
 	}
-	b.drop(key, pc)
+	b.drop(t.key, pc)
+	b.dropUser(t.uid, uc)
 }
 
 // drop forgets a process with nothing in flight. b.mu must be held.
 func (b *callBound) drop(key procKey, pc *procCalls) {
 	if len(pc.deadlines) == 0 && pc.waiting == 0 && b.procs[key] == pc {
 		delete(b.procs, key)
+	}
+}
+
+// dropUser forgets a user with nothing in flight. b.mu must be held.
+func (b *callBound) dropUser(uid uint32, uc *procCalls) {
+	if len(uc.deadlines) == 0 && uc.waiting == 0 && b.users[uid] == uc {
+		delete(b.users, uid)
 	}
 }
 
@@ -228,9 +274,10 @@ const (
 	abandoned
 )
 
-// do runs fn, a call into process key, within b's bound (see run).
+// do runs fn, a call into process key for the request's caller, within
+// b's bound (see run).
 func do[T any](ctx context.Context, b *callBound, key procKey, fn func() (T, error), discard func(T)) (T, error) {
-	t, err := b.enter(ctx, key)
+	t, err := b.enter(ctx, key, callerUID(ctx))
 	if err != nil {
 		var zero T
 		return zero, err
@@ -250,7 +297,7 @@ func run[T any](ctx context.Context, t *ticket, fn func() (T, error), discard fu
 		v, err := fn()
 		c.val, c.err = v, err
 		kept := c.state.CompareAndSwap(running, finished)
-		t.b.leave(t.key, t.pc, t.deadline)
+		t.b.leave(t)
 		if kept {
 			close(c.done)
 		} else if discard != nil {
@@ -277,4 +324,13 @@ func run[T any](ctx context.Context, t *ticket, fn func() (T, error), discard fu
 	}
 	var zero T
 	return zero, err
+}
+
+// callerUID is the filesystem uid of the request's caller, whose share of
+// the calls it takes; the kernel's own requests count as root's.
+func callerUID(ctx context.Context) uint32 {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid
+	}
+	return 0
 }

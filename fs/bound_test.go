@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 // blocker is a call that waits until it is let go.
@@ -16,7 +18,7 @@ type blocker struct {
 }
 
 func newBlocker() *blocker {
-	return &blocker{release: make(chan struct{}), started: make(chan struct{}, 64)}
+	return &blocker{release: make(chan struct{}), started: make(chan struct{}, 256)}
 }
 
 func (b *blocker) call() (int, error) {
@@ -136,6 +138,48 @@ func TestBoundSlotsPerProcess(t *testing.T) {
 	wg.Wait()
 	close(bl.release)
 	if !poll(5*time.Second, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.procs) == 0 && len(b.all) == 0 }) {
+		t.Errorf("slots held after every call returned")
+	}
+}
+
+// One user's calls take at most its share of all: with that share held
+// by calls into processes that do not answer, its next request fails at
+// once, while another user is served at once.
+func TestBoundSharePerUser(t *testing.T) {
+	const limit = 200 * time.Millisecond
+	b := newCallBound(limit)
+	as := func(uid uint32) context.Context {
+		return fuse.NewContext(context.Background(), &fuse.Caller{Owner: fuse.Owner{Uid: uid}, Pid: 1})
+	}
+	bl := newBlocker()
+	var wg sync.WaitGroup
+	for i := range callsPerUser {
+		wg.Add(1)
+		go func() { defer wg.Done(); do(as(1000), b, procKey{100 + i/callsPerProcess, 1}, bl.call, nil) }()
+	}
+	for range callsPerUser {
+		<-bl.started
+	}
+	// Another user is served at once, the share of the first one held.
+	begin := time.Now()
+	if v, err := do(as(2000), b, procKey{5000, 1}, func() (int, error) { return 5, nil }, nil); v != 5 || err != nil || time.Since(begin) > limit/2 {
+		t.Errorf("another user while one holds its share: %d, %v after %v", v, err, time.Since(begin))
+	}
+	wg.Wait() // the first user's requests gave up: its calls are overdue
+	begin = time.Now()
+	ran := false
+	_, err := do(as(1000), b, procKey{999, 1}, func() (int, error) { ran = true; return 0, nil }, nil)
+	if !errors.Is(err, syscall.EIO) || ran || time.Since(begin) > limit/2 {
+		t.Errorf("the stuck user past its share: %v after %v, ran %v; want EIO at once", err, time.Since(begin), ran)
+	}
+	if v, err := do(as(2000), b, procKey{5001, 1}, func() (int, error) { return 6, nil }, nil); v != 6 || err != nil {
+		t.Errorf("another user while the first is stuck: %d, %v", v, err)
+	}
+	if n := len(b.all); n != callsPerUser {
+		t.Errorf("%d of all slots held, want the stuck user's %d", n, callsPerUser)
+	}
+	close(bl.release)
+	if !poll(5*time.Second, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.users) == 0 && len(b.all) == 0 }) {
 		t.Errorf("slots held after every call returned")
 	}
 }

@@ -125,6 +125,9 @@ func (n *coreFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		defer p.Close()
 		return core.Build(p, h.mem)
 	}, nil)
+	if err == nil {
+		err = h.charge.grow(0, im.Footprint())
+	}
 	if err != nil {
 		h.Release(ctx)
 		return nil, 0, toErrno(err)

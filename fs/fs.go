@@ -49,7 +49,7 @@ type FS struct {
 	bootTime time.Time // to turn process start ticks into times
 	hidePIDs bool      // /proc is mounted with hidepid: each caller sees what it may
 	access   *accessControl
-	handles  *handleQuota
+	account  *account   // what each user's open handles hold
 	bound    *callBound // every call into a process
 	// blockSize is st_blksize of every file: the largest request the
 	// kernel allows, so that cp, tar and stdio read in such blocks.
@@ -105,11 +105,11 @@ func New(cfg Config) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading how /proc is mounted: %w", err)
 	}
-	quota := &handleQuota{daemonUID: access.daemon.uid[1]}
+	acct := &account{daemonUID: access.daemon.uid[1]}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	return &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access, handles: quota,
+	return &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access, account: acct,
 		bound: newCallBound(cfg.Timeout), blockSize: uint32(requestSize())}, nil
 }
 

@@ -3,13 +3,11 @@ package fs
 import (
 	"context"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
 
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
@@ -23,11 +21,10 @@ import (
 // released, so the files are closed when the last call is done.
 type handle struct {
 	opened
-	quota *handleQuota // counts the handle against uid
-	uid   uint32
-	bound *callBound
-	key   procKey
-	users atomic.Int32 // the open file and each call in flight
+	charge *charge // what it holds, charged to its user: the user its calls count as too
+	bound  *callBound
+	key    procKey
+	users  atomic.Int32 // the open file and each call in flight
 }
 
 // regionHandle is an open region file. It never reads or writes outside
@@ -65,9 +62,13 @@ func (d *procDir) openHandle(ctx context.Context, write bool, region *procfs.Reg
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	uid, ok := fsys.handles.acquire(ctx)
-	if !ok {
-		return nil, syscall.EMFILE
+	fds := fdsSpace
+	if region != nil {
+		fds = fdsRegion
+	}
+	charge, err := fsys.account.open(ctx, fds, 0)
+	if err != nil {
+		return nil, toErrno(err)
 	}
 	o, err := do(ctx, fsys.bound, d.key(), func() (opened, error) {
 		p, err := d.pin()
@@ -88,10 +89,10 @@ func (d *procDir) openHandle(ctx context.Context, write bool, region *procfs.Reg
 		return o, nil
 	}, opened.close)
 	if err != nil {
-		fsys.handles.release(uid)
+		charge.release()
 		return nil, toErrno(err)
 	}
-	h := &handle{opened: o, quota: fsys.handles, uid: uid, bound: fsys.bound, key: d.key()}
+	h := &handle{opened: o, charge: charge, bound: fsys.bound, key: d.key()}
 	h.users.Store(1)
 	return h, 0
 }
@@ -107,7 +108,7 @@ func openFlags(write bool) uint32 {
 
 // handleCall runs fn on the handle's files within the bound (see run).
 func handleCall[T any](ctx context.Context, h *handle, fn func() (T, error), discard func(T)) (T, error) {
-	t, err := h.bound.enter(ctx, h.key)
+	t, err := h.bound.enter(ctx, h.key, h.charge.uid)
 	if err != nil {
 		var zero T
 		return zero, err
@@ -262,70 +263,15 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno { return 0 }
 // Release closes the files once no call uses them. Closing may wait too
 // (a file on a hung filesystem is flushed), so it is one more call.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
-	h.quota.release(h.uid)
+	h.charge.release()
 	if h.users.Add(-1) != 0 {
 		return 0 // the last call closes them
 	}
-	t, err := h.bound.enter(ctx, h.key)
+	t, err := h.bound.enter(ctx, h.key, h.charge.uid)
 	if err != nil { // the process is stuck: the files must be closed all the same
 		go h.opened.close()
 		return 0
 	}
 	run(ctx, t, func() (struct{}, error) { h.opened.close(); return struct{}{}, nil }, nil)
 	return 0
-}
-
-// handleQuota bounds the region files that one user other than the
-// daemon's may hold open. Each holds three to five of the daemon's file
-// descriptors, and one user must not take them all from everyone, nor be
-// told that processes are gone (ENOENT) when the daemon runs out: past its
-// share a user's opens fail with EMFILE.
-type handleQuota struct {
-	daemonUID uint32
-
-	mu   sync.Mutex
-	open map[uint32]int
-}
-
-// fdsPerHandle is the most descriptors an open region file holds: mem,
-// pagemap, the pin of the process, stat for the fast path, maps to tell
-// an unmapped page from an untouched one.
-const fdsPerHandle = 5
-
-// share is how many region files one user may hold open: a quarter of the
-// daemon's descriptors.
-func (q *handleQuota) share() int {
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		return 1 << 30
-	}
-	return max(16, int(lim.Cur/4/fdsPerHandle))
-}
-
-// acquire counts an open against the caller's uid, and reports whether it
-// is within the share; the daemon's own user has no bound.
-func (q *handleQuota) acquire(ctx context.Context) (uint32, bool) {
-	caller, ok := fuse.FromContext(ctx)
-	if !ok {
-		return 0, false
-	}
-	uid := caller.Uid
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if uid != q.daemonUID && q.open[uid] >= q.share() {
-		return uid, false
-	}
-	if q.open == nil {
-		q.open = map[uint32]int{}
-	}
-	q.open[uid]++
-	return uid, true
-}
-
-func (q *handleQuota) release(uid uint32) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.open[uid]--; q.open[uid] <= 0 {
-		delete(q.open, uid)
-	}
 }

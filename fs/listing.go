@@ -17,9 +17,10 @@ import (
 // 60,000 regions reads maps and scans the page tables once, and every
 // entry it shows agrees with the others.
 type listing struct {
-	dir   *procDir
-	maps  *os.File     // opened with the caller's credentials
-	image procfs.Image // the image the process ran when maps was opened
+	dir    *procDir
+	maps   *os.File     // opened with the caller's credentials
+	image  procfs.Image // the image the process ran when maps was opened
+	charge *charge      // the descriptor and the entries, charged to the caller
 
 	mu      sync.Mutex
 	snap    *mapsSnapshot
@@ -41,6 +42,10 @@ func (d *procDir) openListing(ctx context.Context) (*listing, error) {
 	if err != nil {
 		return nil, err
 	}
+	charge, err := d.fsys.account.open(ctx, fdsDir, 0)
+	if err != nil {
+		return nil, err
+	}
 	type opened struct {
 		maps  *os.File
 		image procfs.Image
@@ -56,9 +61,10 @@ func (d *procDir) openListing(ctx context.Context) (*listing, error) {
 		}
 	})
 	if err != nil {
+		charge.release()
 		return nil, err
 	}
-	return &listing{dir: d, maps: o.maps, image: o.image}, nil
+	return &listing{dir: d, maps: o.maps, image: o.image, charge: charge}, nil
 }
 
 // Releasedir closes the listing's files.
@@ -66,7 +72,12 @@ func (l *listing) Releasedir(ctx context.Context, flags uint32) {
 	if l.maps != nil {
 		l.maps.Close()
 	}
+	l.charge.release()
 }
+
+// entryBytes is about what a listing holds for each region: the region as
+// parsed and its entry.
+const entryBytes = 256
 
 // load reads maps afresh and makes the entries: the dots, info, statm, the
 // regions in address order, the links by name.
@@ -80,6 +91,12 @@ func (l *listing) load(ctx context.Context) syscall.Errno {
 	}, nil)
 	if err != nil {
 		return readdirErrno(err)
+	}
+	// What the last reading held is given back; this one is charged.
+	if grow := int64(len(snap.regions)+10)*entryBytes - (l.charge.bytes - minHandleBytes); grow > 0 {
+		if err := l.charge.grow(0, grow); err != nil {
+			return toErrno(err)
+		}
 	}
 	entries := make([]fuse.DirEntry, 0, len(snap.regions)+10)
 	entries = append(entries, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.stableAttr().Ino},

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"fmt"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -98,7 +97,11 @@ func (n *memFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint
 }
 
 // spaceHandle is an open mem. Each request takes the regions from a
-// reading of maps no older than snapshotAge, through the caller's own fd.
+// reading of maps no older than snapshotAge, through the maps fd the
+// handle's open opened with the caller's credentials beside mem: bound to
+// the same address space, and needing no caller, so a write back from a
+// shared mapping (which the kernel sends without one) is decided as the
+// open was.
 type spaceHandle struct {
 	*handle
 	dir   *procDir
@@ -111,38 +114,45 @@ var (
 	_ = (gofs.FileLseeker)((*spaceHandle)(nil))
 )
 
-// regions returns the regions as they are now, and the end of the space.
-func (h *spaceHandle) regions(ctx context.Context) ([]procfs.Region, uint64, error) {
-	snap, err := h.dir.snapshot(ctx, snapshotAge)
-	if err != nil {
-		return nil, 0, err
-	}
-	return snap.regions, spaceEnd(snap.regions), nil
+// span is a request on mem: the regions it reads across, and the end of
+// the space.
+type span struct {
+	regions []procfs.Region
+	end     uint64
+}
+
+// regions reads the regions as they are now (no older than snapshotAge),
+// within the bound: reading maps waits on the process.
+func (h *spaceHandle) regions(ctx context.Context) (span, error) {
+	return handleCall(ctx, h.handle, func() (span, error) {
+		regions, err := h.mem.Regions(snapshotAge)
+		return span{regions, spaceEnd(regions)}, err
+	}, nil)
 }
 
 // Read reads the memory at address off: the regions' memory as their
 // files read it, zeros in between; EOF at the end of the space or once
 // the process is gone.
 func (h *spaceHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	regions, end, err := h.regions(ctx)
+	sp, err := h.regions(ctx)
 	if memory.Classify(err) == memory.Gone {
 		return fuse.ReadResultData(nil), 0 // like /proc/PID/mem: EOF
 	}
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	if off < 0 || uint64(off) >= end {
+	if off < 0 || uint64(off) >= sp.end {
 		return fuse.ReadResultData(nil), 0
 	}
-	n := int(min(uint64(len(dest)), end-uint64(off)))
-	return h.read(ctx, n, func(b []byte) (int, error) { return h.mem.ReadSpan(regions, b, uint64(off)) })
+	n := int(min(uint64(len(dest)), sp.end-uint64(off)))
+	return h.read(ctx, n, func(b []byte) (int, error) { return h.mem.ReadSpan(sp.regions, b, uint64(off)) })
 }
 
-// Write writes memory at address off, only inside regions, under the rules
-// of their files: all of it must be mapped (EIO, nothing written, if not),
-// in regions with 'w' unless the mount forces writes (EACCES). A write at
-// or past the end of the space fails with ENOSPC, one crossing it is
-// shortened.
+// Write writes memory at address off, only where the process maps memory
+// at the moment of the write: all of it must be mapped (EIO, nothing
+// written, if not) and writable unless the mount forces writes (EACCES).
+// A write at or past the end of the space fails with ENOSPC, one crossing
+// it is shortened.
 func (h *spaceHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	if !h.write {
 		return 0, syscall.EBADF
@@ -153,28 +163,16 @@ func (h *spaceHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 	if len(data) == 0 {
 		return 0, 0
 	}
-	regions, end, err := h.regions(ctx)
+	sp, err := h.regions(ctx)
 	if err != nil {
 		return 0, writeErrno(err)
 	}
-	if uint64(off) >= end {
+	if uint64(off) >= sp.end {
 		return 0, syscall.ENOSPC
 	}
-	data = data[:min(uint64(len(data)), end-uint64(off))]
-	// Whether it is all mapped asks the process's maps (PROCMAP_QUERY),
-	// which can wait on it like any other call: within the bound.
-	return h.handle.write(ctx, data, func(b []byte) (int, error) {
-		in, err := h.mem.Mapped(regions, uint64(off), uint64(len(b)))
-		if err != nil {
-			return 0, err
-		}
-		for _, r := range in {
-			if !r.Perms.Write && !h.dir.fsys.cfg.ForceWrite {
-				return 0, fmt.Errorf("write at 0x%x: %s has no w: %w", r.Start, r.Label(), syscall.EACCES)
-			}
-		}
-		return h.mem.WriteSpan(in, b, uint64(off))
-	})
+	data = data[:min(uint64(len(data)), sp.end-uint64(off))]
+	force := h.dir.fsys.cfg.ForceWrite
+	return h.handle.write(ctx, data, func(b []byte) (int, error) { return h.mem.WriteSpan(b, uint64(off), force) })
 }
 
 // Lseek answers SEEK_DATA and SEEK_HOLE across the regions; the gaps
@@ -183,12 +181,12 @@ func (h *spaceHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uin
 	if whence != seekData && whence != seekHole {
 		return 0, syscall.EINVAL
 	}
-	regions, end, err := h.regions(ctx)
+	sp, err := h.regions(ctx)
 	if err != nil {
 		return 0, toErrno(err)
 	}
-	if off >= end {
+	if off >= sp.end {
 		return 0, syscall.ENXIO
 	}
-	return h.seek(ctx, func() (uint64, bool, error) { return h.mem.SeekSpan(regions, off, end, whence == seekHole) })
+	return h.seek(ctx, func() (uint64, bool, error) { return h.mem.SeekSpan(sp.regions, off, sp.end, whence == seekHole) })
 }

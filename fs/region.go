@@ -117,7 +117,12 @@ func (n *regionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 	}
 	rh := &regionHandle{handle: h, start: n.start, end: n.end}
 	if write {
-		rh.writer = h.mem.Writer(n.start, n.end)
+		// Each write is decided when it is made: the region may have
+		// become read-only, or been replaced, since this open.
+		rh.writer = h.mem.RegionWriter(region)
+		if n.fsys.cfg.ForceWrite {
+			rh.writer.Forcing()
+		}
 	}
 	return rh, openFlags(write), 0
 }

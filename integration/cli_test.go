@@ -208,8 +208,15 @@ func TestWrite(t *testing.T) {
 	if got := tg.peek(at, 5); !bytes.Equal(got, []byte{0xde, 0xad, 0xbe, 0xef, 'o'}) {
 		t.Errorf("write -b: target sees % x", got)
 	}
-	// Read-only memory is written as /proc/PID/mem allows (forced).
-	mustSucceed(t, procmem(t, "-p", pid, "write", "-a", fmt.Sprintf("%x", tg.addr["rodata"]), "-s", "READ"), "write to r--p")
+	// Read-only memory is refused, and written with --force as
+	// /proc/PID/mem allows.
+	if r := procmem(t, "-p", pid, "write", "-a", fmt.Sprintf("%x", tg.addr["rodata"]), "-s", "READ"); r.code != 1 || !strings.Contains(r.stderr, "--force") {
+		t.Errorf("write to r--p without --force: exit %d, %q", r.code, r.stderr)
+	}
+	if got := tg.peek(tg.addr["rodata"], 4); string(got) == "READ" {
+		t.Errorf("a refused write to r--p landed")
+	}
+	mustSucceed(t, procmem(t, "-p", pid, "write", "--force", "-a", fmt.Sprintf("%x", tg.addr["rodata"]), "-s", "READ"), "write --force to r--p")
 	if got := tg.peek(tg.addr["rodata"], 14); string(got) != "READ-only page" {
 		t.Errorf("write to r--p: %q", got)
 	}

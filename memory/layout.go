@@ -27,6 +27,7 @@ const (
 	resident                      // data in pages the page tables show present or swapped
 	unreadable                    // a guard region: reads fail with EIO
 	fromFile                      // data the mapped file holds: read from the file, not the process
+	fromVDSO                      // a page of [vdso] the process never touched: the daemon's own copy
 )
 
 // segment is a stretch [start, end) of one kind.
@@ -55,44 +56,38 @@ type segment struct {
 type layout struct {
 	region  procfs.Region
 	pm      *procfs.Pagemap // the Reader's, bound to its address space
-	file    *os.File        // the mapped file, if it could be opened
+	file    *os.File        // the mapped file, if it could be had (mapFiles)
+	entry   *mapFile        // where file came from, given back on close
+	files   *mapFiles
 	anon    bool
-	avoided bool // never read: a file on the avoided device (Reader.Avoid), or [vvar]
+	vdso    []byte // for [vdso]: the daemon's own, which its pages are, if they are
+	avoided bool   // never read: a file on the avoided device (Reader.Avoid), or [vvar]
 }
 
-// newLayout prepares the layout of region r of the process p, whose
-// address space pm is bound to; mappings of files on device avoid are
-// never read.
-func newLayout(p *procfs.Process, pm *procfs.Pagemap, r procfs.Region, avoid string) *layout {
+// newLayout prepares the layout of region r; mappings of files on the
+// avoided device are never read.
+func (rd *Reader) newLayout(r procfs.Region) *layout {
 	// [vvar]: refused without asking; [vsyscall] is refused for its
 	// address (ErrAddressRange) when read.
-	if avoid != "" && r.Dev == avoid && r.Inode != 0 || r.Unreadable() && r.Start < MaxAddress {
-		return &layout{region: r, pm: pm, avoided: true}
+	if rd.avoid != "" && r.Dev == rd.avoid && r.Inode != 0 || r.Unreadable() && r.Start < MaxAddress {
+		return &layout{region: r, pm: rd.pm, avoided: true}
 	}
-	l := &layout{region: r, pm: pm, anon: isPrivateAnon(r)}
-	if !l.anon && r.Path != "" && !r.Pseudo() && r.Inode != 0 {
-		l.file = openRegular(p, r) // without CAP_SYS_ADMIN: all data
+	l := &layout{region: r, pm: rd.pm, anon: isPrivateAnon(r)}
+	switch {
+	case r.Path == "[vdso]":
+		l.vdso = rd.ownVDSO(r)
+	case !l.anon && r.Path != "" && !r.Pseudo() && r.Inode != 0:
+		// Without the rights to open it: all data, read through the process.
+		l.files, l.entry = &rd.files, rd.files.get(r)
+		l.file = l.entry.f
 	}
 	return l
 }
 
-// openRegular opens the file region r maps, if it is a regular file:
-// reading a device could do anything.
-func openRegular(p *procfs.Process, r procfs.Region) *os.File {
-	f, err := p.OpenMapFile(r)
-	if err != nil {
-		return nil
-	}
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil
-	}
-	return f
-}
-
 func (l *layout) close() {
-	if l.file != nil {
-		l.file.Close()
+	if l.entry != nil {
+		l.files.put(l.entry)
+		l.entry, l.file = nil, nil
 	}
 }
 
@@ -130,6 +125,8 @@ func (l *layout) segments(start, end uint64) ([]segment, error) {
 		return l.fileSegments(start, end)
 	case l.file != nil:
 		return l.privateFileSegments(start, end)
+	case l.vdso != nil:
+		return l.vdsoSegments(start, end)
 	}
 	return []segment{{start, end, data}}, nil
 }
@@ -253,6 +250,26 @@ func (l *layout) fileSegments(start, end uint64) ([]segment, error) {
 	}
 	segs.add(at, fileEnd, hole)
 	segs.add(max(at, fileEnd), end, data)
+	return segs, nil
+}
+
+// vdsoSegments: the pages of [vdso] the process has touched are read from
+// it (they are present, so reading faults nothing in); the others are the
+// kernel's vDSO image, which the daemon has mapped too.
+func (l *layout) vdsoSegments(start, end uint64) ([]segment, error) {
+	ranges, err := l.pm.Scan(start, end)
+	if err != nil {
+		return nil, err
+	}
+	var segs segmentList
+	at := start
+	for _, r := range ranges {
+		s, e := max(r.Start, start), min(r.End, end)
+		segs.add(at, s, fromVDSO)
+		segs.add(s, e, resident)
+		at = max(at, e)
+	}
+	segs.add(at, end, fromVDSO)
 	return segs, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -12,27 +13,41 @@ import (
 )
 
 // Opener runs open with the credentials of whoever the memory is opened
-// for, so that the kernel's own check (ptrace_may_access) decides. The
-// command line opens as itself; the filesystem as the caller of a request.
-type Opener func(open func() error) error
+// for, so that the kernel's own checks (ptrace_may_access, the modes of
+// files) decide. The command line opens as itself; the filesystem as the
+// caller of a request. mapFiles says that open opens a file through
+// /proc/PID/map_files, which the kernel lets only CAP_SYS_ADMIN or
+// CAP_CHECKPOINT_RESTORE traverse: an opener adds the latter to the
+// caller's credentials for it, so the caller's rights still decide
+// whether it may reach the process and read the file.
+type Opener func(open func() error, mapFiles bool) error
 
 // Self opens with the process's own credentials.
-func Self(open func() error) error { return open() }
+func Self(open func() error, mapFiles bool) error { return open() }
 
 // Reader reads one process's address space: the one its mem fd was opened
 // on, with the credentials of its Opener. Once that address space is gone
 // (exit, exec), every read fails with ErrGone, never another process's
 // memory. A Reader may be used by several goroutines at once.
+//
+// Every byte a Reader hands out comes through a descriptor its Opener
+// opened (mem, maps, the mapped files), or is checked after it was read to
+// come from the address space mem was opened on (process_vm_readv and the
+// page tables, read with the daemon's own rights).
 type Reader struct {
-	proc  *procfs.Process // a pin of its own, for the image check and map_files
-	mem   mem
-	pm    *procfs.Pagemap // the page tables: which pages hold data
-	vm    *vmReader       // the fast path; nil if none
+	proc  *procfs.Process   // a pin of its own, for the image check
+	as    Opener            // the credentials everything is opened with
+	mem   mem               // opened with as
+	query *procfs.MapsQuery // maps, opened with as together with mem: which addresses are mapped, and how
+	pm    *procfs.Pagemap   // the page tables: which pages hold data
+	vm    *vmReader         // the fast path; nil if none
 	write bool
 	avoid string // the device of files never read through the target (Avoid)
+	files mapFiles
 
-	queryOnce sync.Once
-	query     *procfs.MapsQuery // which addresses are mapped; nil if it cannot be told
+	regionsMu sync.Mutex
+	regions   []procfs.Region // the last reading of maps through query
+	regionsAt time.Time
 
 	uffdOnce sync.Once
 	uffd     [][2]uint64 // regions registered with userfaultfd
@@ -40,18 +55,19 @@ type Reader struct {
 }
 
 // Open opens the memory of p for reading, and for writing too if write is
-// set. The caller's fd on /proc/PID/mem is what proves the access; the
-// page tables are then read with the daemon's own rights, for the same
-// address space only.
+// set. The mem and maps fds, opened together with the credentials of as,
+// are what prove the access; the page tables are then read with the
+// daemon's own rights, for the same address space only.
 func Open(p *procfs.Process, as Opener, write bool) (*Reader, error) {
 	proc, err := p.Dup()
 	if err != nil {
 		return nil, err
 	}
-	rd := &Reader{proc: proc, mem: mem{fd: -1}, write: write}
+	rd := &Reader{proc: proc, as: as, mem: mem{fd: -1}, write: write}
+	rd.files.rd = rd
 	// The image is read before mem is opened and compared after the page
-	// tables are: if it is the same, no exec came between, and mem, the
-	// page tables and the fast path all see one address space.
+	// tables are: if it is the same, no exec came between, and mem, maps,
+	// the page tables and the fast path all see one address space.
 	vm := newVMReader(proc)
 	flags := unix.O_RDONLY
 	if write {
@@ -59,9 +75,16 @@ func Open(p *procfs.Process, as Opener, write bool) (*Reader, error) {
 	}
 	err = as(func() error {
 		var err error
-		rd.mem.fd, err = proc.OpenFd("mem", flags)
-		return err
-	})
+		if rd.mem.fd, err = proc.OpenFd("mem", flags); err != nil {
+			return err
+		}
+		maps, err := proc.OpenFile("maps", unix.O_RDONLY)
+		if err != nil {
+			return err
+		}
+		rd.query = procfs.NewMapsQuery(maps)
+		return nil
+	}, false)
 	if err == nil {
 		rd.pm, err = proc.OpenPagemap()
 	}
@@ -100,6 +123,7 @@ func (rd *Reader) SameImage() error {
 func (rd *Reader) Close() error {
 	err := rd.mem.close()
 	rd.vm.close()
+	rd.files.close()
 	if rd.query != nil {
 		rd.query.Close()
 	}
@@ -108,6 +132,38 @@ func (rd *Reader) Close() error {
 	}
 	rd.proc.Close()
 	return err
+}
+
+// Regions returns the regions of the address space the reader was opened
+// on, as its maps descriptor reads them (with the opener's rights), from
+// a reading no older than maxAge. Once the address space is gone there
+// are none.
+func (rd *Reader) Regions(maxAge time.Duration) ([]procfs.Region, error) {
+	rd.regionsMu.Lock()
+	defer rd.regionsMu.Unlock()
+	if rd.regions != nil && time.Since(rd.regionsAt) < maxAge {
+		return rd.regions, nil
+	}
+	regions, err := rd.query.Regions()
+	if err != nil {
+		return nil, err
+	}
+	if len(regions) == 0 {
+		if err := rd.alive(); err != nil {
+			return nil, err
+		}
+	}
+	rd.regions, rd.regionsAt = regions, time.Now()
+	return regions, nil
+}
+
+// alive reports ErrGone once the address space is gone: its page tables
+// can no longer be read.
+func (rd *Reader) alive() error {
+	if _, err := rd.pm.Scan(0, pageSize); Classify(err) == Gone {
+		return ErrGone
+	}
+	return nil
 }
 
 // SetParallel lets a large read of resident memory be split into shares
@@ -131,7 +187,7 @@ func (rd *Reader) Avoid(dev string) { rd.avoid = dev }
 // Region returns a reader of one region of the address space, whose holes
 // follow the region's kind (see layout). Close it after use.
 func (rd *Reader) Region(r procfs.Region) *Region {
-	return &Region{rd: rd, layout: newLayout(rd.proc, rd.pm, r, rd.avoid)}
+	return &Region{rd: rd, layout: rd.newLayout(r)}
 }
 
 // Region reads one region of a Reader's address space.
@@ -209,16 +265,9 @@ func (rd *Reader) mappedUpTo(start, end uint64) (uint64, error) {
 	return q.MappedUpTo(start, end)
 }
 
-// mapsQuery asks the kernel which addresses are mapped now. Maps is opened
-// for that at the first question, with the daemon's rights, for the
-// address space the caller's mem fd proves.
-func (rd *Reader) mapsQuery() (*procfs.MapsQuery, error) {
-	rd.queryOnce.Do(func() { rd.query, _ = rd.proc.OpenMapsQuery() })
-	if rd.query == nil {
-		return nil, procfs.ErrNoQuery
-	}
-	return rd.query, nil
-}
+// mapsQuery asks the kernel which addresses are mapped now, through the
+// maps fd opened with mem.
+func (rd *Reader) mapsQuery() (*procfs.MapsQuery, error) { return rd.query, nil }
 
 // Seek returns the first address at or after addr (inside the region) that
 // starts data, or with hole set a hole; the end of the region counts as a
@@ -269,6 +318,10 @@ func (rd *Reader) fillSegments(b []byte, addr uint64, segs []segment, l *layout,
 			var n int
 			n, err = l.readFile(part, s.start)
 			done += n
+		case fromVDSO:
+			copy(part, l.vdso[s.start-l.region.Start:])
+			done += len(part)
+			continue
 		case resident:
 			if fast {
 				done += len(part)
@@ -340,40 +393,6 @@ func (rd *Reader) ReadRange(b []byte, addr uint64, regions []procfs.Region) erro
 		}
 	}
 	return fmt.Errorf("0x%x-0x%x is not mapped", at, end)
-}
-
-// Writer writes memory inside one range only.
-type Writer struct {
-	rd         *Reader
-	start, end uint64
-}
-
-// Writer returns a writer of [start, end). The Reader must have been
-// opened for writing.
-func (rd *Reader) Writer(start, end uint64) *Writer {
-	return &Writer{rd: rd, start: start, end: end}
-}
-
-// Write writes what of b fits in the writer's range at addr, in one system
-// call: a write that runs into a page that cannot be written is short.
-// Nothing is ever written outside the range.
-func (w *Writer) Write(b []byte, addr uint64) (int, error) {
-	if !w.rd.write {
-		return 0, fmt.Errorf("write at 0x%x: %w", addr, unix.EBADF)
-	}
-	if addr < w.start || addr >= w.end {
-		return 0, fmt.Errorf("0x%x: %w", addr, ErrOutOfRange)
-	}
-	return w.rd.mem.pwrite(b[:min(uint64(len(b)), w.end-addr)], addr)
-}
-
-// WriteFull writes all of b at addr, which must fit the range; a short
-// write is an error that says where it stopped.
-func (w *Writer) WriteFull(b []byte, addr uint64) (int, error) {
-	if end := addr + uint64(len(b)); end < addr || end > w.end {
-		return 0, fmt.Errorf("0x%x-0x%x: %w", addr, end, ErrOutOfRange)
-	}
-	return full(w.Write, b, addr)
 }
 
 // pageSize is the size of the pages the layouts and streams step by.

@@ -1,10 +1,7 @@
 package memory
 
 import (
-	"fmt"
 	"sort"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/procmem/procmem/procfs"
 )
@@ -113,49 +110,4 @@ func (rd *Reader) SeekSpan(regions []procfs.Region, addr, end uint64, wantHole b
 		return end, true, nil
 	}
 	return 0, false, nil
-}
-
-// WriteSpan writes b at addr across regions, which Mapped returned for
-// that range, each part through a Writer of its region: nothing is
-// written outside them. A part written short ends the write, whose count
-// is then short.
-func (rd *Reader) WriteSpan(in []procfs.Region, b []byte, addr uint64) (int, error) {
-	done := 0
-	for _, r := range in {
-		at := addr + uint64(done)
-		if at >= addr+uint64(len(b)) {
-			break
-		}
-		part := b[done:min(uint64(len(b)), uint64(done)+r.End-at)]
-		n, err := rd.Writer(r.Start, r.End).Write(part, at)
-		done += n
-		if err != nil || n < len(part) {
-			if done > 0 {
-				return done, nil
-			}
-			return 0, err
-		}
-	}
-	return done, nil
-}
-
-// Mapped reports whether every byte of [addr, addr+n) lies in one of the
-// regions and the kernel still maps it, and returns the regions it lies
-// in, in order; EIO if not.
-func (rd *Reader) Mapped(regions []procfs.Region, addr, n uint64) ([]procfs.Region, error) {
-	var in []procfs.Region
-	for at, end := addr, addr+n; at < end; {
-		r, ok := regionAt(regions, at)
-		if ok {
-			var stop uint64
-			stop, ok = rd.stillMapped(at, min(end, r.End))
-			ok = ok && stop == min(end, r.End)
-		}
-		if !ok {
-			return nil, fmt.Errorf("0x%x is not mapped: %w", at, unix.EIO)
-		}
-		in = append(in, r)
-		at = r.End
-	}
-	return in, nil
 }

@@ -55,14 +55,6 @@ func TestSpan(t *testing.T) {
 		}
 	}
 
-	if in, err := rd.Mapped(regions, base+2*uint64(page), uint64(page)); err != nil || len(in) != 1 {
-		t.Errorf("Mapped of a mapped page: %v, %v", in, err)
-	}
-	for _, at := range []uint64{base, base + 2*uint64(page)} { // into the gap, into what was unmapped
-		if _, err := rd.Mapped(regions, at, 2*uint64(page)); !errors.Is(err, syscall.EIO) {
-			t.Errorf("Mapped of %#x+2 pages: %v, want EIO", at, err)
-		}
-	}
 }
 
 // unmap unmaps n bytes at addr: part of a mapping, which Munmap refuses.
@@ -81,30 +73,47 @@ func pagesOf(b []byte, page int) []byte {
 	return first
 }
 
-// TestWriteSpan writes across two adjacent mappings, each part through a
-// writer of its own region.
+// TestWriteSpan writes across two adjacent mappings, and nothing where a
+// byte of the span is not mapped, or not writable unless forced.
 func TestWriteSpan(t *testing.T) {
 	page := int(pageSize)
-	b := anonymous(t, 2)
+	b := anonymous(t, 4)
 	base := addrOf(b)
-	// Two mappings: the second page made executable too.
-	if err := unix.Mprotect(b[page:], unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC); err != nil {
+	copy(b, bytes.Repeat([]byte("."), 4*page))
+	// Three mappings: the second page executable too, the third read-only;
+	// the fourth unmapped.
+	if err := unix.Mprotect(b[page:2*page], unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC); err != nil {
 		t.Fatal(err)
 	}
-	p, rd := openReader(t, syscall.Getpid(), true)
-	regions, err := p.Maps()
-	if err != nil {
+	if err := unix.Mprotect(b[2*page:3*page], unix.PROT_READ); err != nil {
 		t.Fatal(err)
 	}
+	unmap(t, base+3*uint64(page), page)
+	_, rd := openReader(t, syscall.Getpid(), true)
 	at := base + uint64(page) - 4
-	in, err := rd.Mapped(regions, at, 8)
-	if err != nil || len(in) != 2 {
-		t.Fatalf("Mapped across the two mappings: %v, %v", in, err)
-	}
-	if n, err := rd.WriteSpan(in, []byte("ABCDEFGH"), at); n != 8 || err != nil {
+	if n, err := rd.WriteSpan([]byte("ABCDEFGH"), at, false); n != 8 || err != nil {
 		t.Fatalf("WriteSpan: %d, %v", n, err)
 	}
 	if got := string(b[page-4 : page+4]); got != "ABCDEFGH" {
 		t.Errorf("memory after WriteSpan: %q", got)
+	}
+	ro := base + 2*uint64(page)
+	if n, err := rd.WriteSpan([]byte("IJKL"), ro-2, false); n != 0 || !errors.Is(err, syscall.EACCES) {
+		t.Errorf("WriteSpan into a read-only mapping: %d, %v; want EACCES", n, err)
+	}
+	if n, err := rd.WriteSpan([]byte("MNOP"), ro+uint64(page)-2, true); n != 0 || !errors.Is(err, syscall.EIO) {
+		t.Errorf("WriteSpan into unmapped memory: %d, %v; want EIO", n, err)
+	}
+	if got := string(b[2*page-2 : 2*page+2]); got != "...." {
+		t.Errorf("a refused WriteSpan wrote: %q", got)
+	}
+	if got := string(b[3*page-2 : 3*page]); got != ".." {
+		t.Errorf("a refused WriteSpan wrote: %q", got)
+	}
+	if n, err := rd.WriteSpan([]byte("QRST"), ro-2, true); n != 4 || err != nil {
+		t.Errorf("forced WriteSpan into a read-only mapping: %d, %v", n, err)
+	}
+	if got := string(b[2*page-2 : 2*page+2]); got != "QRST" {
+		t.Errorf("after a forced WriteSpan: %q", got)
 	}
 }

@@ -43,3 +43,46 @@ func TestMappedUpTo(t *testing.T) {
 		t.Errorf("MappedUpTo of mapped pages = %#x, %v", got, err)
 	}
 }
+
+// Find tells what maps tells of a mapping, with PROCMAP_QUERY and without.
+func TestFind(t *testing.T) {
+	page := uint64(os.Getpagesize())
+	f, err := os.CreateTemp(t.TempDir(), "mapped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Truncate(int64(4 * page))
+	mem, err := syscall.Mmap(int(f.Fd()), int64(page), int(2*page), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(mem)
+	base := uint64(uintptr(unsafe.Pointer(&mem[0])))
+	p, err := Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	maps, err := p.Maps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok := RegionAt(maps, base)
+	if !ok {
+		t.Fatal("the mapping is not in maps")
+	}
+	want.Path = ""
+	for _, noQuery := range []bool{false, true} {
+		q, err := p.OpenMapsQuery()
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.noQuery = noQuery
+		got, ok, err := q.Find(base + 5)
+		q.Close()
+		if err != nil || !ok || got != want {
+			t.Errorf("Find (read maps: %v) = %+v, %v, %v; want %+v", noQuery, got, ok, err, want)
+		}
+	}
+}
