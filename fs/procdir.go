@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/procmem/procmem/core"
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
+	"github.com/procmem/procmem/report"
 )
 
 // procDir is the directory of one process: a file per region, info,
@@ -98,6 +100,20 @@ type mapsSnapshot struct {
 
 	once     sync.Once
 	resident map[uint64]uint64 // resident bytes by region start
+
+	infoOnce sync.Once
+	infoText []byte // info rendered from this reading, shared by its opens
+}
+
+// info is the text of info for this reading, rendered at the first
+// question.
+func (s *mapsSnapshot) info() []byte {
+	s.infoOnce.Do(func() {
+		var b bytes.Buffer
+		report.Info(&b, s.regions)
+		s.infoText = b.Bytes()
+	})
+	return s.infoText
 }
 
 var (

@@ -54,7 +54,8 @@ func (t *textFile) fillAttr(ctx context.Context, a *fuse.Attr, size int) {
 
 // content renders the file from the process's state, as the caller may
 // see it: info from a reading of maps through the caller's own fd no older
-// than maxAge, statm once the caller may read maps.
+// than maxAge (one rendering for each reading), statm once the caller may
+// read maps.
 func (t *textFile) content(ctx context.Context, maxAge time.Duration) ([]byte, syscall.Errno) {
 	var b bytes.Buffer
 	snap, err := t.dir.snapshot(ctx, maxAge)
@@ -62,8 +63,7 @@ func (t *textFile) content(ctx context.Context, maxAge time.Duration) ([]byte, s
 		return nil, toErrno(err)
 	}
 	if !t.statm {
-		report.Info(&b, snap.regions)
-		return b.Bytes(), 0
+		return snap.info(), 0
 	}
 	s, err := readProcess(ctx, t.dir, (*procfs.Process).Statm)
 	if err != nil {
@@ -87,17 +87,18 @@ func (t *textFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetA
 }
 
 // Open renders the text once, so every read of one open file sees the
-// same snapshot: of maps as they are now, read through an fd opened with
-// the caller's credentials, so the check and the read are one act.
+// same snapshot: of maps as the caller read them (through an fd opened
+// with its credentials) no longer than an open trusts, whose rendering
+// the opens of that moment share.
 func (t *textFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, t.denied()
 	}
-	data, errno := t.content(ctx, 0)
+	data, errno := t.content(ctx, snapshotAge)
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	charge, err := t.fsys.account.open(ctx, 0, int64(cap(data)))
+	charge, err := t.fsys.account.open(ctx, 0, int64(len(data)))
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}

@@ -249,12 +249,12 @@ func TestUserfaultfdMapping(t *testing.T) {
 // startStallFS mounts a filesystem whose reads never answer (stallfs) and
 // returns its file's path, and a function that kills the server: the
 // kernel then fails every read waiting on it.
-func startStallFS(t *testing.T, size uint64) (string, func()) {
+func startStallFS(t *testing.T, size uint64, opts ...string) (string, func()) {
 	t.Helper()
 	bin := buildTool(t, "stallfs")
 	dir := filepath.Join(t.TempDir(), "stallfs")
 	os.Mkdir(dir, 0o755)
-	cmd := exec.Command(bin, dir, strconv.FormatUint(size, 10))
+	cmd := exec.Command(bin, append([]string{dir, strconv.FormatUint(size, 10)}, opts...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -127,12 +127,17 @@ func (m *mapFiles) close() {
 
 // openMapFile opens the file region r maps with the Opener's credentials,
 // if it is a regular file (reading a device could do anything) and the
-// very file r names; nil otherwise.
+// very file r names; nil otherwise. r may be part of a mapping (a core
+// holds the first page of some): map_files names the whole.
 func (rd *Reader) openMapFile(r procfs.Region) *os.File {
+	whole := r
+	if m, ok, err := rd.query.Find(r.Start); err == nil && ok && m.Start <= r.Start && r.End <= m.End && sameMapping(m, r, r.Start) {
+		whole.Start, whole.End = m.Start, m.End
+	}
 	var f *os.File
 	err := rd.as(func() error {
 		var err error
-		f, err = rd.proc.OpenMapFile(r)
+		f, err = rd.proc.OpenMapFile(whole)
 		return err
 	}, true)
 	if err != nil {

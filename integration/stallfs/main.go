@@ -2,7 +2,8 @@
 // whose server went away does: one file, "data", whose attributes and
 // opens are answered but whose reads never are, until stallfs is killed
 // (the kernel then fails them). Tests map the file into a target to make
-// the daemon's reads of that mapping wait. Usage: stallfs MOUNTPOINT SIZE.
+// the daemon's reads of that mapping wait. Usage: stallfs MOUNTPOINT SIZE
+// [allow_other] (other users' processes may map the file too).
 package main
 
 import (
@@ -54,8 +55,8 @@ func (f *file) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off in
 }
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: stallfs MOUNTPOINT SIZE")
+	if len(os.Args) != 3 && (len(os.Args) != 4 || os.Args[3] != "allow_other") {
+		fmt.Fprintln(os.Stderr, "usage: stallfs MOUNTPOINT SIZE [allow_other]")
 		os.Exit(2)
 	}
 	size, err := strconv.ParseUint(os.Args[2], 0, 64)
@@ -65,7 +66,7 @@ func main() {
 	}
 	server, err := gofs.Mount(os.Args[1], &root{size: size}, &gofs.Options{
 		MountOptions: fuse.MountOptions{
-			FsName: "stallfs", Name: "stallfs",
+			FsName: "stallfs", Name: "stallfs", AllowOther: len(os.Args) == 4,
 			DirectMount: true, DirectMountStrict: os.Geteuid() == 0,
 		},
 	})

@@ -50,6 +50,25 @@ int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(argv[2], "race") == 0)
 		return argc < 4 ? 2 : race(argv[1], argv[3]);
+	if (strcmp(argv[2], "pread") == 0 && argc == 5) {
+		int fd = open(argv[1], O_RDONLY);
+		if (fd < 0)
+			return fail("open");
+		printf("open\n");
+		unsigned long long off = strtoull(argv[3], NULL, 16), len = strtoull(argv[4], NULL, 16);
+		char *buf = malloc(len), line[64];
+		while (fgets(line, sizeof line, stdin)) {
+			ssize_t n = pread(fd, buf, len, off);
+			if (n < 0) {
+				printf("error: pread: %s\n", strerror(errno));
+				continue;
+			}
+			for (ssize_t i = 0; i < n; i++)
+				printf("%02x", (unsigned char)buf[i]);
+			printf("\n");
+		}
+		return 0;
+	}
 	int dir = strcmp(argv[2], "dir") == 0;
 	int fd = open(argv[1], O_RDONLY | (dir ? O_DIRECTORY : 0));
 	if (fd < 0)

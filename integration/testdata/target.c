@@ -16,6 +16,12 @@
  *   mapfile PATH     maps the file PATH privately, read-only, and never
  *                    touches it; prints the address
  *   unmap ADDR LEN   unmaps LEN bytes at ADDR, prints "ok"
+ *   protect ADDR LEN PROT  mprotects LEN bytes at ADDR to PROT (1 read,
+ *                    3 read and write), prints "ok"
+ *   mapover ADDR LEN PATH  maps the file PATH read-only and private at
+ *                    ADDR (MAP_FIXED), over what was there, prints "ok"
+ *   run PATH [ARG...]  execs PATH with the arguments (prints nothing
+ *                    itself; what PATH prints follows)
  *   uffd             maps 64 pages registered with userfaultfd, whose faults
  *                    are never answered, and starts a thread that fills
  *                    and drops them without pause; prints the address
@@ -336,6 +342,7 @@ int main(int argc, char **argv) {
 	char line[8192];
 	while (fgets(line, sizeof line, stdin)) {
 		unsigned long long addr, len;
+		int prot;
 		char hex[8192];
 		if (sscanf(line, "peek %llx %llx", &addr, &len) == 2) {
 			unsigned char *p = (unsigned char *)(uintptr_t)addr;
@@ -379,6 +386,23 @@ int main(int argc, char **argv) {
 				printf("failed\n");
 			else
 				printf("%p\n", m);
+		} else if (sscanf(line, "protect %llx %llx %d", &addr, &len, &prot) == 3) {
+			printf("%s\n", mprotect((void *)(uintptr_t)addr, len, prot) == 0 ? "ok" : "failed");
+		} else if (sscanf(line, "mapover %llx %llx %8191s", &addr, &len, hex) == 3) {
+			int fd = open(hex, O_RDONLY);
+			void *m = fd < 0 ? MAP_FAILED : mmap((void *)(uintptr_t)addr, len, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+			if (fd >= 0)
+				close(fd);
+			printf("%s\n", m == MAP_FAILED ? "failed" : "ok");
+		} else if (strncmp(line, "run ", 4) == 0) {
+			char *args[16];
+			int n = 0;
+			for (char *tok = strtok(line + 4, " \n"); tok && n < 15; tok = strtok(NULL, " \n"))
+				args[n++] = tok;
+			args[n] = NULL;
+			if (n > 0)
+				execv(args[0], args);
+			printf("run failed: %s\n", strerror(errno));
 		} else if (sscanf(line, "unmap %llx %llx", &addr, &len) == 2) {
 			printf("%s\n", munmap((void *)(uintptr_t)addr, len) == 0 ? "ok" : "failed");
 		} else if (strncmp(line, "uffd", 4) == 0) {
