@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 
 var mountVerb = verb{
 	name:     "mount",
-	args:     "[--read-only] [--allow-other] [--force-write] [--no-xattrs] [--timeout DURATION] [--debug] MOUNTPOINT",
+	args:     "[--read-only] [--allow-other] [--force-write] [--xattrs] [--timeout DURATION] [--debug] MOUNTPOINT",
 	short:    "serve process memory as a filesystem",
 	long:     "Stop it with Ctrl-C, kill (SIGTERM) or umount MOUNTPOINT; kill -USR1 prints what the daemon holds.",
 	setup:    setupMount,
@@ -33,10 +34,14 @@ func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
 	flags.BoolVar(&cfg.ReadOnly, "read-only", false, "refuse every write, truncate and attribute change with EROFS")
 	flags.BoolVar(&cfg.AllowOther, "allow-other", false, "let other users use the mount; each open, listing and lookup is decided as the kernel decides /proc/PID/mem or maps for that user")
 	flags.BoolVar(&cfg.ForceWrite, "force-write", false, "allow writes to regions without 'w' (code, read-only data) as /proc/PID/mem does")
-	flags.BoolVar(&cfg.NoXattrs, "no-xattrs", false, "serve no extended attributes (no user.procmem.*), so that the kernel stops asking: ls -l then makes no getxattr round trips")
+	flags.BoolVar(&cfg.Xattrs, "xattrs", false, "serve each region's smaps fields as extended attributes (user.procmem.*, getfattr -d); ls -l then asks for them, two round trips a file")
+	flags.Bool("no-xattrs", false, "the default now: no extended attributes")
+	flags.MarkHidden("no-xattrs")
 	flags.BoolVar(&cfg.NoAsyncDIO, "no-async-dio", false, "have the kernel send the requests of an asynchronous direct read or write (io_uring, libaio) one at a time, not at once")
 	flags.DurationVar(&cfg.Timeout, "timeout", fs.DefaultTimeout, "answer a request that waits this long on its process with EIO; the process's requests then fail at once until the call returns")
 	flags.BoolVar(&cfg.Debug, "debug", false, "log every FUSE request and reply to stderr")
+	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` until it exits (for finding where time goes)")
+	flags.MarkHidden("cpuprofile")
 	return func(e *env, args []string) error {
 		if len(args) != 1 {
 			return usagef("mount: want one MOUNTPOINT")
@@ -58,6 +63,17 @@ func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
 		// (base 44-49 µs). GOMAXPROCS in the environment still decides.
 		if os.Getenv("GOMAXPROCS") == "" {
 			runtime.GOMAXPROCS(1)
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
 		return serve(e, fsys, args[0])
 	}

@@ -33,7 +33,11 @@ type Config struct {
 	ForceWrite bool // allow writes to regions without 'w'
 	AllowOther bool // let other users in, under access control
 	Debug      bool // log every FUSE request
-	NoXattrs   bool // no extended attributes: the kernel stops asking for them
+	// Xattrs serves every region's smaps fields as extended attributes
+	// (user.procmem.*). Off by default: with them, ls -l asks for
+	// attributes of every file, two more round trips each; without, the
+	// kernel is told at its first question and never asks again.
+	Xattrs bool
 	// NoAsyncDIO keeps the kernel from sending the requests of one
 	// asynchronous direct read or write (io_uring, libaio with O_DIRECT)
 	// at once: it waits for each before the next, as for any other read.
@@ -132,7 +136,7 @@ func (fsys *FS) Mount(dir string) (*fuse.Server, error) {
 			Options:           []string{"default_permissions"},
 			MaxWrite:          maxRequest, // go-fuse lowers it to the kernel's limit
 			DisableSplice:     true,
-			DisableXAttrs:     fsys.cfg.NoXattrs,
+			DisableXAttrs:     !fsys.cfg.Xattrs,
 			Debug:             fsys.cfg.Debug,
 			DirectMount:       true,
 			DirectMountStrict: os.Geteuid() == 0,
@@ -229,20 +233,4 @@ func inodeName(kind uint64, pid int, start uint64, name string) uint64 {
 
 func setTimes(a *fuse.Attr, t time.Time) {
 	a.SetTimes(&t, &t, &t)
-}
-
-// nameTimeout is how long the kernel may answer for a region's name
-// without asking. Its cache answers every caller alike, and a name tells
-// where a region is, which only those who may read /proc/PID/maps may
-// learn; so when callers with other rights than the daemon's can reach
-// the mount, every lookup comes to Lookup, which decides for its caller.
-// That is so with --allow-other, and for a daemon with capabilities on
-// any mount: FUSE lets in every process with the daemon's uid and gid,
-// and a uid 0 process without capabilities has far fewer rights than a
-// root daemon.
-func (fsys *FS) nameTimeout() time.Duration {
-	if fsys.cfg.AllowOther || fsys.access.daemon.capEff != 0 {
-		return 0
-	}
-	return stableTimeout
 }

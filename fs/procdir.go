@@ -563,7 +563,10 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		n := &regionFile{dir: d, start: r.Start, end: r.End, perms: r.Perms}
 		n.fsys = d.fsys
 		n.fillAttr(ctx, &out.Attr, snap)
-		out.SetEntryTimeout(d.fsys.nameTimeout())
+		// A region's name may be cached for every caller: a caller who
+		// knows it learns nothing from a stat, and only one who may read
+		// maps can learn it (docs/security.md).
+		out.SetEntryTimeout(stableTimeout)
 		out.SetAttrTimeout(stableTimeout)
 		return d.NewInode(ctx, n, n.stableAttr()), 0
 	}

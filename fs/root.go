@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,7 +21,7 @@ type rootNode struct{ dirNode }
 
 var (
 	_ = (gofs.NodeLookuper)((*rootNode)(nil))
-	_ = (gofs.NodeReaddirer)((*rootNode)(nil))
+	_ = (gofs.NodeOpendirHandler)((*rootNode)(nil))
 	_ = (gofs.NodeGetattrer)((*rootNode)(nil))
 	_ = (gofs.NodeSetattrer)((*rootNode)(nil))
 )
@@ -62,36 +63,134 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	if errno != 0 {
 		return nil, errno
 	}
+	return r.procEntry(ctx, d, out), 0
+}
+
+// procEntry answers a lookup with the directory d.
+func (r *rootNode) procEntry(ctx context.Context, d *procDir, out *fuse.EntryOut) *gofs.Inode {
 	d.fillAttr(&out.Attr)
 	out.SetEntryTimeout(r.fsys.procNameTimeout())
 	out.SetAttrTimeout(procTimeout)
-	return r.NewInode(ctx, d, d.stableAttr()), 0
+	return r.NewInode(ctx, d, d.stableAttr())
 }
 
-func (r *rootNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+// OpendirHandle lists the processes the caller may see, each read once:
+// the lookups of a READDIRPLUS ("ls", which the kernel sends as one on a
+// first listing) are answered from the listing.
+func (r *rootNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	charge, err := r.fsys.account.open(ctx, 0, 0)
+	if err != nil {
+		return nil, 0, toErrno(err)
+	}
+	return &rootListing{root: r, charge: charge}, 0, 0
+}
+
+// rootListing is an open root directory: self and a directory per process.
+type rootListing struct {
+	root   *rootNode
+	charge *charge
+
+	mu      sync.Mutex
+	entries []fuse.DirEntry
+	procs   map[string]procfs.Listed
+	next    int
+}
+
+var (
+	_ = (gofs.FileReaddirenter)((*rootListing)(nil))
+	_ = (gofs.FileSeekdirer)((*rootListing)(nil))
+	_ = (gofs.FileLookuper)((*rootListing)(nil))
+	_ = (gofs.FileReleasedirer)((*rootListing)(nil))
+)
+
+// load lists the processes as they are now.
+func (l *rootListing) load(ctx context.Context) syscall.Errno {
+	fsys := l.root.fsys
 	pids, err := procfs.PIDs()
 	if err == nil {
-		pids, err = r.fsys.visible(ctx, pids)
+		pids, err = fsys.visible(ctx, pids)
+	}
+	var listed []procfs.Listed
+	if err == nil {
+		listed, err = procfs.List(pids)
 	}
 	if err != nil {
-		return nil, readdirErrno(err)
+		return readdirErrno(err)
 	}
-	entries := make([]fuse.DirEntry, 0, len(pids)+3)
+	if grow := int64(len(listed)+3)*entryBytes - (l.charge.bytes - minHandleBytes); grow > 0 {
+		if err := l.charge.grow(0, grow); err != nil {
+			return toErrno(err)
+		}
+	}
+	entries := make([]fuse.DirEntry, 0, len(listed)+3)
 	entries = append(entries, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: rootIno},
 		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: rootIno},
 		fuse.DirEntry{Name: "self", Mode: syscall.S_IFLNK, Ino: inode(kindSelf)})
-	for _, pid := range pids {
-		p, err := procfs.Open(pid)
-		if err != nil {
-			continue // exited meanwhile
+	procs := make(map[string]procfs.Listed, len(listed))
+	for _, p := range listed {
+		if p.Zombie {
+			continue
 		}
-		if !p.Zombie {
-			entries = append(entries, fuse.DirEntry{Name: strconv.Itoa(pid), Mode: syscall.S_IFDIR, Ino: inode(kindProc, uint64(pid), p.StartTime)})
-		}
-		p.Close()
+		name := strconv.Itoa(p.PID)
+		procs[name] = p
+		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: inode(kindProc, uint64(p.PID), p.StartTime)})
 	}
-	return gofs.NewListDirStream(entries), 0
+	for i := range entries {
+		entries[i].Off = uint64(i + 1)
+	}
+	l.entries, l.procs, l.next = entries, procs, 0
+	return 0
 }
+
+func (l *rootListing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.entries == nil {
+		if errno := l.load(ctx); errno != 0 {
+			return nil, errno
+		}
+	}
+	if l.next >= len(l.entries) {
+		return nil, 0
+	}
+	e := l.entries[l.next]
+	l.next++
+	return &e, 0
+}
+
+// Seekdir resumes after the entry whose Off is off; 0 rewinds, and the
+// next read lists the processes anew.
+func (l *rootListing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if off == 0 {
+		l.entries = nil
+		return 0
+	}
+	if off > uint64(len(l.entries)) {
+		return syscall.EINVAL
+	}
+	l.next = int(off)
+	return 0
+}
+
+// Lookup answers for an entry just listed from what the listing read of
+// it; the caller may see it (the listing kept only those).
+func (l *rootListing) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	l.mu.Lock()
+	p, ok := l.procs[name]
+	l.mu.Unlock()
+	if !ok {
+		return l.root.Lookup(ctx, name, out)
+	}
+	d := &procDir{pid: p.PID, start: p.StartTime}
+	d.fsys = l.root.fsys
+	d.touch()
+	d.owner.Store(uint64(p.UID)<<32 | uint64(p.GID))
+	return l.root.procEntry(ctx, d, out), 0
+}
+
+func (l *rootListing) Releasedir(ctx context.Context, flags uint32) { l.charge.release() }
 
 // selfLink points to the directory of the process that reads it.
 type selfLink struct{ node }

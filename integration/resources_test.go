@@ -419,7 +419,7 @@ func TestStalledTarget(t *testing.T) {
 // the directory then lists as before.
 func TestIdleEntriesDropped(t *testing.T) {
 	tg := startTargetAs(t, nil, targetBin, 1<<20, "mappings", "30000")
-	m := startMount(t, "--no-xattrs")
+	m := startMount(t)
 	dir := m.path(itoa(tg.pid))
 	held := m.openPattern(tg, os.O_RDONLY)
 	defer held.Close()

@@ -178,7 +178,7 @@ func TestSparseMemfdAndFile(t *testing.T) {
 func TestDuAndXattrs(t *testing.T) {
 	requireTool(t, "du", "getfattr")
 	tg, _ := startSparseTarget(t, 1<<30)
-	m := startMount(t)
+	m := startMount(t, "--xattrs")
 	mappings, err := pinned(t, tg.pid).Smaps()
 	if err != nil {
 		t.Fatal(err)
@@ -224,13 +224,13 @@ func TestDuAndXattrs(t *testing.T) {
 	}
 }
 
-// TestNoXattrs: with --no-xattrs the mount has no extended attributes at
+// TestNoXattrs: without --xattrs the mount has no extended attributes at
 // all (the kernel is told once and stops asking), and everything else
 // works as before.
 func TestNoXattrs(t *testing.T) {
 	requireTool(t, "getfattr")
 	tg := startTarget(t, "", 1<<20)
-	m := startMount(t, "--no-xattrs")
+	m := startMount(t)
 	heap := m.path(itoa(tg.pid), tg.regionByPath("[heap]").Name())
 	for _, path := range []string{heap, m.path(itoa(tg.pid))} {
 		for _, args := range [][]string{{"-n", "user.procmem.start"}, {"-d"}} {

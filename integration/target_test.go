@@ -28,6 +28,7 @@ type target struct {
 	addr    map[string]uint64 // what it announced: marker, pattern, ...
 	marker  string
 	pattern []byte // expected content of the pattern region
+	looked  map[string]bool // region names unlookedRegion gave out
 }
 
 const defaultPatternSize = 64 << 20
@@ -301,3 +302,30 @@ func pinned(t testing.TB, pid int) *procfs.Process {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// unlookedRegion names a region of the target's that no test has looked up
+// through a mount yet, a different one each call, and has the kernel drop
+// the names it caches (a name once looked up, or listed by READDIRPLUS,
+// may be answered from the cache for every caller). The target must have
+// been started with "mappings N".
+func (tg *target) unlookedRegion() string {
+	tg.t.Helper()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
+		tg.t.Fatalf("dropping the kernel's cached names: %v", err)
+	}
+	if tg.looked == nil {
+		tg.looked = map[string]bool{}
+	}
+	regions, err := pinned(tg.t, tg.pid).Maps()
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	for _, r := range regions {
+		if r.Size() == tg.addr["page"] && r.Path == "" && !tg.looked[r.Name()] {
+			tg.looked[r.Name()] = true
+			return r.Name()
+		}
+	}
+	tg.t.Fatal("no region left that no test looked up: start the target with more mappings")
+	return ""
+}

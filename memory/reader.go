@@ -45,6 +45,9 @@ type Reader struct {
 	avoid string // the device of files never read through the target (Avoid)
 	files mapFiles
 
+	vdsoOnce sync.Once
+	vdso     []byte // the daemon's [vdso], if the process's is the same (ownVDSO)
+
 	regionsMu sync.Mutex
 	regions   []procfs.Region // the last reading of maps through query
 	regionsAt time.Time
@@ -276,14 +279,23 @@ func (rd *Reader) mapsQuery() (*procfs.MapsQuery, error) { return rd.query, nil 
 // false when there is no data left.
 func (g *Region) Seek(addr uint64, wantHole bool) (at uint64, ok bool, err error) {
 	r := g.layout.region
-	segs, err := g.layout.segments(addr, r.End)
-	if err != nil {
-		return 0, false, gone(err)
-	}
-	for _, s := range segs {
-		if (s.kind == hole || s.kind == unreadable) == wantHole {
-			return s.start, true, nil
+	// A window at a time: cp asks again at every hole and every data, and
+	// each answer must not cost a look at the whole rest of the region.
+	for start := addr; start < r.End; {
+		end := r.End
+		if end-start > streamWindow {
+			end = start + streamWindow
 		}
+		segs, err := g.layout.segments(start, end)
+		if err != nil {
+			return 0, false, gone(err)
+		}
+		for _, s := range segs {
+			if (s.kind == hole || s.kind == unreadable) == wantHole {
+				return s.start, true, nil
+			}
+		}
+		start = end
 	}
 	if wantHole {
 		return r.End, true, nil

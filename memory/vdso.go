@@ -59,6 +59,15 @@ const atSysinfoEHDR = 33
 // 64-bit entries, points there (a 32-bit process has 32-bit entries and
 // another vDSO). nil otherwise: r is read through the process.
 func (rd *Reader) ownVDSO(r procfs.Region) []byte {
+	rd.vdsoOnce.Do(func() { rd.vdso = rd.sameVDSO(r) })
+	if uint64(len(rd.vdso)) != r.Size() {
+		return nil
+	}
+	return rd.vdso
+}
+
+// sameVDSO decides ownVDSO, once for a Reader.
+func (rd *Reader) sameVDSO(r procfs.Region) []byte {
 	own := selfVDSO()
 	if own == nil || uint64(len(own)) != r.Size() {
 		return nil

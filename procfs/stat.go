@@ -44,7 +44,11 @@ func parseStat(r io.Reader) (Stat, error) {
 	if err != nil {
 		return Stat{}, err
 	}
-	line := string(b)
+	return parseStatLine(string(b))
+}
+
+func parseStatLine(line string) (Stat, error) {
+	var err error
 	// The command name is in parentheses and may itself contain ") ", so
 	// it ends at the last ')'.
 	open := strings.IndexByte(line, '(')
