@@ -27,7 +27,7 @@ type target struct {
 	out     *bufio.Reader
 	addr    map[string]uint64 // what it announced: marker, pattern, ...
 	marker  string
-	pattern []byte // expected content of the pattern region
+	pattern []byte          // expected content of the pattern region
 	looked  map[string]bool // region names unlookedRegion gave out
 }
 
