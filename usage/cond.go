@@ -535,3 +535,14 @@ func Signals(c Condition) []syscall.Signal {
 	})
 	return sigs
 }
+
+// ParseMeasure parses a measure as conditions name them: rss, pss, swap,
+// size, dirty (the process's totals), a KIND (its rss) or KIND.FIELD.
+func ParseMeasure(s string) (Metric, error) {
+	m, ok := parseMetric(s)
+	if !ok {
+		return Metric{}, fmt.Errorf("unknown measure %q: want rss, pss, swap, size, dirty, a kind (%s) or KIND.FIELD",
+			s, strings.Join(kindNames[:], ", "))
+	}
+	return m, nil
+}
