@@ -54,7 +54,7 @@ type verb struct {
 }
 
 func verbs() []verb {
-	return []verb{infoVerb, readVerb, writeVerb, statmVerb, listVerb, searchVerb, scanVerb, freezeVerb, watchVerb, pointersVerb, coreVerb, mountVerb, completionVerb(), manVerb()}
+	return []verb{infoVerb, readVerb, writeVerb, statmVerb, usageVerb, listVerb, searchVerb, scanVerb, freezeVerb, watchVerb, pointersVerb, coreVerb, mountVerb, completionVerb(), manVerb()}
 }
 
 func findVerb(name string) (verb, bool) {

@@ -25,6 +25,7 @@ var (
 	gameBin    string // testdata/game.c, built
 	aioBin     string // testdata/aioread.c, built
 	maprootBin string // testdata/maproot.c, built
+	usageBin   string // testdata/usagetarget.c, built
 	binDir     string
 )
 
@@ -48,6 +49,7 @@ func testMain(m *testing.M) int {
 	gameBin = filepath.Join(dir, "game")
 	aioBin = filepath.Join(dir, "aioread")
 	maprootBin = filepath.Join(dir, "maproot")
+	usageBin = filepath.Join(dir, "usagetarget")
 	build := exec.Command("go", "build", "-o", procmemBin, "..")
 	if cover := os.Getenv("PROCMEM_COVERDIR"); cover != "" {
 		// Every run of the binary, the daemons included, writes its
@@ -65,7 +67,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building procmem:", err)
 		return 1
 	}
-	for bin, src := range map[string]string{targetBin: "testdata/target.c", fdholdBin: "testdata/fdhold.c", spawnatBin: "testdata/spawnat.c", coreBin: "testdata/coretarget.c", gameBin: "testdata/game.c", aioBin: "testdata/aioread.c", maprootBin: "testdata/maproot.c"} {
+	for bin, src := range map[string]string{targetBin: "testdata/target.c", fdholdBin: "testdata/fdhold.c", spawnatBin: "testdata/spawnat.c", coreBin: "testdata/coretarget.c", gameBin: "testdata/game.c", aioBin: "testdata/aioread.c", maprootBin: "testdata/maproot.c", usageBin: "testdata/usagetarget.c"} {
 		if out, err := exec.Command("cc", "-O0", "-g", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s (needs a C compiler): %v\n%s", src, err, out)
 			return 1

@@ -2,8 +2,12 @@ package memory
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/procmem/procmem/procfs"
 )
@@ -16,6 +20,16 @@ func TestReadVDSO(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// Once it sleeps, the child touches nothing more of its own accord.
+	sleeping := func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", cmd.Process.Pid))
+		return strings.HasPrefix(string(b), "230 ") // clock_nanosleep
+	}
+	for end := time.Now().Add(5 * time.Second); !sleeping(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("sleep does not sleep")
+		}
+	}
 	p, rd := openReader(t, cmd.Process.Pid, false)
 	rss := func() uint64 {
 		mappings, err := p.Smaps()

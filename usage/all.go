@@ -1,0 +1,183 @@
+package usage
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/procmem/procmem/memory"
+	"github.com/procmem/procmem/procfs"
+	"github.com/procmem/procmem/report"
+)
+
+// ProcFigures is what a census saw of one process.
+type ProcFigures struct {
+	PID       int
+	StartTime uint64
+	Comm      string
+	Value     uint64 // the measure the census was taken of
+}
+
+// Census is one look at every process the caller may read.
+type Census struct {
+	Time       time.Time
+	Measure    Metric
+	Procs      []ProcFigures
+	Unreadable int // processes whose smaps the caller may not read
+}
+
+// TakeCensus measures m of every process but skip (procmem itself): from
+// smaps_rollup (and statm for size) when m is a total, from smaps when it
+// is a kind's, two processes at a time.
+func TakeCensus(m Metric, skip int) (*Census, error) {
+	pids, err := procfs.PIDs()
+	if err != nil {
+		return nil, err
+	}
+	c := &Census{Time: time.Now(), Measure: m}
+	work := make(chan int)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pid := range work {
+				pf, ok, readable := measure(pid, m)
+				mu.Lock()
+				if ok {
+					c.Procs = append(c.Procs, pf)
+				} else if !readable {
+					c.Unreadable++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, pid := range pids {
+		if pid != skip {
+			work <- pid
+		}
+	}
+	close(work)
+	wg.Wait()
+	return c, nil
+}
+
+// measure reads measure m of process pid. A process that is gone, or has
+// no address space (a kernel thread), is neither measured nor unreadable.
+func measure(pid int, m Metric) (pf ProcFigures, ok, readable bool) {
+	p, err := procfs.Open(pid)
+	if err != nil {
+		return pf, false, true
+	}
+	defer p.Close()
+	pf = ProcFigures{PID: pid, StartTime: p.StartTime}
+	st, err := p.Stat()
+	if err != nil || p.Zombie {
+		return pf, false, true
+	}
+	pf.Comm = st.Comm
+	var f Figures
+	if m.Kind == numKinds {
+		r, err := p.SmapsRollup()
+		if err != nil {
+			return pf, false, !notPermitted(err)
+		}
+		if r.Fields == nil {
+			return pf, false, true // a kernel thread
+		}
+		f = figures(&r)
+		if m.Field == Size {
+			sm, err := p.Statm()
+			if err != nil {
+				return pf, false, true
+			}
+			f.Size = sm.Size
+		}
+	} else {
+		s := NewSampler(p)
+		s.NoThreads = true
+		sample, err := s.Sample()
+		if err != nil {
+			return pf, false, !notPermitted(err)
+		}
+		if sample.Total.Regions == 0 {
+			return pf, false, true // a kernel thread
+		}
+		f = sample.Kinds[m.Kind]
+	}
+	pf.Value = f.Of(m.Field)
+	return pf, true, true
+}
+
+func notPermitted(err error) bool { return memory.Classify(err) == memory.NotPermitted }
+
+// Ranked is a process's place in a ranking.
+type Ranked struct {
+	ProcFigures
+	Growth int64 // since the census before, if there was one
+}
+
+// Rank orders the processes of now by their measure, or with a census
+// before, by its growth since (processes new since then grew from
+// nothing), and returns the first n.
+func Rank(before, now *Census, n int) []Ranked {
+	type key struct {
+		pid   int
+		start uint64
+	}
+	old := map[key]uint64{}
+	if before != nil {
+		for _, p := range before.Procs {
+			old[key{p.PID, p.StartTime}] = p.Value
+		}
+	}
+	ranked := make([]Ranked, len(now.Procs))
+	for i, p := range now.Procs {
+		ranked[i] = Ranked{p, int64(p.Value) - int64(old[key{p.PID, p.StartTime}])}
+	}
+	sort.Slice(ranked, func(i, j int) bool {
+		a, b := ranked[i], ranked[j]
+		if before != nil && a.Growth != b.Growth {
+			return a.Growth > b.Growth
+		}
+		if a.Value != b.Value {
+			return a.Value > b.Value
+		}
+		return a.PID < b.PID
+	})
+	return ranked[:min(n, len(ranked))]
+}
+
+// WriteRanking writes a ranking as a table.
+func WriteRanking(w io.Writer, before, now *Census, ranked []Ranked) error {
+	var b strings.Builder
+	what := fmt.Sprintf("%d processes by %s", len(now.Procs), now.Measure)
+	if before != nil {
+		what = fmt.Sprintf("%d processes by growth of %s in the last %s", len(now.Procs), now.Measure,
+			now.Time.Sub(before.Time).Round(time.Second))
+	}
+	fmt.Fprintf(&b, "%s at %s", what, now.Time.Format("15:04:05"))
+	if now.Unreadable > 0 {
+		fmt.Fprintf(&b, " (%d more not readable by you)", now.Unreadable)
+	}
+	fmt.Fprintf(&b, "\n%8s  %-16s %11s", "pid", "command", now.Measure)
+	if before != nil {
+		fmt.Fprintf(&b, " %12s", "growth")
+	}
+	b.WriteByte('\n')
+	for _, r := range ranked {
+		fmt.Fprintf(&b, "%8d  %-16s %11s", r.PID, r.Comm, report.Size(r.Value))
+		if before != nil {
+			fmt.Fprintf(&b, " %12s", Signed(r.Growth))
+		}
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

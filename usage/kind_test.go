@@ -1,0 +1,105 @@
+package usage
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/procmem/procmem/procfs"
+)
+
+// mappings parses lines of "START-END PERMS PATH [RSS]" into smaps
+// mappings.
+func mappings(t *testing.T, lines ...string) []procfs.Mapping {
+	var ms []procfs.Mapping
+	for _, line := range lines {
+		f := strings.Fields(line)
+		var r procfs.Region
+		var err error
+		if r.Start, r.End, err = parseHexRange(f[0]); err != nil {
+			t.Fatal(err)
+		}
+		r.Perms = procfs.Perms{Read: f[1][0] == 'r', Write: f[1][1] == 'w', Exec: f[1][2] == 'x', Shared: f[1][3] == 's'}
+		if len(f) > 2 {
+			r.Path = f[2]
+			if !strings.HasPrefix(r.Path, "[") {
+				r.Inode = 42
+			}
+		}
+		ms = append(ms, procfs.Mapping{Region: r, Fields: []procfs.SmapsField{{Name: "Rss", Value: r.Size() / 2, Bytes: true}}})
+	}
+	return ms
+}
+
+func parseHexRange(s string) (uint64, uint64, error) {
+	var a, b uint64
+	_, err := fmtSscanf(s, &a, &b)
+	return a, b, err
+}
+
+func TestClassify(t *testing.T) {
+	ms := mappings(t,
+		"555555554000-555555556000 r-xp /usr/bin/prog",
+		"555555556000-555555557000 rw-p /usr/bin/prog",
+		"555555557000-555555578000 rw-p [heap]",
+		"7ffff0000000-7ffff0021000 rw-p",             // arena
+		"7ffff0021000-7ffff4000000 ---p",             // its reservation
+		"7ffff5000000-7ffff5001000 ---p",             // a thread's guard
+		"7ffff5001000-7ffff5801000 rw-p",             // its stack, by shape
+		"7ffff5801000-7ffff5802000 ---p",             // a guard too large? no: 4K
+		"7ffff5802000-7ffff6002000 rw-p",             // a stack by its SP
+		"7ffff6002000-7ffff6102000 rw-p",             // plain anonymous
+		"7ffff6200000-7ffff6300000 rw-s /memfd:pool", // shared memory
+		"7ffff6300000-7ffff6400000 rw-s /dev/zero",
+		"7ffff7000000-7ffff7200000 r-xp /usr/lib/libc.so.6",
+		"7ffff7200000-7ffff7210000 r--p /usr/lib/libc.so.6",
+		"7ffff7fc0000-7ffff7fc2000 r-xp [vdso]",
+		"7ffffffde000-7ffffffff000 rw-p [stack]",
+	)
+	want := []Kind{Code, File, Heap, Heap, Heap, Stack, Stack, Stack, Stack, Anon, Shmem, Shmem, Code, File, Other, Stack}
+	got := classify(ms, []uint64{0x7ffff5900000})
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%s %s: %s, want %s", ms[i].Name(), ms[i].Path, got[i], want[i])
+		}
+	}
+	s := newSample(time.Now(), 1, "prog", 0, ms, nil)
+	var sum Figures
+	for _, k := range Kinds {
+		sum.add(s.Kinds[k])
+	}
+	if sum != s.Total || s.Total.Regions != len(ms) {
+		t.Errorf("kinds sum to %+v, total %+v", sum, s.Total)
+	}
+	for addr, want := range map[uint64]string{
+		0x555555557010: "[heap]+0x10",
+		0x7ffff7200010: "libc.so.6+0x200010",
+		0x555555556008: "prog+0x2008",
+		0x7ffff6002000: "0x7ffff6002000",
+		0x7ffff6200000: "0x7ffff6200000",
+		0x1000:         "0x1000",
+	} {
+		if got := s.Addr(addr); got != want {
+			t.Errorf("Addr(%#x) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+func TestDiff(t *testing.T) {
+	before := newSample(time.Now(), 1, "p", 0, mappings(t,
+		"1000-3000 rw-p [heap]", "10000-20000 rw-p", "30000-31000 rw-p"), nil)
+	after := newSample(time.Now(), 1, "p", 0, mappings(t,
+		"1000-9000 rw-p [heap]", "10000-20000 rw-p", "40000-80000 rw-p"), nil)
+	changes := Diff(before, after)
+	var got []string
+	for _, c := range changes {
+		got = append(got, c.What+" "+c.Addr)
+	}
+	want := "new 0x40000, grew [heap]+0x0, gone 0x30000"
+	if strings.Join(got, ", ") != want {
+		t.Errorf("Diff = %q, want %q", strings.Join(got, ", "), want)
+	}
+}
+
+func fmtSscanf(s string, a, b *uint64) (int, error) { return fmt.Sscanf(s, "%x-%x", a, b) }
