@@ -25,6 +25,8 @@ func toErrno(err error) syscall.Errno {
 		return syscall.ENOENT
 	case memory.OutOfRange:
 		return syscall.EIO
+	case memory.ReadOnly:
+		return syscall.EROFS
 	case memory.Exhausted:
 		log.Printf("procmem: %v", err)
 		if errors.As(err, &errno) {

@@ -17,6 +17,10 @@ var ErrGone = errors.New("the process exited")
 // x86-64 keeps [vsyscall]) can be addressed.
 var ErrAddressRange = errors.New("address beyond the reach of /proc/PID/mem")
 
+// ErrCaptured is returned for a write to captured memory: a core file is a
+// record, not a process.
+var ErrCaptured = errors.New("captured memory cannot be written")
+
 // ErrOutOfRange is returned for a write outside the range a Writer may
 // write.
 var ErrOutOfRange = errors.New("outside the range being written")
@@ -32,6 +36,7 @@ const (
 	Unreadable         // a page the kernel will not read or write (EIO)
 	OutOfRange         // an address beyond what may be addressed
 	Exhausted          // out of file descriptors or memory: says nothing of the process
+	ReadOnly           // captured memory, which nothing writes
 )
 
 // Classify puts an error in its class. Opens and reads through a pinned
@@ -45,6 +50,8 @@ func Classify(err error) Class {
 	case errors.Is(err, ErrGone), errors.Is(err, io.EOF),
 		errors.Is(err, syscall.ESRCH), errors.Is(err, syscall.ENOENT):
 		return Gone
+	case errors.Is(err, ErrCaptured):
+		return ReadOnly
 	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE), errors.Is(err, syscall.ENOMEM):
 		return Exhausted
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):

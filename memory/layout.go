@@ -28,6 +28,7 @@ const (
 	unreadable                    // a guard region: reads fail with EIO
 	fromFile                      // data the mapped file holds: read from the file, not the process
 	fromVDSO                      // a page of [vdso] the process never touched: the daemon's own copy
+	fromCapture                   // data a capture holds (a core file): read from it
 )
 
 // segment is a stretch [start, end) of one kind.
@@ -62,11 +63,18 @@ type layout struct {
 	anon    bool
 	vdso    []byte // for [vdso]: the daemon's own, which its pages are, if they are
 	avoided bool   // never read: a file on the avoided device (Reader.Avoid), or [vvar]
+
+	capture *CaptureLayout // for captured memory: where the region's bytes are kept
+	data    *os.File       // the capture's data
 }
 
 // newLayout prepares the layout of region r; mappings of files on the
 // avoided device are never read.
 func (rd *Reader) newLayout(r procfs.Region) *layout {
+	if rd.capture != nil {
+		cl := rd.capture.Layout(r)
+		return &layout{region: r, capture: &cl, data: rd.capture.Data(), file: cl.File}
+	}
 	// [vvar]: refused without asking; [vsyscall] is refused for its
 	// address (ErrAddressRange) when read.
 	if rd.avoid != "" && r.Dev == rd.avoid && r.Inode != 0 || r.Unreadable() && r.Start < MaxAddress {
@@ -92,8 +100,11 @@ func (l *layout) close() {
 }
 
 // alive reports ErrGone once the address space the layout's pagemap was
-// opened on is gone (the process exited or execed).
+// opened on is gone (the process exited or execed); a capture never goes.
 func (l *layout) alive() error {
+	if l.capture != nil {
+		return nil
+	}
 	_, err := l.pm.Scan(l.region.Start, l.region.Start+1)
 	if Classify(err) == Gone { // ESRCH, or EOF from pagemap entries
 		return ErrGone
@@ -119,6 +130,8 @@ func (l *layout) segments(start, end uint64) ([]segment, error) {
 	switch {
 	case l.avoided:
 		return []segment{{start, end, unreadable}}, nil
+	case l.capture != nil:
+		return l.captureSegments(start, end)
 	case l.anon:
 		return l.anonSegments(start, end)
 	case l.file != nil && l.region.Perms.Shared:
@@ -223,34 +236,51 @@ func (l *layout) fileSegments(start, end uint64) ([]segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := l.region
-	toFile := func(addr uint64) int64 { return int64(r.Offset + addr - r.Start) }
-	toAddr := func(off int64) uint64 { return uint64(off) - r.Offset + r.Start }
 	var segs segmentList
-	at := start
-	for at < fileEnd {
-		d, err := unix.Seek(int(l.file.Fd()), toFile(at), unix.SEEK_DATA)
+	if err := seekSegments(&segs, l.file, l.fileOffset(), l.region.Start, start, fileEnd, fromFile); err != nil {
+		return nil, err
+	}
+	segs.add(max(start, fileEnd), end, data)
+	return segs, nil
+}
+
+// fileOffset is where the region's first byte is in l.file.
+func (l *layout) fileOffset() int64 {
+	if l.capture != nil {
+		return l.capture.FileOffset
+	}
+	return int64(l.region.Offset)
+}
+
+// seekSegments adds the segments of [start, end) whose bytes a file holds,
+// base being the file offset of address at: its holes (SEEK_DATA,
+// SEEK_HOLE) as holes, its data as kind.
+func seekSegments(segs *segmentList, f *os.File, base int64, at, start, end uint64, kind segmentKind) error {
+	toFile := func(addr uint64) int64 { return base + int64(addr-at) }
+	toAddr := func(off int64) uint64 { return at + uint64(off-base) }
+	pos := start
+	for pos < end {
+		d, err := unix.Seek(int(f.Fd()), toFile(pos), unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
 			break // a hole up to the end of the file
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		h, err := unix.Seek(int(l.file.Fd()), d, unix.SEEK_HOLE)
+		h, err := unix.Seek(int(f.Fd()), d, unix.SEEK_HOLE)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		ds, de := min(toAddr(d), fileEnd), min(toAddr(h), fileEnd)
-		segs.add(at, ds, hole)
-		segs.add(ds, de, fromFile)
-		if de <= at {
+		ds, de := min(toAddr(d), end), min(toAddr(h), end)
+		segs.add(pos, ds, hole)
+		segs.add(ds, de, kind)
+		if de <= pos {
 			break
 		}
-		at = de
+		pos = de
 	}
-	segs.add(at, fileEnd, hole)
-	segs.add(max(at, fileEnd), end, data)
-	return segs, nil
+	segs.add(pos, end, hole)
+	return nil
 }
 
 // vdsoSegments: the pages of [vdso] the process has touched are read from
@@ -276,7 +306,7 @@ func (l *layout) vdsoSegments(start, end uint64) ([]segment, error) {
 // readFile reads what the mapped file holds at addr.
 func (l *layout) readFile(b []byte, addr uint64) (int, error) {
 	r := l.region
-	n, err := l.file.ReadAt(b, int64(r.Offset+addr-r.Start))
+	n, err := l.file.ReadAt(b, l.fileOffset()+int64(addr-r.Start))
 	if n == len(b) {
 		return n, nil
 	}
@@ -296,4 +326,50 @@ func fromProcess(segs []segment) bool {
 		}
 	}
 	return false
+}
+
+// captureSegments: the bytes the capture holds of a region are its data,
+// with the capture's own holes (pages the process had not touched, or a
+// compressed run of zeros); the rest comes from the mapped file where the
+// capture found it unchanged, and is a hole where it did not.
+func (l *layout) captureSegments(start, end uint64) ([]segment, error) {
+	r, c := l.region, l.capture
+	inCore := r.Start + min(c.InCore, r.Size())
+	var segs segmentList
+	if start < inCore {
+		if err := seekSegments(&segs, l.data, c.Offset, r.Start, start, min(end, inCore), fromCapture); err != nil {
+			return nil, err
+		}
+	}
+	from := max(start, inCore)
+	if from >= end {
+		return segs, nil
+	}
+	if l.file == nil {
+		segs.add(from, end, hole)
+		return segs, nil
+	}
+	st, err := l.file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	fileEnd := from
+	if size := st.Size(); size > c.FileOffset {
+		fileEnd = min(end, max(from, r.Start+uint64(size-c.FileOffset)))
+	}
+	if err := seekSegments(&segs, l.file, c.FileOffset, r.Start, from, fileEnd, fromFile); err != nil {
+		return nil, err
+	}
+	segs.add(fileEnd, end, hole)
+	return segs, nil
+}
+
+// readCapture reads what the capture holds at addr.
+func (l *layout) readCapture(b []byte, addr uint64) (int, error) {
+	n, err := l.data.ReadAt(b, l.capture.Offset+int64(addr-l.region.Start))
+	if n < len(b) && errors.Is(err, io.EOF) { // a truncated capture: what it lacks is missing
+		clear(b[n:])
+		return len(b), nil
+	}
+	return n, err
 }

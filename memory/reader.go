@@ -45,6 +45,8 @@ type Reader struct {
 	avoid string // the device of files never read through the target (Avoid)
 	files mapFiles
 
+	capture Capture // the memory's source when it was captured; nil for a live process
+
 	vdsoOnce sync.Once
 	vdso     []byte // the daemon's [vdso], if the process's is the same (ownVDSO)
 
@@ -105,13 +107,34 @@ func Open(p *procfs.Process, as Opener, write bool) (*Reader, error) {
 	return rd, nil
 }
 
+// OpenCapture makes a Reader of captured memory: the same reads, holes and
+// streams as of a live process, from c. It cannot write (ErrCaptured).
+// Closing it leaves c open.
+func OpenCapture(c Capture) *Reader {
+	rd := &Reader{capture: c, mem: mem{fd: -1}}
+	rd.files.rd = rd
+	return rd
+}
+
+// Captured reports whether the reader reads captured memory.
+func (rd *Reader) Captured() bool { return rd.capture != nil }
+
 // Image is the image of the address space the reader was opened on.
-func (rd *Reader) Image() procfs.Image { return rd.proc.Image }
+func (rd *Reader) Image() procfs.Image {
+	if rd.capture != nil {
+		return procfs.Image{}
+	}
+	return rd.proc.Image
+}
 
 // SameImage fails with ErrGone unless the process still runs the image
 // the reader was opened on: what was read of its /proc files with the
 // daemon's rights since is then of the address space the reader proves.
+// Captured memory never changes.
 func (rd *Reader) SameImage() error {
+	if rd.capture != nil {
+		return nil
+	}
 	st, err := rd.proc.Stat()
 	if err != nil {
 		return gone(err)
@@ -124,6 +147,9 @@ func (rd *Reader) SameImage() error {
 
 // Close releases the reader's files.
 func (rd *Reader) Close() error {
+	if rd.capture != nil {
+		return nil
+	}
 	err := rd.mem.close()
 	rd.vm.close()
 	rd.files.close()
@@ -142,6 +168,9 @@ func (rd *Reader) Close() error {
 // a reading no older than maxAge. Once the address space is gone there
 // are none.
 func (rd *Reader) Regions(maxAge time.Duration) ([]procfs.Region, error) {
+	if rd.capture != nil {
+		return rd.capture.Regions(), nil
+	}
 	rd.regionsMu.Lock()
 	defer rd.regionsMu.Unlock()
 	if rd.regions != nil && time.Since(rd.regionsAt) < maxAge {
@@ -163,6 +192,9 @@ func (rd *Reader) Regions(maxAge time.Duration) ([]procfs.Region, error) {
 // alive reports ErrGone once the address space is gone: its page tables
 // can no longer be read.
 func (rd *Reader) alive() error {
+	if rd.capture != nil {
+		return nil
+	}
 	if _, err := rd.pm.Scan(0, pageSize); Classify(err) == Gone {
 		return ErrGone
 	}
@@ -269,8 +301,13 @@ func (rd *Reader) mappedUpTo(start, end uint64) (uint64, error) {
 }
 
 // mapsQuery asks the kernel which addresses are mapped now, through the
-// maps fd opened with mem.
-func (rd *Reader) mapsQuery() (*procfs.MapsQuery, error) { return rd.query, nil }
+// maps fd opened with mem; a capture has no kernel to ask.
+func (rd *Reader) mapsQuery() (*procfs.MapsQuery, error) {
+	if rd.query == nil {
+		return nil, procfs.ErrNoQuery
+	}
+	return rd.query, nil
+}
 
 // Seek returns the first address at or after addr (inside the region) that
 // starts data, or with hole set a hole; the end of the region counts as a
@@ -334,6 +371,10 @@ func (rd *Reader) fillSegments(b []byte, addr uint64, segs []segment, l *layout,
 			copy(part, l.vdso[s.start-l.region.Start:])
 			done += len(part)
 			continue
+		case fromCapture:
+			var n int
+			n, err = l.readCapture(part, s.start)
+			done += n
 		case resident:
 			if fast {
 				done += len(part)
@@ -359,6 +400,9 @@ func (rd *Reader) fillSegments(b []byte, addr uint64, segs []segment, l *layout,
 // region is registered with userfaultfd (VmFlags um, uw or ui), or that
 // cannot be told. It reads smaps once, at the first large read.
 func (rd *Reader) faultsWait(r procfs.Region) bool {
+	if rd.capture != nil {
+		return false
+	}
 	rd.uffdOnce.Do(func() {
 		var mappings []procfs.Mapping
 		if mappings, rd.uffdErr = rd.proc.Smaps(); rd.uffdErr != nil {

@@ -53,6 +53,9 @@ func (w *Writer) Forcing() *Writer {
 // one into memory that may not be written now fails with EACCES. Nothing
 // is ever written outside the range.
 func (w *Writer) Write(b []byte, addr uint64) (int, error) {
+	if w.rd.capture != nil {
+		return 0, fmt.Errorf("write at 0x%x: %w", addr, ErrCaptured)
+	}
 	if !w.rd.write {
 		return 0, fmt.Errorf("write at 0x%x: %w", addr, unix.EBADF)
 	}
@@ -130,6 +133,9 @@ func sameMapping(m, r procfs.Region, addr uint64) bool {
 // (EACCES, nothing written), as the kernel maps it at the moment of the
 // write.
 func (rd *Reader) WriteSpan(b []byte, addr uint64, force bool) (int, error) {
+	if rd.capture != nil {
+		return 0, fmt.Errorf("write at 0x%x: %w", addr, ErrCaptured)
+	}
 	if !rd.write {
 		return 0, fmt.Errorf("write at 0x%x: %w", addr, unix.EBADF)
 	}
