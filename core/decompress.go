@@ -1,0 +1,183 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+	"golang.org/x/sys/unix"
+)
+
+// Compressed cores, as systemd-coredump writes them (zstd, else lz4, else
+// xz): one stream without a seek table, so reading it at an address needs
+// everything before it decompressed. Open decompresses it once, in one
+// pass, into a sparse file (a memfd, or an unlinked file in a directory
+// the user chooses), writing only the pages that hold a non-zero byte, so
+// that the core's holes, and the pages of zeros the kernel wrote into the
+// pipe for them, stay holes; after that every read is a pread of that
+// file, at memory speed.
+
+// Compression names a compressed core's format: "zstd", "lz4" or "xz";
+// "" for a core that is not compressed.
+func compressionOf(magic []byte) string {
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd"
+	case bytes.HasPrefix(magic, []byte{0x04, 0x22, 0x4d, 0x18}), bytes.HasPrefix(magic, []byte{0x02, 0x21, 0x4c, 0x18}):
+		return "lz4" // the frame format, and the legacy one
+	case bytes.HasPrefix(magic, xzMagic):
+		return "xz"
+	}
+	return ""
+}
+
+// maxZstdWindow bounds the history a zstd frame may ask the decoder to
+// keep: zstd --long's default (128 MiB) and more than any level uses.
+const maxZstdWindow = 128 << 20
+
+// errCut marks an error of the compressed stream itself: what came before
+// it is kept, and the core is cut short there.
+var errCut = errors.New("the compressed core ends early")
+
+// decompressed is a compressed core's decompressed bytes.
+type decompressed struct {
+	file *os.File
+	cut  error // why the stream ended early or is corrupt (the file holds what came before), or nil
+}
+
+// decompress decompresses the core src, compressed with format, into a
+// new sparse file: a memfd, or an unlinked file in dir. With no dir, the
+// pages with data may take at most limit bytes of memory.
+func decompress(src io.Reader, format, dir string, limit uint64) (decompressed, error) {
+	dec, closeDec, err := decoder(src, format)
+	if err != nil {
+		return decompressed{}, err
+	}
+	defer closeDec()
+	dst, err := sparseFile(dir)
+	if err != nil {
+		return decompressed{}, err
+	}
+	if dir != "" {
+		limit = 0 // the filesystem's own space is the limit
+	}
+	size, err := writeSparse(dst, dec, limit)
+	var cut error
+	if errors.Is(err, errCut) {
+		cut, err = err, nil
+	}
+	if err == nil {
+		err = dst.Truncate(size)
+	}
+	if err != nil {
+		dst.Close()
+		return decompressed{}, err
+	}
+	return decompressed{dst, cut}, nil
+}
+
+// decoder returns a reader of what src decompresses to.
+func decoder(src io.Reader, format string) (io.Reader, func(), error) {
+	switch format {
+	case "zstd":
+		d, err := zstd.NewReader(src, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderConcurrency(0))
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd: %w", err)
+		}
+		return d, d.Close, nil
+	case "lz4":
+		return lz4.NewReader(src), func() {}, nil
+	case "xz":
+		return newXZReader(src), func() {}, nil
+	}
+	return nil, nil, fmt.Errorf("unknown compression %q", format)
+}
+
+// sparseFile makes the file a core is decompressed into: a memfd, or with
+// dir a file without a name there (O_TMPFILE), which nothing needs to
+// remove.
+func sparseFile(dir string) (*os.File, error) {
+	if dir == "" {
+		fd, err := unix.MemfdCreate("procmem-core", unix.MFD_CLOEXEC)
+		if err != nil {
+			return nil, fmt.Errorf("memfd_create: %w", err)
+		}
+		return os.NewFile(uintptr(fd), "memfd:procmem-core"), nil
+	}
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot hold an unlinked file to decompress the core into: %w", dir, err)
+	}
+	return os.NewFile(uintptr(fd), dir+"/(decompressed core)"), nil
+}
+
+// writeSparse copies r into dst from offset 0, writing only the pages with
+// a non-zero byte, at most limit bytes of them (0: no limit). It returns
+// how many bytes r gave; an error of r is wrapped with errCut.
+func writeSparse(dst *os.File, r io.Reader, limit uint64) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var off int64
+	var written uint64
+	for {
+		n, rerr := fill(r, buf)
+		for start, end := range dataRuns(buf[:n]) {
+			written += uint64(end - start)
+			if limit > 0 && written > limit {
+				return off, fmt.Errorf("the decompressed core holds more than %d MiB of data, more than memory should hold: give it a directory to decompress into", limit>>20)
+			}
+			if _, err := dst.WriteAt(buf[start:end], off+int64(start)); err != nil {
+				return off, err
+			}
+		}
+		off += int64(n)
+		if rerr == io.EOF {
+			return off, nil
+		}
+		if rerr != nil {
+			return off, fmt.Errorf("%w after %d bytes: %v", errCut, off, rerr)
+		}
+	}
+}
+
+// fill reads from r until b is full, r ends (io.EOF) or fails.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+var zeroPage [pageSize]byte
+
+// dataRuns yields the runs [start, end) of b's pages that hold a non-zero
+// byte, merged where they touch.
+func dataRuns(b []byte) func(func(int, int) bool) {
+	return func(yield func(int, int) bool) {
+		start := -1
+		for at := 0; at < len(b); at += pageSize {
+			page := b[at:min(at+pageSize, len(b))]
+			zero := bytes.Equal(page, zeroPage[:len(page)])
+			switch {
+			case !zero && start < 0:
+				start = at
+			case zero && start >= 0:
+				if !yield(start, at) {
+					return
+				}
+				start = -1
+			}
+		}
+		if start >= 0 {
+			yield(start, len(b))
+		}
+	}
+}
