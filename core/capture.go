@@ -47,6 +47,9 @@ type OpenOptions struct {
 	// MemoryLimit bounds the data a compressed core may decompress into
 	// memory; 0 is half the machine's RAM.
 	MemoryLimit uint64
+	// MaxSize bounds what a compressed core may decompress to, holes
+	// included; 0 is no bound.
+	MaxSize uint64
 	// Sysroot is where the files the process mapped are looked for (a
 	// copy of the machine the core was written on); "" is "/".
 	Sysroot string
@@ -140,7 +143,7 @@ func (c *Capture) decompress(opts OpenOptions) error {
 	if limit == 0 {
 		limit = halfRAM()
 	}
-	d, err := decompress(io.NewSectionReader(c.data, 0, 1<<62), c.compression, opts.CacheDir, limit)
+	d, err := decompress(io.NewSectionReader(c.data, 0, 1<<62), c.compression, opts.CacheDir, limits{data: limit, size: opts.MaxSize})
 	if err != nil {
 		return err
 	}
@@ -199,7 +202,7 @@ func (c *Capture) readRegions() error {
 		}
 		if l.filesz > l.memsz {
 			c.elf.problem("the segment at %#x holds %#x bytes of its %#x", l.vaddr, l.filesz, l.memsz)
-			loads[i].filesz = l.memsz
+			l.filesz = l.memsz
 		}
 		r := procfs.Region{Start: l.vaddr, End: end, Perms: procfs.Perms{
 			Read: l.flags&elf.PF_R != 0, Write: l.flags&elf.PF_W != 0, Exec: l.flags&elf.PF_X != 0}}
@@ -212,12 +215,14 @@ func (c *Capture) readRegions() error {
 }
 
 // addFileRegions adds a region for each part of an NT_FILE mapping that
-// no PT_LOAD covers. Their permissions are not told: they show as r--,
-// since their bytes are the file's.
+// no PT_LOAD covers (nor an NT_FILE mapping before it: a lying note's may
+// overlap). Their permissions are not told: they show as r--, since
+// their bytes are the file's.
 func (c *Capture) addFileRegions() {
 	loaded := slices.Clone(c.regions)
+	var covered uint64 // the files' regions so far end here
 	for _, f := range c.facts.files {
-		at := f.Start
+		at := max(f.Start, covered)
 		i := sort.Search(len(loaded), func(i int) bool { return loaded[i].End > at })
 		for at < f.End {
 			end := f.End
@@ -232,7 +237,7 @@ func (c *Capture) addFileRegions() {
 			c.regions = append(c.regions, procfs.Region{Start: at, End: end, Perms: procfs.Perms{Read: true},
 				Offset: f.Offset + (at - f.Start), Path: f.Path})
 			c.layouts = append(c.layouts, regionLayout{noSegment: true})
-			at = end
+			at, covered = end, end
 		}
 	}
 	if len(c.regions) == len(loaded) {

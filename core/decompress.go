@@ -49,10 +49,14 @@ type decompressed struct {
 	cut  error // why the stream ended early or is corrupt (the file holds what came before), or nil
 }
 
+// limits bound a decompression: the bytes of data written (0: none), and
+// the size, holes included (0: none).
+type limits struct{ data, size uint64 }
+
 // decompress decompresses the core src, compressed with format, into a
-// new sparse file: a memfd, or an unlinked file in dir. With no dir, the
-// pages with data may take at most limit bytes of memory.
-func decompress(src io.Reader, format, dir string, limit uint64) (decompressed, error) {
+// new sparse file: a memfd, or an unlinked file in dir. In a memfd the
+// pages with data may take at most limit.data bytes.
+func decompress(src io.Reader, format, dir string, limit limits) (decompressed, error) {
 	dec, closeDec, err := decoder(src, format)
 	if err != nil {
 		return decompressed{}, err
@@ -63,7 +67,7 @@ func decompress(src io.Reader, format, dir string, limit uint64) (decompressed, 
 		return decompressed{}, err
 	}
 	if dir != "" {
-		limit = 0 // the filesystem's own space is the limit
+		limit.data = 0 // the filesystem's own space is the limit
 	}
 	size, err := writeSparse(dst, dec, limit)
 	var cut error
@@ -116,18 +120,21 @@ func sparseFile(dir string) (*os.File, error) {
 }
 
 // writeSparse copies r into dst from offset 0, writing only the pages with
-// a non-zero byte, at most limit bytes of them (0: no limit). It returns
-// how many bytes r gave; an error of r is wrapped with errCut.
-func writeSparse(dst *os.File, r io.Reader, limit uint64) (int64, error) {
+// a non-zero byte, within limit. It returns how many bytes r gave; an
+// error of r is wrapped with errCut.
+func writeSparse(dst *os.File, r io.Reader, limit limits) (int64, error) {
 	buf := make([]byte, 1<<20)
 	var off int64
 	var written uint64
 	for {
 		n, rerr := fill(r, buf)
+		if limit.size > 0 && uint64(off)+uint64(n) > limit.size {
+			return off, fmt.Errorf("the core decompresses to more than %s", sizeString(limit.size))
+		}
 		for start, end := range dataRuns(buf[:n]) {
 			written += uint64(end - start)
-			if limit > 0 && written > limit {
-				return off, fmt.Errorf("the decompressed core holds more than %d MiB of data, more than memory should hold: give it a directory to decompress into", limit>>20)
+			if limit.data > 0 && written > limit.data {
+				return off, fmt.Errorf("the decompressed core holds more than %s of data, more than memory should hold: give it a directory to decompress into", sizeString(limit.data))
 			}
 			if _, err := dst.WriteAt(buf[start:end], off+int64(start)); err != nil {
 				return off, err
@@ -136,6 +143,9 @@ func writeSparse(dst *os.File, r io.Reader, limit uint64) (int64, error) {
 		off += int64(n)
 		if rerr == io.EOF {
 			return off, nil
+		}
+		if rerr != nil && (off == 0 || errors.Is(rerr, errUnsupported)) {
+			return off, rerr
 		}
 		if rerr != nil {
 			return off, fmt.Errorf("%w after %d bytes: %v", errCut, off, rerr)
@@ -180,4 +190,15 @@ func dataRuns(b []byte) func(func(int, int) bool) {
 			yield(start, len(b))
 		}
 	}
+}
+
+// sizeString writes a size in the largest binary unit it has whole.
+func sizeString(n uint64) string {
+	units := []string{"bytes", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for i < len(units)-1 && n >= 1024 && n%1024 == 0 {
+		n /= 1024
+		i++
+	}
+	return fmt.Sprintf("%d %s", n, units[i])
 }

@@ -28,13 +28,13 @@ type elfCore struct {
 	class    elf.Class
 	order    binary.ByteOrder
 	machine  elf.Machine
-	word     uint64      // 4 or 8, the size of the process's longs and pointers
-	size     uint64      // the file's size
-	end      uint64      // where the file would end if it held all its segments
-	loads    []elfLoad   // the PT_LOADs, in file order
-	notes    []elfNote   // every note of every PT_NOTE
-	sections bool        // section headers beyond extended numbering: gdb's gcore writes them
-	problems []string    // what was wrong but could be passed over
+	word     uint64    // 4 or 8, the size of the process's longs and pointers
+	size     uint64    // the file's size
+	end      uint64    // where the file would end if it held all its segments
+	loads    []elfLoad // the PT_LOADs, in file order
+	notes    []elfNote // every note of every PT_NOTE
+	sections bool      // section headers beyond extended numbering: gdb's gcore writes them
+	problems []string  // what was wrong but could be passed over
 }
 
 // elfLoad is one PT_LOAD.

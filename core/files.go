@@ -141,4 +141,3 @@ func (c *Capture) samePage(f *os.File, r procfs.Region, inCore, off uint64) stri
 	}
 	return ""
 }
-

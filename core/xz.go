@@ -30,6 +30,11 @@ const maxXZDict = 64 << 20
 
 var errXZ = errors.New("xz: malformed stream")
 
+// errUnsupported marks a stream procmem will not decompress (a filter it
+// does not know, a dictionary larger than it allocates): not a stream cut
+// short, so nothing of it is kept.
+var errUnsupported = errors.New("not supported")
+
 var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
 
 // xzReader decodes the concatenated xz streams of its source.
@@ -115,7 +120,7 @@ func (x *xzReader) next() (bool, error) {
 		}
 		return x.padding()
 	}
-	return true, x.blockHeader(uint64(size+1) * 4)
+	return true, x.blockHeader((uint64(size) + 1) * 4)
 }
 
 // streamHeader reads the 12 bytes that start a stream.
@@ -128,7 +133,7 @@ func (x *xzReader) streamHeader() error {
 		return fmt.Errorf("%w: a bad stream header", errXZ)
 	}
 	if _, ok := checkSize(h[7]); !ok {
-		return fmt.Errorf("xz: check type %d is not supported", h[7])
+		return fmt.Errorf("xz: check type %d: %w", h[7], errUnsupported)
 	}
 	x.check, x.started, x.records = h[7], true, nil
 	return nil
@@ -149,7 +154,7 @@ func (x *xzReader) blockHeader(size uint64) error {
 	r := bytes.NewReader(h[2 : size-4])
 	x.csize, x.usize = -1, -1
 	if flags&0x3c != 0 || flags&3 != 0 {
-		return fmt.Errorf("xz: a block with %d filters: only LZMA2 alone is supported", flags&3+1)
+		return fmt.Errorf("xz: a block with %d filters (only LZMA2 alone): %w", flags&3+1, errUnsupported)
 	}
 	for _, field := range []struct {
 		flag byte
@@ -168,7 +173,7 @@ func (x *xzReader) blockHeader(size uint64) error {
 	propsSize, err2 := varint(r)
 	prop, err3 := r.ReadByte()
 	if err1 != nil || err2 != nil || err3 != nil || id != 0x21 || propsSize != 1 {
-		return fmt.Errorf("xz: filter %#x is not supported, only LZMA2", id)
+		return fmt.Errorf("xz: filter %#x (only LZMA2): %w", id, errUnsupported)
 	}
 	for r.Len() > 0 {
 		if b, _ := r.ReadByte(); b != 0 {
@@ -181,9 +186,11 @@ func (x *xzReader) blockHeader(size uint64) error {
 	}
 	if x.usize >= 0 {
 		dict = min(dict, uint64(max(x.usize, lzma.MinDictCap)))
+	} else if size, known := x.blockSizeAhead(); known {
+		dict = min(dict, max(size, lzma.MinDictCap))
 	}
 	if dict > maxXZDict {
-		return fmt.Errorf("xz: a dictionary of %d MiB, more than procmem allocates (%d MiB): decompress it with xz -d", dict>>20, maxXZDict>>20)
+		return fmt.Errorf("xz: a dictionary of %d MiB, more than procmem allocates (%d MiB): %w; decompress it with xz -d", dict>>20, maxXZDict>>20, errUnsupported)
 	}
 	x.counted = &countingReader{r: x.src}
 	lz, err := lzma.Reader2Config{DictCap: int(dict)}.NewReader2(x.counted)
@@ -193,6 +200,42 @@ func (x *xzReader) blockHeader(size uint64) error {
 	x.sum = newCheck(x.check)
 	x.block, x.header, x.out = io.TeeReader(lz, x.sum), size, 0
 	return nil
+}
+
+// blockSizeAhead tells the uncompressed size of a block whose LZMA2 data
+// ends within the input buffered ahead, from its chunks' headers (0 for
+// data that is no LZMA2, which will not decode). A dictionary needs no
+// more: without this, a few bytes of block header would make the
+// dictionary's whole allocation.
+func (x *xzReader) blockSizeAhead() (uint64, bool) {
+	b, _ := x.src.Peek(x.src.Size())
+	var size uint64
+	for at := 0; at < len(b); {
+		c := b[at]
+		switch {
+		case c == 0: // the end
+			return size, true
+		case c == 1 || c == 2: // uncompressed
+			if at+3 > len(b) {
+				return 0, false
+			}
+			n := int(binary.BigEndian.Uint16(b[at+1:])) + 1
+			size += uint64(n)
+			at += 3 + n
+		case c >= 0x80: // LZMA
+			if at+5 > len(b) {
+				return 0, false
+			}
+			size += uint64(c&0x1f)<<16 + uint64(binary.BigEndian.Uint16(b[at+1:])) + 1
+			at += 5 + int(binary.BigEndian.Uint16(b[at+3:])) + 1
+			if c >= 0xc0 { // a properties byte
+				at++
+			}
+		default:
+			return 0, true
+		}
+	}
+	return 0, false
 }
 
 // endBlock checks the end of a block's data: the sizes its header gave,
