@@ -3,6 +3,7 @@ package core
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,7 +37,8 @@ const madvGuardInstall = 102 // MADV_GUARD_INSTALL, Linux 6.13
 //   - "guard": the same, its middle page a guard page (MADV_GUARD_INSTALL);
 //   - "file=PATH": three pages of PATH, read-only and private, never touched;
 //   - "shared=PATH": three pages of PATH shared (past its end if it is
-//     shorter), with coredump_filter asking for shared file mappings.
+//     shorter), with coredump_filter asking for shared file mappings;
+//   - "heap=SIZE": SIZE bytes that compress as a heap does (see heapLike).
 func runChild(args []string) int {
 	for _, arg := range args {
 		kind, path, _ := strings.Cut(arg, "=")
@@ -53,6 +55,14 @@ func runChild(args []string) int {
 			}
 		case "file", "shared":
 			b, err = mapFile(path, kind == "shared")
+		case "heap":
+			var size uint64
+			if size, err = strconv.ParseUint(path, 0, 64); err == nil {
+				b, err = unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+			}
+			if err == nil {
+				heapLike(b)
+			}
 		default:
 			err = fmt.Errorf("unknown mapping %q", arg)
 		}
@@ -65,6 +75,28 @@ func runChild(args []string) int {
 	fmt.Println("ready")
 	bufio.NewReader(os.Stdin).ReadString('\n')
 	return 0
+}
+
+// heapLike fills b as a heap looks to a compressor: in each page a
+// quarter of noise, half of pointer-like words, a quarter of zeros; and
+// every eighth 64 KiB never touched, a hole.
+func heapLike(b []byte) {
+	x := uint64(88172645463325252)
+	for at := 0; at+pageSize <= len(b); at += pageSize {
+		if at/(64<<10)%8 == 7 {
+			continue
+		}
+		p := b[at : at+pageSize]
+		for i := 0; i < 1024; i += 8 {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			binary.LittleEndian.PutUint64(p[i:], x)
+		}
+		for i := 1024; i < 3072; i += 8 {
+			binary.LittleEndian.PutUint64(p[i:], 0x7f0000000000+uint64(at+i)*2)
+		}
+	}
 }
 
 func mapFile(path string, shared bool) ([]byte, error) {
@@ -90,7 +122,7 @@ type child struct {
 }
 
 // startChild runs a child with the given mappings until the test ends.
-func startChild(t *testing.T, mappings ...string) child {
+func startChild(t testing.TB, mappings ...string) child {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -124,7 +156,7 @@ func startChild(t *testing.T, mappings ...string) child {
 }
 
 // build builds the core of process pid.
-func build(t *testing.T, pid int) (*Image, *memory.Reader, *procfs.Process) {
+func build(t testing.TB, pid int) (*Image, *memory.Reader, *procfs.Process) {
 	t.Helper()
 	p, err := procfs.Open(pid)
 	if err != nil {
@@ -285,7 +317,7 @@ func guardPages() bool {
 
 // writeImage writes core im to a file, its holes as holes, as procmem
 // core -o does.
-func writeImage(t *testing.T, im *Image, rd *memory.Reader) string {
+func writeImage(t testing.TB, im *Image, rd *memory.Reader) string {
 	t.Helper()
 	path := t.TempDir() + "/core"
 	f, err := os.Create(path)

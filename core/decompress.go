@@ -121,49 +121,87 @@ func sparseFile(dir string) (*os.File, error) {
 
 // writeSparse copies r into dst from offset 0, writing only the pages with
 // a non-zero byte, within limit. It returns how many bytes r gave; an
-// error of r is wrapped with errCut.
+// error of r after some bytes is wrapped with errCut, unless r refused
+// the stream (errUnsupported).
 func writeSparse(dst *os.File, r io.Reader, limit limits) (int64, error) {
-	buf := make([]byte, 1<<20)
-	var off int64
-	var written uint64
-	for {
-		n, rerr := fill(r, buf)
-		if limit.size > 0 && uint64(off)+uint64(n) > limit.size {
-			return off, fmt.Errorf("the core decompresses to more than %s", sizeString(limit.size))
-		}
-		for start, end := range dataRuns(buf[:n]) {
-			written += uint64(end - start)
-			if limit.data > 0 && written > limit.data {
-				return off, fmt.Errorf("the decompressed core holds more than %s of data, more than memory should hold: give it a directory to decompress into", sizeString(limit.data))
-			}
-			if _, err := dst.WriteAt(buf[start:end], off+int64(start)); err != nil {
-				return off, err
-			}
-		}
-		off += int64(n)
-		if rerr == io.EOF {
-			return off, nil
-		}
-		if rerr != nil && (off == 0 || errors.Is(rerr, errUnsupported)) {
-			return off, rerr
-		}
-		if rerr != nil {
-			return off, fmt.Errorf("%w after %d bytes: %v", errCut, off, rerr)
-		}
+	w := &sparseWriter{dst: dst, limit: limit}
+	// The decoders' own WriteTo hands over their buffers: no copy.
+	_, err := io.CopyBuffer(w, r, make([]byte, 1<<20))
+	var werr writeError
+	switch {
+	case err == nil:
+		return w.off, w.flush()
+	case errors.As(err, &werr):
+		return w.off, werr.err
+	case w.off == 0 || errors.Is(err, errUnsupported):
+		return w.off, err
 	}
+	if err := w.flush(); err != nil {
+		return w.off, err
+	}
+	return w.off, fmt.Errorf("%w after %d bytes: %v", errCut, w.off, err)
 }
 
-// fill reads from r until b is full, r ends (io.EOF) or fails.
-func fill(r io.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := r.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
+// sparseWriter writes a stream into a file from offset 0, page by page,
+// only the pages that hold a non-zero byte.
+type sparseWriter struct {
+	dst     *os.File
+	limit   limits
+	off     int64  // the stream's bytes so far
+	written uint64 // of them, in pages with data
+	partial []byte // a page begun and not finished, at off-len(partial)
+}
+
+// writeError is an error of the file written, not of the stream.
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return e.err.Error() }
+
+func (w *sparseWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if w.limit.size > 0 && uint64(w.off)+uint64(n) > w.limit.size {
+		return 0, writeError{fmt.Errorf("the core decompresses to more than %s", sizeString(w.limit.size))}
+	}
+	if len(w.partial) > 0 {
+		take := min(pageSize-len(w.partial), len(p))
+		w.partial = append(w.partial, p[:take]...)
+		p = p[take:]
+		w.off += int64(take)
+		if len(w.partial) < pageSize {
+			return n, nil
+		}
+		if err := w.writePages(w.partial, w.off-pageSize); err != nil {
+			return 0, writeError{err}
+		}
+		w.partial = w.partial[:0]
+	}
+	whole := len(p) / pageSize * pageSize
+	if err := w.writePages(p[:whole], w.off); err != nil {
+		return 0, writeError{err}
+	}
+	w.off += int64(len(p))
+	w.partial = append(w.partial, p[whole:]...)
+	return n, nil
+}
+
+// writePages writes the pages of b that hold data, b being the stream's
+// bytes from off.
+func (w *sparseWriter) writePages(b []byte, off int64) error {
+	for start, end := range dataRuns(b) {
+		w.written += uint64(end - start)
+		if w.limit.data > 0 && w.written > w.limit.data {
+			return fmt.Errorf("the decompressed core holds more than %s of data, more than memory should hold: give it a directory to decompress into", sizeString(w.limit.data))
+		}
+		if _, err := w.dst.WriteAt(b[start:end], off+int64(start)); err != nil {
+			return err
 		}
 	}
-	return n, nil
+	return nil
+}
+
+// flush writes the last, partial page.
+func (w *sparseWriter) flush() error {
+	return w.writePages(w.partial, w.off-int64(len(w.partial)))
 }
 
 var zeroPage [pageSize]byte

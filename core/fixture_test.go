@@ -334,7 +334,7 @@ func TestFixtureCompressed(t *testing.T) {
 
 // dataBytes counts the bytes of f that SEEK_DATA and SEEK_HOLE show as
 // data.
-func dataBytes(t *testing.T, f *os.File) int64 {
+func dataBytes(t testing.TB, f *os.File) int64 {
 	t.Helper()
 	st, err := f.Stat()
 	if err != nil {

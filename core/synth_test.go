@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -449,5 +451,33 @@ func TestCacheDir(t *testing.T) {
 	}
 	if _, err := Open("testdata/kernel.core.zst", OpenOptions{CacheDir: filepath.Join(dir, "none")}); err == nil || !strings.Contains(err.Error(), "cannot hold an unlinked file") {
 		t.Errorf("a cache directory that does not exist: %v", err)
+	}
+}
+
+// TestSparseWriter: whatever pieces a decoder hands over, the pages that
+// hold data are written and the rest stay holes.
+func TestSparseWriter(t *testing.T) {
+	want := make([]byte, 5*pageSize+100)
+	copy(want[pageSize+10:], "data in the second page")
+	want[3*pageSize] = 1
+	want[len(want)-1] = 2 // in the last, partial page
+	for _, r := range []io.Reader{bytes.NewReader(want), iotest.OneByteReader(bytes.NewReader(want)), iotest.HalfReader(bytes.NewReader(want))} {
+		f, err := sparseFile("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		n, err := writeSparse(f, r, limits{})
+		if err != nil || n != int64(len(want)) {
+			t.Fatalf("%d bytes, %v", n, err)
+		}
+		f.Truncate(n)
+		got, _ := io.ReadAll(io.NewSectionReader(f, 0, n))
+		if !bytes.Equal(got, want) {
+			t.Errorf("%T: the file differs from what was written", r)
+		}
+		if data := dataBytes(t, f); data != 2*pageSize+100 {
+			t.Errorf("%T: %d bytes of data, want the two pages and the last part with data", r, data)
+		}
 	}
 }
