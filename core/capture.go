@@ -256,7 +256,9 @@ func (c *Capture) addFileRegions() {
 }
 
 // name gives region r what the core tells of it: its maps line from
-// procmem's smaps, or else the file NT_FILE says it maps.
+// procmem's smaps, or else the file NT_FILE says it maps, or [vdso] where
+// the auxiliary vector says the vDSO is, or [vsyscall] where x86-64 keeps
+// it.
 func (c *Capture) name(r procfs.Region) procfs.Region {
 	i := sort.Search(len(c.mappings), func(i int) bool { return c.mappings[i].End > r.Start })
 	if i < len(c.mappings) && c.mappings[i].Start == r.Start && c.mappings[i].End == r.End {
@@ -264,11 +266,26 @@ func (c *Capture) name(r procfs.Region) procfs.Region {
 	}
 	files := c.facts.files
 	i = sort.Search(len(files), func(i int) bool { return files[i].End > r.Start })
-	if i < len(files) && files[i].Start <= r.Start && r.End <= files[i].End {
+	switch {
+	case i < len(files) && files[i].Start <= r.Start && r.End <= files[i].End:
 		r.Path = files[i].Path
 		r.Offset = files[i].Offset + (r.Start - files[i].Start)
+	case c.auxValue(33) != 0 && r.Contains(c.auxValue(33)): // AT_SYSINFO_EHDR: the vDSO's ELF header
+		r.Path = "[vdso]"
+	case c.elf.machine == elf.EM_X86_64 && r.Start == 0xffffffffff600000: // fixed by the ABI
+		r.Path = "[vsyscall]"
 	}
 	return r
+}
+
+// auxValue is the value of the auxiliary vector's entry typ, or 0.
+func (c *Capture) auxValue(typ uint64) uint64 {
+	for _, e := range c.facts.auxv {
+		if e.Type == typ {
+			return e.Value
+		}
+	}
+	return 0
 }
 
 // layOut decides where each region's bytes are: the first filesz bytes
@@ -293,12 +310,18 @@ func (c *Capture) layOut(opts OpenOptions) {
 		}
 	}
 	c.files, c.sysroot = map[string]*mappedFile{}, opts.Sysroot != ""
+	mapping := map[string][]int{} // the regions that map each file
+	for i, r := range c.regions {
+		if mapsFile(r) {
+			mapping[r.Path] = append(mapping[r.Path], i)
+		}
+	}
 	for i, r := range c.regions {
 		l := &c.layouts[i]
 		if l.source.Hole != "" || l.InCore == r.Size() {
 			continue
 		}
-		mf := c.mappedFile(r.Path, opts)
+		mf := c.mappedFile(r.Path, mapping[r.Path], opts)
 		if mf.file == nil {
 			l.source.Hole = mf.why
 			continue
@@ -314,10 +337,11 @@ func mapsFile(r procfs.Region) bool {
 }
 
 // Regions are the captured mappings in address order. A kernel's or
-// gdb's core tells a region's bounds, its r, w and x, and from NT_FILE the
-// file it maps and where in it; not whether it is shared, nor its device
-// and inode, nor [heap] or [stack]. A core procmem wrote tells all that
-// maps does.
+// gdb's core tells a region's bounds, its r, w and x, from NT_FILE the
+// file it maps and where in it, and from the auxiliary vector where
+// [vdso] is; not whether it is shared (all show as private), nor its
+// device and inode, nor [heap] or [stack]. A core procmem wrote tells all
+// that maps does.
 func (c *Capture) Regions() []procfs.Region { return c.regions }
 
 // Layout tells where the bytes of region r, one of Regions, are kept; a
@@ -421,13 +445,8 @@ func (c *Capture) Smaps() []byte { return c.facts.smaps }
 // NT_PRPSINFO, which is no path.
 func (c *Capture) Executable() string {
 	for _, typ := range []uint64{3, 9} { // AT_PHDR, AT_ENTRY
-		for _, e := range c.facts.auxv {
-			if e.Type != typ {
-				continue
-			}
-			if r, ok := procfs.RegionAt(c.regions, e.Value); ok && mapsFile(r) {
-				return r.Path
-			}
+		if r, ok := procfs.RegionAt(c.regions, c.auxValue(typ)); ok && mapsFile(r) {
+			return r.Path
 		}
 	}
 	return c.facts.process.Name

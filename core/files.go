@@ -29,8 +29,8 @@ type mappedFile struct {
 	why  string // why it is not read
 }
 
-// mappedFile opens, once, the file at path for the regions that map it,
-// if it is as it was when the core was written:
+// mappedFile opens, once, the file at path for the regions that map it
+// (their indices), if it is as it was when the core was written:
 //   - a regular file, modified no later than the core;
 //   - long enough for every mapping of it to reach its last page;
 //   - of the inode the core's smaps names, for procmem's cores (not under
@@ -38,7 +38,7 @@ type mappedFile struct {
 //   - whose first page is the one the core holds, when the core holds
 //     a read-only mapping of it (the ELF header the kernel keeps): a file
 //     of the same name on another machine is told apart by it.
-func (c *Capture) mappedFile(path string, opts OpenOptions) *mappedFile {
+func (c *Capture) mappedFile(path string, regions []int, opts OpenOptions) *mappedFile {
 	if mf, ok := c.files[path]; ok {
 		return mf
 	}
@@ -57,7 +57,7 @@ func (c *Capture) mappedFile(path string, opts OpenOptions) *mappedFile {
 		mf.why = path + ": " + describe(err)
 		return mf
 	}
-	if why := c.changed(f, path); why != "" {
+	if why := c.changed(f, regions); why != "" {
 		f.Close()
 		mf.why = path + ": " + why
 		return mf
@@ -96,9 +96,9 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// changed says how the file f at path differs from what the core's
-// process mapped, or "" if nothing shows it changed.
-func (c *Capture) changed(f *os.File, path string) string {
+// changed says how the file f differs from what the core's process
+// mapped in the given regions, or "" if nothing shows it changed.
+func (c *Capture) changed(f *os.File, regions []int) string {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return describe(err)
@@ -107,10 +107,8 @@ func (c *Capture) changed(f *os.File, path string) string {
 	if mtime.After(c.modTime) {
 		return fmt.Sprintf("changed after the core was written (modified %s)", mtime.Format(time.DateTime))
 	}
-	for i, r := range c.regions {
-		if r.Path != path {
-			continue
-		}
+	for _, i := range regions {
+		r := c.regions[i]
 		if r.Inode != 0 && r.Inode != st.Ino && !c.sysroot {
 			return fmt.Sprintf("another file now (inode %d, was %d)", st.Ino, r.Inode)
 		}

@@ -143,6 +143,14 @@ func TestFixtures(t *testing.T) {
 			if got := readCapture(t, c, addrs["file"]+pageSize, 16); fx.origin != "gdb" && !bytes.Equal(got, make([]byte, 16)) {
 				t.Errorf("the missing file's page reads %q, want zeros", got)
 			}
+			for _, r := range c.Regions() {
+				if r.Path == "[vdso]" && (c.Source(r).String() != "in core" || !bytes.HasPrefix(readCapture(t, c, r.Start, 4), []byte("\x7fELF"))) {
+					t.Errorf("[vdso] %+v: %s", r, c.Source(r))
+				}
+			}
+			if vdso := regionNamed(c, "[vdso]"); vdso == nil {
+				t.Error("no [vdso]")
+			}
 			files := c.Files()
 			if len(files) < 5 || !containsFile(files, fixtureDir+"/corefixture") || !containsFile(files, fixtureDir+"/mapped.bin") {
 				t.Errorf("NT_FILE: %+v", files)
@@ -154,6 +162,15 @@ func TestFixtures(t *testing.T) {
 			}
 		})
 	}
+}
+
+func regionNamed(c *Capture, path string) *procfs.Region {
+	for _, r := range c.Regions() {
+		if r.Path == path {
+			return &r
+		}
+	}
+	return nil
 }
 
 func containsFile(files []MappedFile, path string) bool {
