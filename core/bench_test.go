@@ -91,4 +91,3 @@ func readWhole(b *testing.B, f *os.File) time.Duration {
 	}
 	return time.Since(start)
 }
-

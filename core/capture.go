@@ -186,9 +186,8 @@ func (c *Capture) read(opts OpenOptions) error {
 }
 
 // readRegions makes the regions of the PT_LOADs, in address order, named
-// from procmem's smaps note or else from NT_FILE; and of the parts of
-// NT_FILE's mappings that no PT_LOAD covers (gdb's gcore writes no
-// segment for a file mapping it does not dump), read from their files.
+// from procmem's smaps note or else from NT_FILE; and of the mappings the
+// notes tell of that no PT_LOAD covers.
 func (c *Capture) readRegions() error {
 	loads := slices.DeleteFunc(slices.Clone(c.elf.loads), func(l elfLoad) bool { return l.memsz == 0 })
 	sort.SliceStable(loads, func(i, j int) bool { return loads[i].vaddr < loads[j].vaddr })
@@ -210,22 +209,26 @@ func (c *Capture) readRegions() error {
 		c.layouts = append(c.layouts, regionLayout{CaptureLayout: memory.CaptureLayout{
 			Offset: int64(min(l.offset, 1<<62)), InCore: l.filesz}})
 	}
-	c.addFileRegions()
+	c.addUnloadedRegions()
 	return nil
 }
 
-// addFileRegions adds a region for each part of an NT_FILE mapping that
-// no PT_LOAD covers (nor an NT_FILE mapping before it: a lying note's may
-// overlap). Their permissions are not told: they show as r--, since
-// their bytes are the file's.
-func (c *Capture) addFileRegions() {
+// addUnloadedRegions adds a region, without data, for each mapping the
+// core tells of but has no PT_LOAD for: procmem's smaps name [vvar] and
+// [vsyscall], which it does not dump; gdb's gcore writes no segment for a
+// file mapping it leaves out, and NT_FILE names it. The parts of NT_FILE's
+// mappings are read from their files; their permissions are not told:
+// they show as r--. Mappings that overlap one before them (a lying note's
+// may) are cut.
+func (c *Capture) addUnloadedRegions() {
 	loaded := slices.Clone(c.regions)
-	var covered uint64 // the files' regions so far end here
-	for _, f := range c.facts.files {
-		at := max(f.Start, covered)
+	told := c.untold()
+	var covered uint64 // the regions added so far end here
+	for _, m := range told {
+		at := max(m.Start, covered)
 		i := sort.Search(len(loaded), func(i int) bool { return loaded[i].End > at })
-		for at < f.End {
-			end := f.End
+		for at < m.End {
+			end := m.End
 			if i < len(loaded) && loaded[i].Start <= at {
 				at = loaded[i].End
 				i++
@@ -234,9 +237,13 @@ func (c *Capture) addFileRegions() {
 			if i < len(loaded) {
 				end = min(end, loaded[i].Start)
 			}
-			c.regions = append(c.regions, procfs.Region{Start: at, End: end, Perms: procfs.Perms{Read: true},
-				Offset: f.Offset + (at - f.Start), Path: f.Path})
-			c.layouts = append(c.layouts, regionLayout{noSegment: true})
+			r := m
+			r.Start, r.End = at, end
+			if r.Inode != 0 || c.mappings == nil {
+				r.Offset = m.Offset + (at - m.Start)
+			}
+			c.regions = append(c.regions, r)
+			c.layouts = append(c.layouts, regionLayout{noSegment: c.mappings == nil})
 			at, covered = end, end
 		}
 	}
@@ -253,6 +260,22 @@ func (c *Capture) addFileRegions() {
 		regions[i], layouts[i] = c.regions[o], c.layouts[o]
 	}
 	c.regions, c.layouts = regions, layouts
+}
+
+// untold are the mappings the notes tell of, in address order: procmem's
+// smaps, or else NT_FILE's.
+func (c *Capture) untold() []procfs.Region {
+	var told []procfs.Region
+	if c.mappings != nil {
+		for _, m := range c.mappings {
+			told = append(told, m.Region)
+		}
+		return told
+	}
+	for _, f := range c.facts.files {
+		told = append(told, procfs.Region{Start: f.Start, End: f.End, Perms: procfs.Perms{Read: true}, Offset: f.Offset, Path: f.Path})
+	}
+	return told
 }
 
 // name gives region r what the core tells of it: its maps line from

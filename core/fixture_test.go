@@ -218,7 +218,21 @@ func TestFixtureProcmemSmaps(t *testing.T) {
 	if err != nil || len(mappings) < len(c.Regions()) {
 		t.Errorf("smaps: %d mappings for %d regions (%v)", len(mappings), len(c.Regions()), err)
 	}
+	// The kernel's core of the same process has the same regions, named
+	// by NT_FILE as smaps names them; [heap], [stack] and [vvar] it does
+	// not name.
 	kernel := openFixture(t, "kernel.core", OpenOptions{})
+	if k := kernel.Regions(); len(k) != len(mappings) {
+		t.Errorf("the kernel's core has %d regions, smaps %d", len(k), len(mappings))
+	} else {
+		for i, r := range k {
+			m := mappings[i]
+			named := r.Path == m.Path || r.Path == "" && (m.Path == "" || m.Path == "[heap]" || m.Path == "[stack]" || strings.HasPrefix(m.Path, "[vvar"))
+			if r.Start != m.Start || r.End != m.End || r.Perms.String()[:3] != m.Perms.String()[:3] || !named || r.Offset != m.Offset && r.Path != "" {
+				t.Errorf("the kernel's core has %+v where smaps has %+v", r, m)
+			}
+		}
+	}
 	kheap, _ := procfs.RegionAt(kernel.Regions(), addrs["heap"])
 	if kheap.Path != "" || kheap.Start != heap.Start || kheap.End != heap.End || kernel.Smaps() != nil {
 		t.Errorf("the kernel core's heap: %+v, want unnamed %+v", kheap, heap)

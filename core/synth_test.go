@@ -2,12 +2,14 @@ package core
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,8 +75,8 @@ func synthCore(loads []synthLoad, notes []synthNote) []byte {
 			off = at
 			at = align(at+uint64(len(l.data)), pageSize)
 		}
-		filesz := cmpOr(l.filesz, uint64(len(l.data)))
-		phdr(1+i, 1, cmpOr(l.flags, 6), off, l.vaddr, filesz, l.memsz)
+		filesz := cmp.Or(l.filesz, uint64(len(l.data)))
+		phdr(1+i, 1, cmp.Or(l.flags, 6), off, l.vaddr, filesz, l.memsz)
 		if end := off + uint64(len(l.data)); end > uint64(len(data)) && off < 1<<30 {
 			data = append(data, make([]byte, end-uint64(len(data)))...)
 		}
@@ -88,14 +90,6 @@ func synthCore(loads []synthLoad, notes []synthNote) []byte {
 		return data
 	}
 	return b
-}
-
-func cmpOr[T comparable](v, or T) T {
-	var zero T
-	if v == zero {
-		return or
-	}
-	return v
 }
 
 // fileNoteOf is an NT_FILE of the given mappings.
@@ -155,7 +149,7 @@ func TestSynthetic(t *testing.T) {
 		{Start: 0x20000, End: 0x22000, Perms: procfs.Perms{Read: true, Exec: true}, Offset: 0x3000, Path: "/nonexistent/lib.so"},
 		{Start: 0x30000, End: 0x31000, Perms: procfs.Perms{Read: true, Write: true}},
 	}
-	if got := c.Regions(); !equalRegions(got, want) {
+	if got := c.Regions(); !slices.Equal(got, want) {
 		t.Errorf("regions %+v, want %+v", got, want)
 	}
 	if got := readCapture(t, c, 0x10ff0, 0x20); !bytes.Equal(got, append(bytes.Repeat([]byte{1}, 16), make([]byte, 16)...)) {
@@ -178,18 +172,6 @@ func TestSynthetic(t *testing.T) {
 	if c.Origin() != "kernel" || c.Truncated() || len(c.Warnings()) != 0 {
 		t.Errorf("origin %q, truncated %v, warnings %q", c.Origin(), c.Truncated(), c.Warnings())
 	}
-}
-
-func equalRegions(a, b []procfs.Region) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestNotCores: files that are no ELF core fail with one line, ErrNotCore
