@@ -221,10 +221,10 @@ func (c *Capture) readRegions() error {
 // they show as r--. Mappings that overlap one before them (a lying note's
 // may) are cut.
 func (c *Capture) addUnloadedRegions() {
-	loaded := slices.Clone(c.regions)
-	told := c.untold()
-	var covered uint64 // the regions added so far end here
-	for _, m := range told {
+	loaded := c.regions
+	var added []procfs.Region // in address order, as told is
+	var covered uint64        // the regions added so far end here
+	for _, m := range c.untold() {
 		at := max(m.Start, covered)
 		i := sort.Search(len(loaded), func(i int) bool { return loaded[i].End > at })
 		for at < m.End {
@@ -242,22 +242,24 @@ func (c *Capture) addUnloadedRegions() {
 			if r.Inode != 0 || c.mappings == nil {
 				r.Offset = m.Offset + (at - m.Start)
 			}
-			c.regions = append(c.regions, r)
-			c.layouts = append(c.layouts, regionLayout{noSegment: c.mappings == nil})
+			added = append(added, r)
 			at, covered = end, end
 		}
 	}
-	if len(c.regions) == len(loaded) {
+	if len(added) == 0 {
 		return
 	}
-	order := make([]int, len(c.regions))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(i, j int) bool { return c.regions[order[i]].Start < c.regions[order[j]].Start })
-	regions, layouts := make([]procfs.Region, len(order)), make([]regionLayout, len(order))
-	for i, o := range order {
-		regions[i], layouts[i] = c.regions[o], c.layouts[o]
+	// Merge the two ordered lists.
+	regions := make([]procfs.Region, 0, len(loaded)+len(added))
+	layouts := make([]regionLayout, 0, len(loaded)+len(added))
+	for i, j := 0, 0; i < len(loaded) || j < len(added); {
+		if j == len(added) || i < len(loaded) && loaded[i].Start < added[j].Start {
+			regions, layouts = append(regions, loaded[i]), append(layouts, c.layouts[i])
+			i++
+			continue
+		}
+		regions, layouts = append(regions, added[j]), append(layouts, regionLayout{noSegment: c.mappings == nil})
+		j++
 	}
 	c.regions, c.layouts = regions, layouts
 }

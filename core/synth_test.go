@@ -403,8 +403,9 @@ func TestExtendedNumbering(t *testing.T) {
 // is read, in time and memory bound by its size.
 func TestBigFileNote(t *testing.T) {
 	var files []MappedFile
-	for i := range uint64(100000) {
-		files = append(files, MappedFile{Start: 0x10000 + i*pageSize, End: 0x11000 + i*pageSize, Path: "/a/path/of/some/length/lib.so"})
+	path := "/" + strings.Repeat("a long path/", 16) + "lib.so"
+	for i := range uint64(20000) {
+		files = append(files, MappedFile{Start: 0x10000 + i*pageSize, End: 0x11000 + i*pageSize, Path: path})
 	}
 	note := fileNoteOf(files...)
 	if len(note) < 4<<20 {
