@@ -21,7 +21,7 @@ import (
 // pipe for them, stay holes; after that every read is a pread of that
 // file, at memory speed.
 
-// Compression names a compressed core's format: "zstd", "lz4" or "xz";
+// compressionOf names a compressed core's format: "zstd", "lz4" or "xz";
 // "" for a core that is not compressed.
 func compressionOf(magic []byte) string {
 	switch {
@@ -81,7 +81,19 @@ func decompress(src io.Reader, format, dir string, limit limits) (decompressed, 
 		dst.Close()
 		return decompressed{}, err
 	}
-	return decompressed{dst, cut}, nil
+	return decompressed{readOnly(dst), cut}, nil
+}
+
+// readOnly reopens f for reading only, so that nothing handed the core
+// can change it; if /proc cannot reopen it, f itself.
+func readOnly(f *os.File) *os.File {
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return f
+	}
+	name := f.Name()
+	f.Close()
+	return os.NewFile(uintptr(fd), name)
 }
 
 // decoder returns a reader of what src decompresses to.
