@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +27,7 @@ type Capture struct {
 	compression string
 	cut         bool      // the compressed stream ended early
 	modTime     time.Time // the core file's
+	owner       uint32    // the core file's owner
 	elf         *elfCore
 	facts       facts
 	mappings    []procfs.Mapping // from procmem's smaps note, in address order
@@ -119,7 +121,7 @@ func open(path string, opts OpenOptions) (*Capture, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: not a regular file", ErrNotCore)
 	}
-	c := &Capture{data: f, modTime: st.ModTime()}
+	c := &Capture{data: f, modTime: st.ModTime(), owner: st.Sys().(*syscall.Stat_t).Uid}
 	if err := c.decompress(opts); err != nil {
 		c.Close()
 		return nil, err

@@ -30,7 +30,10 @@ type mappedFile struct {
 }
 
 // mappedFile opens, once, the file at path for the regions that map it
-// (their indices), if it is as it was when the core was written:
+// (their indices), if whoever owns the core may see it (it is readable
+// by all, or theirs: a core anyone can write must not make a root
+// daemon serve /etc/shadow) and it is as it was when the core was
+// written:
 //   - a regular file, modified no later than the core;
 //   - long enough for every mapping of it to reach its last page;
 //   - of the inode the core's smaps names, for procmem's cores (not under
@@ -57,7 +60,7 @@ func (c *Capture) mappedFile(path string, regions []int, opts OpenOptions) *mapp
 		mf.why = path + ": " + describe(err)
 		return mf
 	}
-	if why := c.changed(f, regions); why != "" {
+	if why := c.whyNot(f, regions); why != "" {
 		f.Close()
 		mf.why = path + ": " + why
 		return mf
@@ -96,12 +99,16 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// changed says how the file f differs from what the core's process
-// mapped in the given regions, or "" if nothing shows it changed.
-func (c *Capture) changed(f *os.File, regions []int) string {
+// whyNot says why the file f may not stand for what the core's process
+// mapped in the given regions: whose it is, or how it differs; "" if
+// nothing shows it changed.
+func (c *Capture) whyNot(f *os.File, regions []int) string {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return describe(err)
+	}
+	if st.Mode&0o004 == 0 && st.Uid != c.owner {
+		return "not readable by all, nor the core owner's"
 	}
 	mtime := time.Unix(st.Mtim.Unix())
 	if mtime.After(c.modTime) {

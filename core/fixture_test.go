@@ -303,6 +303,55 @@ func TestFixtureMappedFile(t *testing.T) {
 	}
 }
 
+// TestMappedFileOwner: a file the core's owner could not read is not
+// read for it, though whoever opens the core could.
+func TestMappedFileOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	addrs := fixtureAddrs(t)
+	original, err := os.ReadFile("testdata/mapped.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := os.ReadFile("testdata/kernel.core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	corePath := filepath.Join(t.TempDir(), "core")
+	if err := os.WriteFile(corePath, core, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	mapped := filepath.Join(root, fixtureDir, "mapped.bin")
+	writeFile(t, mapped, original, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))
+	for _, tc := range []struct {
+		owner int
+		mode  os.FileMode
+		want  string
+	}{
+		{0, 0o600, "then from " + fixtureDir + "/mapped.bin"},
+		{65534, 0o644, "then from " + fixtureDir + "/mapped.bin"},
+		{65534, 0o600, "then missing: " + fixtureDir + "/mapped.bin: not readable by all, nor the core owner's"},
+	} {
+		if err := os.Chown(corePath, tc.owner, tc.owner); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(mapped, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Open(corePath, OpenOptions{Sysroot: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := procfs.RegionAt(c.Regions(), addrs["file"])
+		if s := c.Source(r).String(); !strings.HasSuffix(s, tc.want) {
+			t.Errorf("a core of uid %d, the file %v: %s", tc.owner, tc.mode, s)
+		}
+		c.Close()
+	}
+}
+
 // checkProgramText: the program's executable mapping (at file offset
 // 0x1000), which no core holds, reads from the program file.
 func checkProgramText(t *testing.T, c *Capture, program []byte) {
