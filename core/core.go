@@ -69,7 +69,7 @@ func Build(p *procfs.Process, rd *memory.Reader) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	mappings, _, err := procfs.SmapsBlocks(smaps)
+	mappings, err := procfs.ParseSmaps(smaps)
 	if err != nil {
 		return nil, err
 	}

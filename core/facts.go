@@ -260,7 +260,7 @@ func registerNames(m elf.Machine) []string {
 // smapsMappings parses procmem's smaps note; a note that does not parse
 // is passed over, and the regions are named as in any core.
 func (c *elfCore) smapsMappings(text []byte) []procfs.Mapping {
-	mappings, _, err := procfs.SmapsBlocks(text)
+	mappings, err := procfs.ParseSmaps(text)
 	if err != nil {
 		c.problem("procmem's smaps note: %v", err)
 		return nil

@@ -4,6 +4,7 @@ package procfs
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -71,6 +72,12 @@ func parseSmaps(r io.Reader) ([]Mapping, error) {
 		return nil, fmt.Errorf("%w: smaps: %v", ErrParse, err)
 	}
 	return mappings, nil
+}
+
+// ParseSmaps parses the text of /proc/PID/smaps read before (or kept, as
+// procmem's cores keep it), as Smaps parses what it reads.
+func ParseSmaps(text []byte) ([]Mapping, error) {
+	return parseSmaps(bytes.NewReader(text))
 }
 
 // SmapsBlocks parses smaps text as ReadSmaps does, and returns with each
