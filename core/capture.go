@@ -174,6 +174,9 @@ func (c *Capture) read(opts OpenOptions) error {
 		return err
 	}
 	if c.elf, err = readELF(c.data, uint64(st.Size())); err != nil {
+		if c.cut { // the stream's end is why
+			return fmt.Errorf("%w (%s)", err, c.problems[0])
+		}
 		return err
 	}
 	c.facts = readFacts(c.elf)

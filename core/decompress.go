@@ -146,7 +146,7 @@ func writeSparse(dst *os.File, r io.Reader, limit limits) (int64, error) {
 	case errors.As(err, &werr):
 		return w.off, werr.err
 	case w.off == 0 || errors.Is(err, errUnsupported):
-		return w.off, err
+		return w.off, fmt.Errorf("decompressing: %w", err)
 	}
 	if err := w.flush(); err != nil {
 		return w.off, err

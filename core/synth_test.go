@@ -341,6 +341,9 @@ func TestTruncated(t *testing.T) {
 		t.Errorf("a cut zstd stream: truncated %v, warnings %q", c.Truncated(), c.Warnings())
 	}
 	wantMarker(t, c, "the global", addrs["global"], "procmem fixture global marker")
+	if _, err := openBytes(t, zst[:200], OpenOptions{}); err == nil || !strings.Contains(err.Error(), "decompressing: unexpected EOF") {
+		t.Errorf("a zstd stream cut before its first block's end: %v", err)
+	}
 }
 
 // TestCompressedBounds: a compressed core never takes more than it is
