@@ -15,8 +15,10 @@ package core
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
+	"io"
 	"runtime"
 	"slices"
 	"sort"
@@ -42,7 +44,7 @@ const (
 type Image struct {
 	head    []byte          // ELF header, program headers, notes, padded to the first page of data
 	loads   []load          // in address order
-	regions []procfs.Region // what the loads hold, for the memory layer
+	regions []procfs.Region // the mappings the loads hold data of, whole, for the memory layer
 	size    uint64
 	image   procfs.Image // of the address space it was built from
 }
@@ -64,7 +66,11 @@ func Build(p *procfs.Process, rd *memory.Reader) (*Image, error) {
 	if runtime.GOARCH != "amd64" {
 		return nil, ErrArch
 	}
-	mappings, err := p.Smaps()
+	smaps, err := p.ReadFile("smaps")
+	if err != nil {
+		return nil, err
+	}
+	mappings, err := procfs.ParseSmaps(smaps)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +85,7 @@ func Build(p *procfs.Process, rd *memory.Reader) (*Image, error) {
 		}
 		loads = append(loads, load{region: m.Region, filesz: dumpSize(m, filter, rd)})
 	}
-	notes, err := buildNotes(p, loads)
+	notes, err := buildNotes(p, loads, smaps)
 	if err != nil {
 		return nil, err
 	}
@@ -196,12 +202,13 @@ func layout(loads []load, notes []byte) *Image {
 	b.Write(notes)
 	head := make([]byte, dataOff)
 	copy(head, b.Bytes())
+	// The regions stay whole: a read is clipped to what a load holds, but
+	// the memory layer must see the mapping as maps shows it, or it finds
+	// no map_files entry for it and reads the file through the target.
 	var regions []procfs.Region
 	for _, l := range loads {
 		if l.filesz > 0 {
-			r := l.region
-			r.End = r.Start + l.filesz
-			regions = append(regions, r)
+			regions = append(regions, l.region)
 		}
 	}
 	return &Image{head: head, loads: loads, regions: regions, size: off}
@@ -225,8 +232,10 @@ func segmentFlags(p procfs.Perms) uint32 {
 }
 
 // ReadAt fills b with the core file at off: the headers and notes as
-// built, the memory as it is now, through rd. Like a region file, it
-// returns the bytes before the first page that cannot be read.
+// built, the memory as it is now, through rd. A page that cannot be read
+// (a guard page, a shared mapping past the end of its file) is zeros, as
+// the kernel's dumper writes it; a read fails only when nothing of it
+// could be read for another reason (the process is gone).
 func (im *Image) ReadAt(rd *memory.Reader, b []byte, off uint64) (int, error) {
 	if off >= im.size {
 		return 0, nil
@@ -236,20 +245,22 @@ func (im *Image) ReadAt(rd *memory.Reader, b []byte, off uint64) (int, error) {
 	if off < uint64(len(im.head)) {
 		done = copy(b, im.head[off:])
 	}
-	regions := im.regions
 	for done < len(b) {
 		at := off + uint64(done)
 		l := im.loadAt(at)
 		addr := l.region.Start + (at - l.offset)
 		part := b[done:min(uint64(len(b)), uint64(done)+l.offset+l.filesz-at)]
-		n, err := rd.ReadSpan(regions, part, addr)
-		done += n
-		if err != nil || n < len(part) {
+		n, err := rd.ReadSpan(im.regions, part, addr)
+		if n == 0 && memory.Classify(err) == memory.Unreadable {
+			n = int(min(uint64(len(part)), pageSize-addr%pageSize))
+			clear(part[:n])
+		} else if n == 0 {
 			if done > 0 {
 				return done, nil
 			}
-			return 0, err
+			return 0, cmp.Or(err, io.ErrNoProgress)
 		}
+		done += n
 	}
 	return done, nil
 }
@@ -269,12 +280,11 @@ func (im *Image) Seek(rd *memory.Reader, off uint64, hole bool) (uint64, bool, e
 		}
 		off = uint64(len(im.head))
 	}
-	regions := im.regions
 	for off < im.size {
 		l := im.loadAt(off)
 		addr := l.region.Start + (off - l.offset)
 		end := l.region.Start + l.filesz
-		at, ok, err := rd.SeekSpan(regions, addr, end, hole)
+		at, ok, err := rd.SeekSpan(im.regions, addr, end, hole)
 		if err != nil {
 			return 0, false, err
 		}

@@ -11,7 +11,8 @@ import (
 // The notes, in the kernel's order: for the first thread NT_PRSTATUS,
 // NT_PRPSINFO, NT_AUXV, NT_FILE and NT_FPREGSET; for each other thread
 // NT_PRSTATUS and NT_FPREGSET. Structures as x86-64 Linux lays them out
-// (elf_prstatus, elf_prpsinfo, user_regs_struct, user_i387_struct).
+// (elf_prstatus, elf_prpsinfo, user_regs_struct, user_i387_struct). Last,
+// a note of procmem's own, which debuggers pass over (see ntProcmemSmaps).
 
 const (
 	ntPrstatus = 1
@@ -19,6 +20,17 @@ const (
 	ntPrpsinfo = 3
 	ntAuxv     = 6
 	ntFile     = 0x46494c45
+	ntSiginfo  = 0x53494749
+
+	// ntProcmemSmaps, in a note named PROCMEM, is /proc/PID/smaps as the
+	// process had it when its core was built, which tells what a kernel
+	// core does not: [heap] and [stack], shared or private, the file's
+	// offset, device and inode, and every smaps field. Its number spells
+	// "SMAP" as NT_FILE spells "FILE": a type no reader of notes named
+	// CORE or LINUX knows, since BFD (gdb, readelf) hands notes of unknown
+	// names to its CORE parser, which would take a type 1 for NT_PRSTATUS.
+	ntProcmemSmaps = 0x534d4150
+	procmemName    = "PROCMEM"
 
 	fpregsetSize = 512 // user_i387_struct
 )
@@ -57,7 +69,7 @@ const (
 
 // buildNotes reads what the notes tell of process p: its threads' states,
 // its identity, its auxiliary vector and its mapped files.
-func buildNotes(p *procfs.Process, loads []load) ([]byte, error) {
+func buildNotes(p *procfs.Process, loads []load, smaps []byte) ([]byte, error) {
 	st, err := p.Stat()
 	if err != nil {
 		return nil, err
@@ -95,17 +107,25 @@ func buildNotes(p *procfs.Process, loads []load) ([]byte, error) {
 		}
 		note(&b, ntFpregset, make([]byte, fpregsetSize))
 	}
+	namedNote(&b, procmemName, ntProcmemSmaps, smaps)
 	return b.Bytes(), nil
 }
 
 // note appends one note named CORE.
-func note(b *bytes.Buffer, typ uint32, desc []byte) {
+func note(b *bytes.Buffer, typ uint32, desc []byte) { namedNote(b, "CORE", typ, desc) }
+
+// namedNote appends one note: its name NUL-terminated, name and
+// description each padded to 4 bytes.
+func namedNote(b *bytes.Buffer, name string, typ uint32, desc []byte) {
 	le := binary.LittleEndian
-	binary.Write(b, le, [3]uint32{5, uint32(len(desc)), typ})
-	b.WriteString("CORE\x00\x00\x00\x00")
+	binary.Write(b, le, [3]uint32{uint32(len(name) + 1), uint32(len(desc)), typ})
+	b.WriteString(name)
+	b.Write(make([]byte, align4(len(name)+1)-len(name)))
 	b.Write(desc)
-	b.Write(make([]byte, (4-len(desc)%4)%4))
+	b.Write(make([]byte, align4(len(desc))-len(desc)))
 }
+
+func align4(n int) int { return (n + 3) &^ 3 }
 
 // prstatus is an elf_prstatus of thread tid: its ids, and the registers
 // its syscall file shows (zeros for a running thread).

@@ -60,6 +60,11 @@ func parseSmaps(r io.Reader) ([]Mapping, error) {
 	return parseSmapsText(b)
 }
 
+// ParseSmaps parses the text of /proc/PID/smaps read before (or kept, as
+// procmem's cores keep it), as Smaps parses what it reads. The text must
+// not be written afterwards: what is returned may share it.
+func ParseSmaps(text []byte) ([]Mapping, error) { return parseSmapsText(text) }
+
 // parseSmapsText parses smaps from its whole text, which it takes over: the
 // text is never written again. Everything it returns is copied out of the
 // text or shared between mappings, so a process with 60,000 mappings (43
