@@ -22,7 +22,7 @@ import (
 
 var mountVerb = verb{
 	name:     "mount",
-	args:     "[--read-only] [--allow-other] [--force-write] [--xattrs] [--timeout DURATION] [--debug] MOUNTPOINT",
+	args:     "[--read-only] [--allow-other] [--force-write] [--xattrs] [--timeout DURATION] [--core FILE]... [--debug] MOUNTPOINT",
 	short:    "serve process memory as a filesystem",
 	long:     "Stop it with Ctrl-C, kill (SIGTERM) or umount MOUNTPOINT; kill -USR1 prints what the daemon holds.",
 	setup:    setupMount,
@@ -40,6 +40,8 @@ func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
 	flags.BoolVar(&cfg.NoAsyncDIO, "no-async-dio", false, "have the kernel send the requests of an asynchronous direct read or write (io_uring, libaio) one at a time, not at once")
 	flags.DurationVar(&cfg.Timeout, "timeout", fs.DefaultTimeout, "answer a request that waits this long on its process with EIO; the process's requests then fail at once until the call returns")
 	flags.BoolVar(&cfg.Debug, "debug", false, "log every FUSE request and reply to stderr")
+	flags.StringArrayVar(&cfg.Cores, "core", nil, "serve the core `FILE` (a kernel, gcore or procmem core; zstd, lz4 or xz compressed too) as a process directory, read-only, instead of live processes; repeatable")
+	flags.StringVar(&cfg.CoreOptions.CacheDir, "core-cache", "", "decompress compressed cores into an unnamed file in `DIR` instead of memory")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` until it exits (for finding where time goes)")
 	flags.MarkHidden("cpuprofile")
 	return func(e *env, args []string) error {
@@ -56,6 +58,7 @@ func setupMount(flags *pflag.FlagSet) func(*env, []string) error {
 		if err != nil {
 			return err
 		}
+		defer fsys.Close()
 		// The daemon's work is system calls, which run on threads of their
 		// own whatever GOMAXPROCS is. With one P, handing a call to its
 		// goroutine (fs/bound.go) and back wakes no idle P's thread to

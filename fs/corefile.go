@@ -2,11 +2,15 @@ package fs
 
 import (
 	"context"
+	"errors"
+	"io"
+	"os"
 	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/procmem/procmem/core"
 	"github.com/procmem/procmem/memory"
@@ -47,7 +51,7 @@ func (n *coreFile) fillAttr(ctx context.Context, a *fuse.Attr, size uint64, snap
 	a.Nlink = 1
 	a.Uid, a.Gid = n.dir.ids()
 	a.Ino = n.stableAttr().Ino
-	setTimes(a, n.fsys.startTime(n.dir.start))
+	setTimes(a, n.dir.time())
 }
 
 func (n *coreFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -59,6 +63,11 @@ func (n *coreFile) attr(ctx context.Context, f gofs.FileHandle, a *fuse.Attr) sy
 	snap, err := n.dir.snapshot(ctx, snapshotAge)
 	if err != nil {
 		return toErrno(err)
+	}
+	if c := n.dir.capture; c != nil {
+		n.fillAttr(ctx, a, c.c.Size(), snap)
+		a.Mode = syscall.S_IFREG | c.mode
+		return 0
 	}
 	if h, ok := f.(*coreHandle); ok {
 		n.fillAttr(ctx, a, h.image.Size(), snap)
@@ -108,6 +117,9 @@ func (n *coreFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		return nil, 0, errno
 	}
 	d := n.dir
+	if c := d.capture; c != nil {
+		return &coreHandle{handle: h, image: capturedCore{c.c.Data(), c.c.Size()}}, fuse.FOPEN_DIRECT_IO, 0
+	}
 	d.coreMu.Lock()
 	recent := d.core.val
 	if time.Since(d.core.at) >= snapshotAge {
@@ -138,7 +150,50 @@ func (n *coreFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 // coreHandle is an open core.
 type coreHandle struct {
 	*handle
-	image *core.Image
+	image coreContent
+}
+
+// coreContent is what an open core reads: the image built of a live
+// process, or the bytes of a captured core.
+type coreContent interface {
+	Size() uint64
+	ReadAt(rd *memory.Reader, b []byte, off uint64) (int, error)
+	Seek(rd *memory.Reader, off uint64, hole bool) (uint64, bool, error)
+}
+
+// capturedCore is a capture's core file itself, decompressed: its data
+// file, whose holes are its own.
+type capturedCore struct {
+	data *os.File
+	size uint64
+}
+
+func (c capturedCore) Size() uint64 { return c.size }
+
+func (c capturedCore) ReadAt(_ *memory.Reader, b []byte, off uint64) (int, error) {
+	n, err := c.data.ReadAt(b[:min(uint64(len(b)), c.size-off)], int64(off))
+	if n > 0 || errors.Is(err, io.EOF) {
+		return n, nil
+	}
+	return n, err
+}
+
+func (c capturedCore) Seek(_ *memory.Reader, off uint64, hole bool) (uint64, bool, error) {
+	whence := unix.SEEK_DATA
+	if hole {
+		whence = unix.SEEK_HOLE
+	}
+	at, err := unix.Seek(int(c.data.Fd()), int64(off), whence)
+	switch {
+	case errors.Is(err, unix.ENXIO):
+		if hole {
+			return c.size, true, nil
+		}
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	}
+	return min(uint64(at), c.size), true, nil
 }
 
 var (

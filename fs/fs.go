@@ -45,6 +45,12 @@ type Config struct {
 	// Timeout bounds how long a request waits for a process (callBound);
 	// DefaultTimeout if zero.
 	Timeout time.Duration
+	// Cores are core files to serve instead of live processes: each is a
+	// process directory of captured memory, read-only.
+	Cores []string
+	// CoreOptions are how the cores are opened (where compressed ones are
+	// decompressed to, and the like).
+	CoreOptions CaptureOptions
 }
 
 // FS is one mounted filesystem.
@@ -60,6 +66,7 @@ type FS struct {
 	blockSize uint32
 	root      *rootNode
 	dev       atomic.Pointer[string] // the mount's device, as maps shows it
+	captures  map[string]*procDir    // the captured processes served, by name; nil for live ones
 }
 
 // ownDevice is the mount's device, "" until it is known: mappings of the
@@ -113,8 +120,27 @@ func New(cfg Config) (*FS, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	return &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access, account: acct,
-		bound: newCallBound(cfg.Timeout), blockSize: uint32(requestSize())}, nil
+	fsys := &FS{cfg: cfg, bootTime: bootTime(), hidePIDs: hides, access: access, account: acct,
+		bound: newCallBound(cfg.Timeout), blockSize: uint32(requestSize())}
+	if len(cfg.Cores) > 0 {
+		caps, err := openCaptures(cfg.Cores, cfg.CoreOptions)
+		if err != nil {
+			return nil, err
+		}
+		fsys.captures = map[string]*procDir{}
+		for _, c := range caps {
+			fsys.captures[c.name] = fsys.newCaptureDir(c)
+		}
+		fsys.cfg.ReadOnly = true
+	}
+	return fsys, nil
+}
+
+// Close releases what the filesystem holds open: the cores it serves.
+func (fsys *FS) Close() {
+	for _, d := range fsys.captures {
+		d.capture.c.Close()
+	}
 }
 
 // Mount mounts the filesystem at dir and serves it in the background.

@@ -66,11 +66,24 @@ func (d *procDir) openHandle(ctx context.Context, write bool, region *procfs.Reg
 	if region != nil {
 		fds = fdsRegion
 	}
+	if d.capture != nil {
+		if write {
+			return nil, syscall.EROFS
+		}
+		fds = 0 // a capture's reader holds the capture's descriptors, opened once
+	}
 	charge, err := fsys.account.open(ctx, fds, 0)
 	if err != nil {
 		return nil, toErrno(err)
 	}
 	o, err := do(ctx, fsys.bound, d.key(), func() (opened, error) {
+		if d.capture != nil {
+			o := opened{mem: d.capture.reader()}
+			if region != nil {
+				o.region = o.mem.Region(*region)
+			}
+			return o, nil
+		}
 		p, err := d.pin()
 		if err != nil {
 			return opened{}, err

@@ -33,7 +33,7 @@ func (l *regionLink) fillAttr(a *fuse.Attr) {
 	a.Nlink = 1
 	a.Uid, a.Gid = l.dir.ids()
 	a.Ino = l.stableAttr().Ino
-	setTimes(a, l.fsys.startTime(l.dir.start))
+	setTimes(a, l.dir.time())
 }
 
 func (l *regionLink) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {

@@ -38,6 +38,13 @@ var (
 // openListing opens maps with the caller's credentials: the kernel's
 // EACCES if it may not read them.
 func (d *procDir) openListing(ctx context.Context) (*listing, error) {
+	if d.capture != nil {
+		charge, err := d.fsys.account.open(ctx, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		return &listing{dir: d, charge: charge}, nil
+	}
 	c, err := d.fsys.access.caller(ctx)
 	if err != nil {
 		return nil, err
@@ -84,6 +91,9 @@ const entryBytes = 256
 func (l *listing) load(ctx context.Context) syscall.Errno {
 	d := l.dir
 	snap, err := do(ctx, d.fsys.bound, d.key(), func() (*mapsSnapshot, error) {
+		if d.capture != nil {
+			return d.capture.snapshot(d), nil
+		}
 		if err := d.alive(); err != nil {
 			return nil, err
 		}
@@ -101,7 +111,11 @@ func (l *listing) load(ctx context.Context) syscall.Errno {
 	entries := make([]fuse.DirEntry, 0, len(snap.regions)+10)
 	entries = append(entries, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.stableAttr().Ino},
 		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: rootIno})
-	for _, name := range []string{"info", "statm"} {
+	texts := []string{"info", "statm"}
+	if d.capture != nil {
+		texts = texts[:1]
+	}
+	for _, name := range texts {
 		t := textFile{dir: d, statm: name == "statm"}
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: t.stableAttr().Ino})
 	}

@@ -52,6 +52,9 @@ func (n *memFile) fillAttr(ctx context.Context, a *fuse.Attr, snap *mapsSnapshot
 	if n.fsys.cfg.ReadOnly {
 		a.Mode = syscall.S_IFREG | 0o400
 	}
+	if c := n.dir.capture; c != nil {
+		a.Mode = syscall.S_IFREG | c.mode
+	}
 	a.Size = spaceEnd(snap.regions)
 	a.Blksize = n.fsys.blockSize
 	for _, r := range snap.regions {
@@ -60,7 +63,7 @@ func (n *memFile) fillAttr(ctx context.Context, a *fuse.Attr, snap *mapsSnapshot
 	a.Nlink = 1
 	a.Uid, a.Gid = n.dir.ids()
 	a.Ino = n.stableAttr().Ino
-	setTimes(a, n.fsys.startTime(n.dir.start))
+	setTimes(a, n.dir.time())
 }
 
 func (n *memFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {

@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -36,6 +37,8 @@ type procDir struct {
 
 	coreMu sync.Mutex
 	core   reading[*core.Image] // the core last built, for a stat and the open after it
+
+	capture *captured // set for a directory of captured memory, which has no process
 }
 
 // view is what one caller has read of the process's layout, each file
@@ -170,16 +173,22 @@ func (d *procDir) fillAttr(a *fuse.Attr) {
 	// Lookup and Opendir (a caller with CAP_SYS_PTRACE but not
 	// CAP_DAC_OVERRIDE may read another user's maps, and must get in).
 	a.Mode = syscall.S_IFDIR | 0o555
+	if c := d.capture; c != nil {
+		a.Mode = syscall.S_IFDIR | c.mode | c.mode>>2 // listed and entered by whoever may read the core
+	}
 	a.Nlink = 2
 	a.Uid, a.Gid = d.ids()
 	a.Ino = d.stableAttr().Ino
-	setTimes(a, d.fsys.startTime(d.start))
+	setTimes(a, d.time())
 }
 
 // pin opens the process and checks it is still the one this directory
 // was made for: a reused PID is ErrGone. Only a process that is gone makes
 // the kernel drop the directory; running out of descriptors does not.
 func (d *procDir) pin() (*procfs.Process, error) {
+	if d.capture != nil {
+		return nil, fmt.Errorf("%s is captured memory, no process: %w", d.capture.path, syscall.ENOENT)
+	}
 	p, err := procfs.Open(d.pid)
 	if err == nil && (p.StartTime != d.start || p.Zombie) {
 		p.Close()
@@ -223,6 +232,9 @@ func (d *procDir) forget() {
 
 // alive tells whether the process is still the one of this directory.
 func (d *procDir) alive() error {
+	if d.capture != nil {
+		return nil
+	}
 	p, err := d.pin()
 	if err == nil {
 		p.Close()
@@ -259,6 +271,9 @@ func (d *procDir) view(c identity) *view {
 // kernel's EACCES.
 func (d *procDir) snapshot(ctx context.Context, maxAge time.Duration) (*mapsSnapshot, error) {
 	d.touch()
+	if d.capture != nil {
+		return d.capture.snapshot(d), nil
+	}
 	c, err := d.fsys.access.caller(ctx)
 	if err != nil {
 		return nil, err
@@ -310,6 +325,9 @@ func (d *procDir) snapshotFrom(maps *os.File, image procfs.Image) (*mapsSnapshot
 // currentRegions reads maps as they are now, as the caller may see them:
 // no residency, no cache, for what must follow the regions at once.
 func (d *procDir) currentRegions(ctx context.Context) ([]procfs.Region, error) {
+	if d.capture != nil {
+		return d.capture.regions, nil
+	}
 	c, err := d.fsys.access.caller(ctx)
 	if err != nil {
 		return nil, err
@@ -358,6 +376,10 @@ func (d *procDir) smaps(ctx context.Context) ([]procfs.Mapping, error) {
 // snapshot was read from; else nothing is known.
 func (s *mapsSnapshot) residentBytes(ctx context.Context, start, end uint64) uint64 {
 	s.once.Do(func() {
+		if s.dir.capture != nil {
+			s.resident = s.dir.capture.resident()
+			return
+		}
 		s.resident, _ = readProcess(ctx, s.dir, func(p *procfs.Process) (map[uint64]uint64, error) {
 			pm, err := p.OpenPagemap()
 			if err != nil {
@@ -520,6 +542,9 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 	d.touch()
 	switch name {
 	case "info", "statm":
+		if name == "statm" && d.capture != nil {
+			return nil, syscall.ENOENT // a core has no counters
+		}
 		if err := d.alive(); err != nil {
 			return nil, toErrno(err)
 		}
@@ -581,4 +606,13 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 	l.fsys = d.fsys
 	l.fillAttr(&out.Attr)
 	return d.NewInode(ctx, l, l.stableAttr()), 0
+}
+
+// time is when the process started, or when its capture was written: the
+// times of the directory and its files.
+func (d *procDir) time() time.Time {
+	if d.capture != nil {
+		return time.Unix(0, d.capture.mtime)
+	}
+	return d.fsys.startTime(d.start)
 }

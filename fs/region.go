@@ -36,6 +36,9 @@ func (n *regionFile) stableAttr() gofs.StableAttr {
 // r gives read, w gives write (every region is writable with --force-write,
 // none on a read-only mount).
 func (n *regionFile) mode(p procfs.Perms) uint32 {
+	if c := n.dir.capture; c != nil {
+		return c.mode // whoever may read the core may read its regions
+	}
 	var m uint32
 	if p.Read {
 		m |= 0o400
@@ -65,7 +68,7 @@ func (n *regionFile) fillAttr(ctx context.Context, a *fuse.Attr, snap *mapsSnaps
 	a.Nlink = 1
 	a.Uid, a.Gid = n.dir.ids()
 	a.Ino = n.stableAttr().Ino
-	setTimes(a, n.fsys.startTime(n.dir.start))
+	setTimes(a, n.dir.time())
 }
 
 // refresh re-reads the region and returns it with the snapshot it came

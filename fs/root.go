@@ -46,6 +46,13 @@ func (r *rootNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetA
 }
 
 func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if r.fsys.captures != nil {
+		d, ok := r.fsys.captures[name]
+		if !ok {
+			return nil, syscall.ENOENT
+		}
+		return r.procEntry(ctx, d, out), 0
+	}
 	if name == "self" {
 		n := &selfLink{}
 		n.fsys = r.fsys
@@ -103,9 +110,13 @@ var (
 	_ = (gofs.FileReleasedirer)((*rootListing)(nil))
 )
 
-// load lists the processes as they are now.
+// load lists the processes as they are now, or the captures served.
 func (l *rootListing) load(ctx context.Context) syscall.Errno {
 	fsys := l.root.fsys
+	if fsys.captures != nil {
+		l.loadCaptures()
+		return 0
+	}
 	pids, err := procfs.PIDs()
 	if err == nil {
 		pids, err = fsys.visible(ctx, pids)
@@ -158,6 +169,19 @@ func (l *rootListing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.E
 	return &e, 0
 }
 
+// loadCaptures lists the captures served, by name.
+func (l *rootListing) loadCaptures() {
+	entries := []fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR, Ino: rootIno}, {Name: "..", Mode: syscall.S_IFDIR, Ino: rootIno}}
+	for name, d := range l.root.fsys.captures {
+		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: d.stableAttr().Ino})
+	}
+	sortEntries(entries[2:])
+	for i := range entries {
+		entries[i].Off = uint64(i + 1)
+	}
+	l.entries, l.procs, l.next = entries, nil, 0
+}
+
 // Seekdir resumes after the entry whose Off is off; 0 rewinds, and the
 // next read lists the processes anew.
 func (l *rootListing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
@@ -180,7 +204,7 @@ func (l *rootListing) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 	l.mu.Lock()
 	p, ok := l.procs[name]
 	l.mu.Unlock()
-	if !ok {
+	if !ok { // self, or a capture
 		return l.root.Lookup(ctx, name, out)
 	}
 	d := &procDir{pid: p.PID, start: p.StartTime}

@@ -44,12 +44,15 @@ func (t *textFile) fillAttr(ctx context.Context, a *fuse.Attr, size int) {
 		}
 	}
 	a.Mode = syscall.S_IFREG | 0o444 // as /proc/PID/maps; Open decides
+	if c := t.dir.capture; c != nil {
+		a.Mode = syscall.S_IFREG | c.mode
+	}
 	a.Size = uint64(max(size, 0))
 	a.Blksize = t.fsys.blockSize
 	a.Nlink = 1
 	a.Uid, a.Gid = t.dir.ids()
 	a.Ino = t.stableAttr().Ino
-	setTimes(a, t.fsys.startTime(t.dir.start))
+	setTimes(a, t.dir.time())
 }
 
 // content renders the file from the process's state, as the caller may

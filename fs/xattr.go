@@ -63,6 +63,9 @@ func (n *regionFile) Getxattr(ctx context.Context, name string, dest []byte) (ui
 }
 
 func (d *procDir) xattrs(ctx context.Context) ([]xattr, syscall.Errno) {
+	if d.capture != nil {
+		return d.capture.xattrs(), 0
+	}
 	attrs, err := readProcess(ctx, d, func(p *procfs.Process) ([]xattr, error) {
 		st, err := p.Stat()
 		if err != nil {

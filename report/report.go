@@ -56,6 +56,29 @@ func writeTotal(b *strings.Builder, total uint64) {
 	fmt.Fprintf(b, "\nTotal: %s - %d bytes\n", Size(total), total)
 }
 
+// Source says where the bytes of a captured region are, when its capture
+// does not hold them all.
+type Source struct {
+	Region procfs.Region
+	Where  string
+}
+
+// CaptureSources writes, after the info table of captured memory, what
+// the capture is and where the bytes are of the regions it does not hold
+// whole (from the mapped file, or missing and why).
+func CaptureSources(w io.Writer, capture string, sources []Source) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Captured: %s\n", capture)
+	if len(sources) > 0 {
+		b.WriteString("Regions not wholly in the capture:\n")
+	}
+	for _, s := range sources {
+		fmt.Fprintf(&b, "  %s  %s\n", s.Region.Name(), s.Where)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
 // InfoVerbose writes the info table with every smaps field of each mapping
 // and its VmFlags spelled out.
 func InfoVerbose(w io.Writer, mappings []procfs.Mapping) error {
