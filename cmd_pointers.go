@@ -179,7 +179,12 @@ func searchPointers(e *env, f pointersFlags, args []string) error {
 		}
 	}
 	if len(chains) == 0 {
-		return fmt.Errorf("no chain of at most %d pointers from static data reaches 0x%x in process %d%s", f.depth, target, e.pid(), inEvery(runs))
+		err := fmt.Errorf("no chain of at most %d pointers from static data reaches 0x%x in process %d%s", f.depth, target, e.pid(), inEvery(runs))
+		if f.saveMap != "" { // the map is what was asked for; the search came with it
+			stderrf(e, "%s", message(err))
+			return nil
+		}
+		return err
 	}
 	if len(chains) > f.limit {
 		stderrf(e, "%d chains; the best %d printed (--limit %d)", len(chains), f.limit, f.limit)
