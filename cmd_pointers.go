@@ -144,7 +144,7 @@ func searchPointers(e *env, f pointersFlags, args []string) error {
 			return err
 		}
 	}
-	others, err := otherRuns(e, f)
+	also, err := parseAlso(f.also)
 	if err != nil {
 		return err
 	}
@@ -165,6 +165,17 @@ func searchPointers(e *env, f pointersFlags, args []string) error {
 	if len(args) == 0 {
 		return nil
 	}
+	// The other runs are read after this one's map is taken: the memory
+	// of taking it is given back by then.
+	others, err := otherRuns(e, also)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, r := range others {
+			r.Map.Close()
+		}
+	}()
 	runs := append([]pointers.Run{{Map: m, Target: target, Name: "this run"}}, others...)
 	res := pointers.Search(runs, f.lim)
 	namer := addrexpr.NewNamer(m.Regions)
@@ -251,12 +262,49 @@ func saveMap(e *env, m *pointers.Map, path string) error {
 	return nil
 }
 
+// alsoRun is one --also RUN[=ADDR] as given: a PID or a map file, and
+// the target's address there, an expression of that run.
+type alsoRun struct {
+	spec, where, at string
+	hasAt           bool
+	pid             int // 0 for a map file
+}
+
+// parseAlso checks the --also arguments before the long work starts: a
+// PID needs its ADDR, a map file must open.
+func parseAlso(specs []string) ([]alsoRun, error) {
+	var runs []alsoRun
+	for _, spec := range specs {
+		a := alsoRun{spec: spec, where: spec}
+		if i := strings.LastIndexByte(spec, '='); i >= 0 {
+			a.where, a.at, a.hasAt = spec[:i], spec[i+1:], true
+			if _, err := parseExpr(a.at); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := strconv.Atoi(a.where); err == nil {
+			if !a.hasAt {
+				return nil, usagef("pointers: --also %s: a live process needs its ADDR: --also %s=ADDR", spec, a.where)
+			}
+			if a.pid, err = resolvePID(a.where); err != nil {
+				return nil, err
+			}
+		} else if f, err := userfiles.Open(a.where); err != nil {
+			return nil, err
+		} else {
+			f.Close()
+		}
+		runs = append(runs, a)
+	}
+	return runs, nil
+}
+
 // otherRuns reads the runs of --also: map files, or live processes whose
 // maps are taken.
-func otherRuns(e *env, f pointersFlags) ([]pointers.Run, error) {
+func otherRuns(e *env, also []alsoRun) ([]pointers.Run, error) {
 	var runs []pointers.Run
-	for _, spec := range f.also {
-		run, err := otherRun(e, spec)
+	for _, a := range also {
+		run, err := otherRun(e, a)
 		if err != nil {
 			return nil, err
 		}
@@ -265,46 +313,32 @@ func otherRuns(e *env, f pointersFlags) ([]pointers.Run, error) {
 	return runs, nil
 }
 
-// otherRun reads one --also RUN[=ADDR]: a PID (digits) or a map file; ADDR
-// is an expression in that run, taken from the map when not given.
-func otherRun(e *env, spec string) (pointers.Run, error) {
-	where, at, hasAt := spec, "", false
-	if i := strings.LastIndexByte(spec, '='); i >= 0 {
-		where, at, hasAt = spec[:i], spec[i+1:], true
+// otherRun reads one --also run; a map's ADDR is taken from the map when
+// not given.
+func otherRun(e *env, a alsoRun) (pointers.Run, error) {
+	if a.pid != 0 {
+		return liveRun(e, a.pid, a.at)
 	}
-	if _, err := strconv.Atoi(where); err == nil {
-		if !hasAt {
-			return pointers.Run{}, usagef("pointers: --also %s: a live process needs its ADDR: --also %s=ADDR", spec, where)
-		}
-		return liveRun(e, where, at)
-	}
-	m, err := readMap(where)
+	m, err := readMap(a.where)
 	if err != nil {
 		return pointers.Run{}, err
 	}
-	run := pointers.Run{Map: m, Target: m.Target, Name: where}
-	if hasAt {
-		x, err := parseExpr(at)
-		if err != nil {
-			return pointers.Run{}, err
-		}
+	run := pointers.Run{Map: m, Target: m.Target, Name: a.where}
+	if a.hasAt {
+		x, _ := parseExpr(a.at) // checked
 		r := &addrexpr.Resolver{Regions: m.Regions, Stack: func(n int) (uint64, error) { return pointers.StackTop(m.Stacks, n) }}
 		if run.Target, err = r.Eval(x[0].x); err != nil {
-			return pointers.Run{}, usageOf(fmt.Errorf("--also %s: %w", spec, err))
+			return pointers.Run{}, usageOf(fmt.Errorf("--also %s: %w", a.spec, err))
 		}
 	}
 	if run.Target == 0 {
-		return pointers.Run{}, usagef("pointers: --also %s: the map was saved without an ADDR: give it, --also %s=ADDR", spec, where)
+		return pointers.Run{}, usagef("pointers: --also %s: the map was saved without an ADDR: give it, --also %s=ADDR", a.spec, a.where)
 	}
 	return run, nil
 }
 
 // liveRun takes the map of another live process.
-func liveRun(e *env, pidSpec, at string) (pointers.Run, error) {
-	pid, err := resolvePID(pidSpec)
-	if err != nil {
-		return pointers.Run{}, err
-	}
+func liveRun(e *env, pid int, at string) (pointers.Run, error) {
 	p, err := procfs.Open(pid)
 	if err != nil {
 		return pointers.Run{}, err
@@ -333,11 +367,7 @@ func readMap(path string) (*pointers.Map, error) {
 		return nil, err
 	}
 	defer in.Close()
-	b, err := io.ReadAll(in)
-	if err != nil {
-		return nil, err
-	}
-	m, err := pointers.ReadMap(b)
+	m, err := pointers.ReadMapFile(in)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

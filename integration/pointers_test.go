@@ -121,7 +121,7 @@ func resolve(t *testing.T, pid int, x string) (uint64, bool) {
 	if r.code != 0 || len(lines) < 2 {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(strings.Fields(lines[1]+" x")[0], 16, 64)
+	v, err := strconv.ParseUint(strings.Fields(lines[1] + " x")[0], 16, 64)
 	return v, err == nil
 }
 
@@ -185,7 +185,9 @@ func TestPointerMapLive(t *testing.T) {
 		t.Errorf("modules: the program %+v (player_ptr at %#x), the library %+v", program, playerPtr, lib)
 	}
 	found := false
-	m.Each(func(p pointers.Pointer) { found = found || p.Addr == program.Base+playerPtr && p.Value == g.health-0x10 })
+	m.Each(func(p pointers.Pointer) {
+		found = found || p.Addr == program.Base+playerPtr && p.Value == g.health-0x10
+	})
 	if !found {
 		t.Errorf("the map has no pointer at player_ptr (%#x) to the player (%#x)", program.Base+playerPtr, g.health-0x10)
 	}

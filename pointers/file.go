@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/procmem/procmem/procfs"
 )
@@ -243,4 +246,42 @@ func parsePerms(s string) (procfs.Perms, bool) {
 	}
 	p := procfs.Perms{Read: s[0] == 'r', Write: s[1] == 'w', Exec: s[2] == 'x', Shared: s[3] == 's'}
 	return p, p.String() == s
+}
+
+// ReadMapFile reads a map file, mapped into memory rather than copied:
+// the blocks are used where the file's pages are, in the page cache. Close
+// the map to unmap it.
+func ReadMapFile(f *os.File) (*Map, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
+	if size <= 0 || size != int64(int(size)) {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMapFile, size)
+	}
+	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil { // a file system that cannot map: read it
+		b = make([]byte, size)
+		if _, err := io.ReadFull(f, b); err != nil {
+			return nil, err
+		}
+		return ReadMap(b)
+	}
+	m, err := ReadMap(b)
+	if err != nil {
+		unix.Munmap(b)
+		return nil, err
+	}
+	m.unmap = func() { unix.Munmap(b) }
+	return m, nil
+}
+
+// Close lets go of the file a map was read from; the map is not used
+// after.
+func (m *Map) Close() {
+	if m.unmap != nil {
+		m.unmap()
+		m.unmap = nil
+	}
 }

@@ -61,11 +61,14 @@ func uvarintLen(v uint64) int {
 }
 
 // buildIndex encodes entries sorted by value, on every core: the size of
-// each block first, so that the data is allocated once, at its size.
-func buildIndex(es []entry) index {
+// each block first, so that the data is allocated once, at its size; then
+// the blocks, a stretch at a time, telling release after each stretch how
+// many entries are encoded, so that their memory can go while the data
+// grows.
+func buildIndex(es []entry, release func(encoded int)) index {
 	blocks := (len(es) + blockLen - 1) / blockLen
 	ix := index{count: len(es), first: make([]uint64, blocks), offset: make([]uint64, blocks+1)}
-	parallelBlocks(blocks, func(b int) {
+	parallelBlocks(0, blocks, func(b int) {
 		part := es[b*blockLen : min((b+1)*blockLen, len(es))]
 		ix.first[b] = part[0].value
 		n, prev := 0, part[0].value
@@ -79,29 +82,37 @@ func buildIndex(es []entry) index {
 		ix.offset[b+1] += ix.offset[b]
 	}
 	ix.data = make([]byte, ix.offset[blocks])
-	parallelBlocks(blocks, func(b int) {
-		part := es[b*blockLen : min((b+1)*blockLen, len(es))]
-		out := ix.data[ix.offset[b]:ix.offset[b]]
-		prev := part[0].value
-		for _, e := range part {
-			out = binary.AppendUvarint(out, e.value-prev)
-			out = binary.AppendUvarint(out, addrField(e))
-			prev = e.value
+	const stretch = 1 << 16 // blocks: 32 MiB of entries
+	for from := 0; from < blocks; from += stretch {
+		to := min(from+stretch, blocks)
+		parallelBlocks(from, to, func(b int) {
+			part := es[b*blockLen : min((b+1)*blockLen, len(es))]
+			out := ix.data[ix.offset[b]:ix.offset[b]]
+			prev := part[0].value
+			for _, e := range part {
+				out = binary.AppendUvarint(out, e.value-prev)
+				out = binary.AppendUvarint(out, addrField(e))
+				prev = e.value
+			}
+		})
+		if release != nil {
+			release(min(to*blockLen, len(es)))
 		}
-	})
+	}
 	return ix
 }
 
-// parallelBlocks runs f for every block, the blocks shared among the
-// cores in contiguous shares.
-func parallelBlocks(blocks int, f func(b int)) {
+// parallelBlocks runs f for blocks [from, to), shared among the cores
+// in contiguous shares.
+func parallelBlocks(from, to int, f func(b int)) {
 	n := runtime.GOMAXPROCS(0)
+	blocks := to - from
 	var wg sync.WaitGroup
 	for w := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for b := w * blocks / n; b < (w+1)*blocks/n; b++ {
+			for b := from + w*blocks/n; b < from+(w+1)*blocks/n; b++ {
 				f(b)
 			}
 		}()
@@ -214,7 +225,7 @@ func (ix *index) check() error {
 		}
 	}
 	errs := make([]error, blocks)
-	parallelBlocks(blocks, func(b int) {
+	parallelBlocks(0, blocks, func(b int) {
 		var buf [blockLen]entry
 		es, err := ix.decode(b, &buf)
 		if err == nil && b+1 < blocks && es[len(es)-1].value > ix.first[b+1] {

@@ -37,7 +37,7 @@ func TestSortEntries(t *testing.T) {
 			}
 			return 0
 		})
-		sortEntries(es)
+		radixSort(es)
 		if !slices.Equal(es, want) {
 			t.Errorf("%d entries: not sorted as a comparison sort sorts them", n)
 		}
@@ -46,8 +46,8 @@ func TestSortEntries(t *testing.T) {
 
 func TestIndex(t *testing.T) {
 	es := randomEntries(20_000, 7)
-	sortEntries(es)
-	ix := buildIndex(es)
+	radixSort(es)
+	ix := buildIndex(es, nil)
 	if err := ix.check(); err != nil {
 		t.Fatal(err)
 	}
@@ -92,9 +92,9 @@ func TestIndex(t *testing.T) {
 // TestIndexCorrupt: a damaged index fails its check, without panicking.
 func TestIndexCorrupt(t *testing.T) {
 	es := randomEntries(1000, 3)
-	sortEntries(es)
+	radixSort(es)
 	for i := range 200 {
-		ix := buildIndex(es)
+		ix := buildIndex(es, nil)
 		ix.data = slices.Clone(ix.data)
 		ix.data[(i*7919)%len(ix.data)] ^= byte(1 << (i % 8))
 		if err := ix.check(); err == nil {

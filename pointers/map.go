@@ -19,6 +19,7 @@ type Map struct {
 
 	ix    index
 	bases []Pointer // the pointers in static data or on a stack, by address
+	unmap func()    // for a map read from a file mapped into memory
 }
 
 // Count is how many pointers the map holds.

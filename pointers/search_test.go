@@ -28,7 +28,8 @@ func testMap(base uint64, static Range, stacks []Stack, ps []Pointer) *Map {
 			}
 		}
 	}
-	m.fill(es)
+	radixSort(es)
+	m.fill(es, nil)
 	return m
 }
 

@@ -3,53 +3,19 @@ package pointers
 import (
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 )
 
-// sortEntries sorts entries by value, then address, in place: a most
+// radixSort sorts entries by value, then address, in place: a most
 // significant digit radix sort on the eight bits below the highest bit in
-// which a bucket's values differ, so that values that share their high
-// bits (one heap) cost no passes. A map of 32 million pointers sorts in a
-// tenth of the time a comparison sort takes, and needs no second array.
-func sortEntries(es []entry) {
-	buckets := partition(es)
-	// The buckets below are independent: one goroutine per core takes
-	// them in turn.
-	work := make(chan []entry)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range work {
-				radixSort(b)
-			}
-		}()
-	}
-	for _, b := range buckets {
-		work <- b
-	}
-	close(work)
-	wg.Wait()
-}
-
-// smallSort is the size below which insertion sort wins.
-const smallSort = 48
-
-// radixSort sorts es.
+// which the values differ, so that values that share their high bits (one
+// heap) cost no passes. A map of 32 million pointers sorts in a tenth of
+// the time a comparison sort takes, and needs no second array.
 func radixSort(es []entry) {
-	for _, b := range partition(es) {
-		radixSort(b)
-	}
-}
-
-// partition puts es in order of one digit of their values and returns the
-// buckets that still need sorting; a small or single-valued es is sorted
-// on the spot.
-func partition(es []entry) [][]entry {
 	if len(es) <= smallSort {
 		insertionSort(es)
-		return nil
+		return
 	}
 	lo, hi := es[0].value, es[0].value
 	for _, e := range es {
@@ -57,13 +23,12 @@ func partition(es []entry) [][]entry {
 	}
 	if lo == hi {
 		sortByAddr(es)
-		return nil
+		return
 	}
 	shift := max(64-bits.LeadingZeros64(lo^hi)-8, 0)
-	digit := func(e entry) int { return int(e.value>>shift) & 0xff }
 	var count [256]int
 	for _, e := range es {
-		count[digit(e)]++
+		count[int(e.value>>shift)&0xff]++
 	}
 	var next, end [256]int
 	at := 0
@@ -77,7 +42,7 @@ func partition(es []entry) [][]entry {
 	for d := range 256 {
 		for next[d] < end[d] {
 			e := es[next[d]]
-			for k := digit(e); k != d; k = digit(e) {
+			for k := int(e.value>>shift) & 0xff; k != d; k = int(e.value>>shift) & 0xff {
 				es[next[k]], e = e, es[next[k]]
 				next[k]++
 			}
@@ -85,15 +50,37 @@ func partition(es []entry) [][]entry {
 			next[d]++
 		}
 	}
-	var out [][]entry
 	start := 0
 	for d := range 256 {
 		if end[d]-start > 1 {
-			out = append(out, es[start:end[d]])
+			radixSort(es[start:end[d]])
 		}
 		start = end[d]
 	}
-	return out
+}
+
+// smallSort is the size below which insertion sort wins.
+const smallSort = 48
+
+// parallel runs f(0) ... f(n-1), one goroutine per core taking them in
+// turn.
+func parallel(n int, f func(i int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
 
 func less(a, b entry) bool { return a.value < b.value || a.value == b.value && a.at < b.at }
@@ -109,6 +96,9 @@ func insertionSort(es []entry) {
 // sortByAddr sorts entries of one value by address: many pointers to one
 // object.
 func sortByAddr(es []entry) {
+	if es[0].at == es[len(es)-1].at && !slices.ContainsFunc(es, func(e entry) bool { return e.at != es[0].at }) {
+		return // all alike: the places the second pass left empty
+	}
 	if len(es) <= smallSort {
 		insertionSort(es)
 		return

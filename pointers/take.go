@@ -33,67 +33,134 @@ type piece struct {
 	start   uint64
 	end     uint64
 	statics []Range // where in it pointers lie in a static base
-	count   int     // pointers found by the first pass
-	offset  int     // where the second pass puts them
+	// count[d] pointers of bucket d were found by the first pass; the
+	// second puts them from at[d] on.
+	count [buckets]uint32
+	at    [buckets]int
 }
 
 const pieceSize = 16 << 20
 
 // Take scans the source's writable memory for pointers: every aligned
 // word whose value lies in writable memory (or in Also). Pages that hold
-// no data are not read. Memory is read twice, once to count the pointers
-// and once to collect them into one array of the size counted, so a map
-// needs no more memory than its pointers take (16 bytes each while they
-// are sorted, about 6 once encoded); the process runs on, and what
-// changed between the passes is taken as the second pass finds it.
+// no data are not read. Memory is read twice: the first pass counts the
+// pointers of each piece by bucket of value (buckets split the values in
+// order), the second puts each one into its bucket's place in one array
+// of the size counted. So a map needs no more memory than its pointers
+// take (16 bytes each while they are sorted, about 6 once encoded), the
+// first digit of the sort is done, and the buckets sort on every core. The
+// process runs on; what changed between the passes is taken as the second
+// pass finds it.
 func Take(ctx context.Context, src Source) (*Map, error) {
 	pieces := cut(src)
 	into := newValueSet(src.Regions, src.Also)
 	if err := eachPiece(ctx, src, pieces, func(i int, addr uint64, b []byte) {
-		pieces[i].count += countPointers(b, addr, into)
+		countPointers(b, addr, into, &pieces[i].count)
 	}); err != nil {
 		return nil, err
 	}
-	total := 0
-	for i := range pieces {
-		pieces[i].offset = total
-		total += pieces[i].count
+	var bounds [buckets + 1]int // bucket d is es[bounds[d]:bounds[d+1]]
+	for d := range buckets {
+		bounds[d+1] = bounds[d]
+		for i := range pieces {
+			pieces[i].at[d] = bounds[d+1]
+			bounds[d+1] += int(pieces[i].count[d])
+		}
 	}
-	es := make([]entry, total)
+	arr := newEntryArray(bounds[buckets])
+	defer arr.free()
+	es := arr.es
 	var mu sync.Mutex
 	var extra []entry // what the second pass found beyond the count
-	filled := make([]int, len(pieces))
-	err := eachPiece(ctx, src, pieces, func(i int, addr uint64, b []byte) {
-		p, n := &pieces[i], &filled[i]
-		collectPointers(b, addr, into, p.statics, func(e entry) {
-			if *n < p.count {
-				es[p.offset+*n] = e
-				*n++
-				return
-			}
+	place := func(p *piece, d int, batch []entry) {
+		n := min(len(batch), int(p.count[d]))
+		copy(es[p.at[d]:], batch[:n])
+		p.at[d] += n
+		p.count[d] -= uint32(n)
+		if n < len(batch) {
 			mu.Lock()
-			extra = append(extra, e)
+			extra = append(extra, batch[n:]...)
 			mu.Unlock()
+		}
+	}
+	err := eachPiece(ctx, src, pieces, func(i int, addr uint64, b []byte) {
+		p := &pieces[i]
+		// Each bucket's pointers are staged and copied into place a batch
+		// at a time: written one by one to 256 places in the array, every
+		// write would miss the cache.
+		var st stage
+		collectPointers(b, addr, into, p.statics, func(d int, e entry) {
+			if st.add(d, e) {
+				place(p, d, st.take(d))
+			}
 		})
+		for d := range buckets {
+			place(p, d, st.take(d))
+		}
 	})
 	if err != nil {
 		return nil, err
 	}
+	// Places the second pass left empty (fewer pointers than counted)
+	// hold zeros, which sort first in their bucket and are dropped.
+	parallel(buckets, func(d int) { radixSort(es[bounds[d]:bounds[d+1]]) })
+	es = slices.DeleteFunc(es, func(e entry) bool { return e.value == 0 })
+	release := arr.release
+	if len(extra) > 0 {
+		radixSort(extra)
+		es, release = merge(es, extra), nil
+	}
 	m := &Map{Regions: src.Regions, Modules: src.Modules, Stacks: src.Stacks}
-	m.fill(compact(es, pieces, filled, extra))
+	m.fill(es, release)
 	return m, nil
 }
 
-// fill sorts the entries and makes the map's index and bases of them.
-func (m *Map) fill(es []entry) {
-	sortEntries(es)
-	m.ix = buildIndex(es)
+// stage holds the last pointers found of each bucket, to be copied into
+// place together.
+type stage struct {
+	n [buckets]uint8
+	e [buckets][stageLen]entry
+}
+
+const stageLen = 32
+
+// add stages e in bucket d and reports whether the bucket is full.
+func (st *stage) add(d int, e entry) bool {
+	st.e[d][st.n[d]] = e
+	st.n[d]++
+	return st.n[d] == stageLen
+}
+
+// take empties bucket d.
+func (st *stage) take(d int) []entry {
+	n := st.n[d]
+	st.n[d] = 0
+	return st.e[d][:n]
+}
+
+// merge merges two sorted lists of entries.
+func merge(a, b []entry) []entry {
+	out := make([]entry, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if less(b[0], a[0]) {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+// fill makes the map's index and bases of entries sorted by value;
+// release, if not nil, is told how many entries are encoded as it goes.
+func (m *Map) fill(es []entry, release func(int)) {
 	m.bases = nil
 	for _, e := range es {
 		if e.isStatic() {
 			m.bases = append(m.bases, Pointer{e.addr(), e.value})
 		}
 	}
+	m.ix = buildIndex(es, release)
 	slices.SortFunc(m.bases, func(a, b Pointer) int { return cmp.Compare(a.Addr, b.Addr) })
 }
 
@@ -113,16 +180,6 @@ func staticData(mods []Module, stacks []Stack) []Range {
 		}
 	}
 	return out
-}
-
-// compact closes the gaps the second pass left where it found fewer
-// pointers than the first, and appends what it found beyond.
-func compact(es []entry, pieces []piece, filled []int, extra []entry) []entry {
-	at := 0
-	for i, p := range pieces {
-		at += copy(es[at:], es[p.offset:p.offset+filled[i]])
-	}
-	return append(es[:at], extra...)
 }
 
 // cut cuts the writable regions into pieces, each with the static bases
@@ -199,28 +256,39 @@ func (src Source) progress(n uint64) {
 	}
 }
 
-// valueSet tells whether a value points into writable memory: the ranges
-// sorted, with the last one hit tried first (most pointers of a stretch
-// point into one heap).
+// valueSet tells whether a value points into writable memory, and in
+// which bucket it is: the ranges sorted, with the last one hit tried first
+// (most pointers of a stretch point into one heap).
 type valueSet struct {
 	ranges    []Range
-	low, high uint64 // every range lies in [low, high)
+	before    []uint64 // the bytes of the ranges before each
+	shift     uint     // a value's place among all bytes, shifted by this, is its bucket
+	low, high uint64   // every range lies in [low, high)
 }
 
+// buckets is how many buckets the values are put in by the second pass:
+// the first digit of their sort.
+const buckets = 256
+
 func newValueSet(regions []procfs.Region, also Range) valueSet {
-	var rs []Range
+	var vs valueSet
+	var total uint64
 	for _, r := range regions {
 		if r.Perms.Write && !r.Unreadable() || also.Start < r.End && r.Start < also.End {
-			if n := len(rs); n > 0 && rs[n-1].End == r.Start {
-				rs[n-1].End = r.End
+			if n := len(vs.ranges); n > 0 && vs.ranges[n-1].End == r.Start {
+				vs.ranges[n-1].End = r.End
 			} else {
-				rs = append(rs, Range{r.Start, r.End})
+				vs.ranges = append(vs.ranges, Range{r.Start, r.End})
+				vs.before = append(vs.before, total)
 			}
+			total += r.Size()
 		}
 	}
-	vs := valueSet{ranges: rs}
-	if len(rs) > 0 {
-		vs.low, vs.high = rs[0].Start, rs[len(rs)-1].End
+	if len(vs.ranges) > 0 {
+		vs.low, vs.high = vs.ranges[0].Start, vs.ranges[len(vs.ranges)-1].End
+	}
+	for total>>vs.shift > buckets {
+		vs.shift++
 	}
 	return vs
 }
@@ -240,25 +308,30 @@ func (vs *valueSet) find(v uint64, hint int) (int, bool) {
 	return hint, false
 }
 
+// bucket is the bucket of v, which lies in range i.
+func (vs *valueSet) bucket(v uint64, i int) int {
+	return min(int((vs.before[i]+v-vs.ranges[i].Start)>>vs.shift), buckets-1)
+}
+
 // countPointers counts the aligned words of b (at addr) that point into
-// the set.
-func countPointers(b []byte, addr uint64, into valueSet) int {
-	n, hint := 0, 0
+// the set, by bucket.
+func countPointers(b []byte, addr uint64, into valueSet, count *[buckets]uint32) {
 	if len(into.ranges) == 0 {
-		return 0
+		return
 	}
+	hint := 0
 	for i := (8 - addr%8) % 8; i+8 <= uint64(len(b)); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:])
 		var ok bool
-		if hint, ok = into.find(binary.LittleEndian.Uint64(b[i:]), hint); ok {
-			n++
+		if hint, ok = into.find(v, hint); ok {
+			count[into.bucket(v, hint)]++
 		}
 	}
-	return n
 }
 
 // collectPointers hands every aligned word of b (at addr) that points into
-// the set to add, flagged if it lies in one of statics.
-func collectPointers(b []byte, addr uint64, into valueSet, statics []Range, add func(entry)) {
+// the set to add with its bucket, flagged if it lies in one of statics.
+func collectPointers(b []byte, addr uint64, into valueSet, statics []Range, add func(int, entry)) {
 	if len(into.ranges) == 0 {
 		return
 	}
@@ -276,7 +349,7 @@ func collectPointers(b []byte, addr uint64, into valueSet, statics []Range, add 
 				break
 			}
 		}
-		add(entry{at: at, value: v})
+		add(into.bucket(v, hint), entry{at: at, value: v})
 	}
 }
 
