@@ -38,7 +38,7 @@ var pointersVerb = verb{
 		"  procmem -p 4388 pointers 55f1a81b52c0 --also run1.map --also run2.map > chains.txt\n" +
 		"RUN is a map file, whose own ADDR is used when none is given, or the PID of a live process. A chain file pasted\n" +
 		"back with --rescan keeps the chains that still lead to ADDR (or to a value) in the process now.\n" +
-		"The map format is in docs/design.md.\n" + exprHelp,
+		"The map format is in docs/design.md.\n\n" + exprHelp,
 	setup:       setupPointers,
 	needsTarget: true,
 }
@@ -68,9 +68,9 @@ func setupPointers(flags *pflag.FlagSet) func(*env, []string) error {
 	flags.StringVar(&f.verify, "verify", "", "keep the chains that lead, in process `PID`, to ADDR there (or to the value the target holds now)")
 	flags.StringVar(&f.saveMap, "save-map", "", "save this run's pointer map to `FILE`, for --also")
 	flags.StringVar(&f.rescan, "rescan", "", "re-check the chains in `RESULTS` (pointers' output) against the process")
-	flags.StringVarP(&f.typ, "type", "t", "int32", "the type of --value, and of the value --verify compares: int8 ... uint64, float, double")
+	flags.StringVarP(&f.typ, "type", "t", "int32", "`TYPE` of --value, and of the value --verify compares: int8 ... uint64, float, double")
 	flags.StringVar(&f.value, "value", "", "with --rescan or --verify: keep the chains whose target holds `V`")
-	flags.StringVarP(&f.endian, "endian", "e", "little", "byte order of --value: little or big")
+	flags.StringVarP(&f.endian, "endian", "e", "little", "byte `ORDER` of --value: little or big")
 	return func(e *env, args []string) error {
 		if err := f.check(args); err != nil {
 			return err

@@ -87,11 +87,11 @@ func buildIndex(es []entry, release func(encoded int)) index {
 		to := min(from+stretch, blocks)
 		parallelBlocks(from, to, func(b int) {
 			part := es[b*blockLen : min((b+1)*blockLen, len(es))]
-			out := ix.data[ix.offset[b]:ix.offset[b]]
-			prev := part[0].value
+			out := ix.data[ix.offset[b]:ix.offset[b+1]]
+			prev, n := part[0].value, 0
 			for _, e := range part {
-				out = binary.AppendUvarint(out, e.value-prev)
-				out = binary.AppendUvarint(out, addrField(e))
+				n += binary.PutUvarint(out[n:], e.value-prev)
+				n += binary.PutUvarint(out[n:], addrField(e))
 				prev = e.value
 			}
 		})

@@ -54,9 +54,9 @@ const pieceSize = 16 << 20
 func Take(ctx context.Context, src Source) (*Map, error) {
 	pieces := cut(src)
 	into := newValueSet(src.Regions, src.Also)
-	if err := eachPiece(ctx, src, pieces, func(i int, addr uint64, b []byte) {
+	if err := eachPiece(ctx, src, pieces, func(_, i int, addr uint64, b []byte) {
 		countPointers(b, addr, into, &pieces[i].count)
-	}); err != nil {
+	}, nil); err != nil {
 		return nil, err
 	}
 	var bounds [buckets + 1]int // bucket d is es[bounds[d]:bounds[d+1]]
@@ -83,19 +83,21 @@ func Take(ctx context.Context, src Source) (*Map, error) {
 			mu.Unlock()
 		}
 	}
-	err := eachPiece(ctx, src, pieces, func(i int, addr uint64, b []byte) {
-		p := &pieces[i]
-		// Each bucket's pointers are staged and copied into place a batch
-		// at a time: written one by one to 256 places in the array, every
-		// write would miss the cache.
-		var st stage
+	// Each bucket's pointers are staged and copied into place a batch at a
+	// time: written one by one to 256 places in the array, every write
+	// would miss the cache. A worker flushes its stage when it is done
+	// with a piece.
+	stages := make([]stage, runtime.GOMAXPROCS(0))
+	err := eachPiece(ctx, src, pieces, func(w, i int, addr uint64, b []byte) {
+		p, st := &pieces[i], &stages[w]
 		collectPointers(b, addr, into, p.statics, func(d int, e entry) {
 			if st.add(d, e) {
 				place(p, d, st.take(d))
 			}
 		})
+	}, func(w, i int) {
 		for d := range buckets {
-			place(p, d, st.take(d))
+			place(&pieces[i], d, stages[w].take(d))
 		}
 	})
 	if err != nil {
@@ -204,14 +206,15 @@ func cut(src Source) []piece {
 	return pieces
 }
 
-// eachPiece streams every piece's data to scan, on every core. A process
+// eachPiece streams every piece's data to scan, on every core, and tells
+// done (if not nil) when a piece is over; w numbers the worker. A process
 // that is gone ends it; pages that cannot be read are left out.
-func eachPiece(ctx context.Context, src Source, pieces []piece, scan func(i int, addr uint64, b []byte)) error {
+func eachPiece(ctx context.Context, src Source, pieces []piece, scan func(w, i int, addr uint64, b []byte), done func(w, i int)) error {
 	work := make(chan int)
 	var mu sync.Mutex
 	var gone error
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for w := range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -221,13 +224,16 @@ func eachPiece(ctx context.Context, src Source, pieces []piece, scan func(i int,
 				g := src.Memory.Region(p.region)
 				_, err := g.Stream(ctx, p.start, p.end, buf, memory.Sink{
 					Data: func(addr uint64, b []byte) error {
-						scan(i, addr, b)
+						scan(w, i, addr, b)
 						src.progress(uint64(len(b)))
 						return nil
 					},
 					Zeros: func(addr, n uint64) error { src.progress(n); return nil },
 				})
 				g.Close()
+				if done != nil {
+					done(w, i)
+				}
 				if err != nil && (memory.Classify(err) == memory.Gone || ctx.Err() != nil) {
 					mu.Lock()
 					gone = err
