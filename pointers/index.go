@@ -188,16 +188,34 @@ func (ix *index) down(lo, hi uint64, f func(entry) bool) {
 
 // equal calls f for the pointers whose value is v, lowest address first.
 func (ix *index) equal(v uint64, f func(entry)) {
-	var buf [blockLen]entry
-	for b := max(sort.Search(len(ix.first), func(i int) bool { return ix.first[i] >= v })-1, 0); b < len(ix.first); b++ {
-		for _, e := range ix.block(b, &buf) {
-			switch {
-			case e.value > v:
-				return
-			case e.value == v:
+	more := true
+	for b := max(sort.Search(len(ix.first), func(i int) bool { return ix.first[i] >= v })-1, 0); more && b < len(ix.first); b++ {
+		ix.scan(b, func(e entry) bool {
+			if e.value == v {
 				f(e)
 			}
+			more = e.value <= v
+			return more
+		})
+	}
+}
+
+// scan decodes block b of a sound index entry by entry, for f, until f
+// returns false: a lookup of one value stops at the first one past it.
+func (ix *index) scan(b int, f func(entry) bool) {
+	data := ix.data[ix.offset[b]:ix.offset[b+1]]
+	prev := ix.first[b]
+	for range min(blockLen, ix.count-b*blockLen) {
+		dv, k := binary.Uvarint(data)
+		data = data[k:]
+		af, k := binary.Uvarint(data)
+		data = data[k:]
+		v := prev + dv
+		z := af >> 1
+		if !f(entry{at: uint64(int64(v/8)+(int64(z>>1)^-int64(z&1)))*8 | af&staticFlag, value: v}) {
+			return
 		}
+		prev = v
 	}
 }
 

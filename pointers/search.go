@@ -364,25 +364,29 @@ func (s *search) result() Result {
 		}
 		s.res.Chains = append(s.res.Chains, c)
 	}
-	Rank(s.res.Chains)
+	s.res.Chains = Rank(s.res.Chains)
 	return s.res
 }
 
 // Rank puts the chain a human would pick first: the fewest dereferences,
-// then a base in the program itself before one in a library before one on
-// a stack, then the smallest offsets.
-func Rank(chains []Chain) {
-	slices.SortStableFunc(chains, func(a, b Chain) int {
-		return cmp.Or(
-			cmp.Compare(len(a.Offsets), len(b.Offsets)),
-			cmp.Compare(a.Base.class(), b.Base.class()),
-			cmp.Compare(sum(a.Offsets), sum(b.Offsets)),
-			slices.Compare(a.Offsets, b.Offsets),
-			cmp.Compare(a.Base.Module, b.Base.Module),
-			cmp.Compare(a.Base.Thread, b.Base.Thread),
-			cmp.Compare(a.Base.Offset, b.Base.Offset),
-		)
-	})
+// then a base in the program before one in a library before one on a
+// stack, then the smallest offsets; a chain found twice (through different
+// places in other runs) is kept once.
+func Rank(chains []Chain) []Chain {
+	slices.SortFunc(chains, compareChains)
+	return slices.CompactFunc(chains, func(a, b Chain) bool { return compareChains(a, b) == 0 })
+}
+
+func compareChains(a, b Chain) int {
+	return cmp.Or(
+		cmp.Compare(len(a.Offsets), len(b.Offsets)),
+		cmp.Compare(a.Base.class(), b.Base.class()),
+		cmp.Compare(sum(a.Offsets), sum(b.Offsets)),
+		slices.Compare(a.Offsets, b.Offsets),
+		cmp.Compare(a.Base.Module, b.Base.Module),
+		cmp.Compare(a.Base.Thread, b.Base.Thread),
+		cmp.Compare(a.Base.Offset, b.Base.Offset),
+	)
 }
 
 // class ranks the kinds of base: the program, a library, a stack.

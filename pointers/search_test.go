@@ -159,7 +159,7 @@ func TestRank(t *testing.T) {
 		{game, []uint64{0x10}},
 		{game, []uint64{0, 0, 0}},
 	}
-	Rank(chains)
+	chains = Rank(append(chains, chains[0]))
 	var got []string
 	for _, c := range chains {
 		got = append(got, fmt.Sprintf("%s/%d+%x%x", c.Base.Module, c.Base.Thread, c.Base.Offset, c.Offsets))
