@@ -126,11 +126,6 @@ func resolveAddr(e *env, s string) (uint64, error) {
 // addrRange is a half-open address range [start, end).
 type addrRange struct{ start, end uint64 }
 
-// parseRange parses a RANGE of hex numbers alone.
-func parseRange(s string) (addrRange, error) {
-	return resolveRangeWith(&resolver{}, s)
-}
-
 // resolveRange parses a RANGE and computes it in the target.
 func resolveRange(e *env, s string) (addrRange, error) {
 	if _, err := addrexpr.ParseRange(s); err != nil {

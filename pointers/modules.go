@@ -124,16 +124,3 @@ func LiveFiles(p *procfs.Process) FileOpener {
 		return f, func() { f.Close() }, nil
 	}
 }
-
-// moduleAt returns the module whose static data holds addr, and the
-// offset from its base.
-func moduleAt(mods []Module, addr uint64) (int, uint64, bool) {
-	for i, m := range mods {
-		for _, s := range m.Static {
-			if addr >= m.Base && s.contains(addr-m.Base) {
-				return i, addr - m.Base, true
-			}
-		}
-	}
-	return 0, 0, false
-}

@@ -55,7 +55,8 @@ func Take(ctx context.Context, src Source) (*Map, error) {
 	pieces := cut(src)
 	into := newValueSet(src.Regions, src.Also)
 	if err := eachPiece(ctx, src, pieces, func(_, i int, addr uint64, b []byte) {
-		countPointers(b, addr, into, &pieces[i].count)
+		count := &pieces[i].count
+		collectPointers(b, addr, into, nil, func(d int, _ entry) { count[d]++ })
 	}, nil); err != nil {
 		return nil, err
 	}
@@ -317,22 +318,6 @@ func (vs *valueSet) find(v uint64, hint int) (int, bool) {
 // bucket is the bucket of v, which lies in range i.
 func (vs *valueSet) bucket(v uint64, i int) int {
 	return min(int((vs.before[i]+v-vs.ranges[i].Start)>>vs.shift), buckets-1)
-}
-
-// countPointers counts the aligned words of b (at addr) that point into
-// the set, by bucket.
-func countPointers(b []byte, addr uint64, into valueSet, count *[buckets]uint32) {
-	if len(into.ranges) == 0 {
-		return
-	}
-	hint := 0
-	for i := (8 - addr%8) % 8; i+8 <= uint64(len(b)); i += 8 {
-		v := binary.LittleEndian.Uint64(b[i:])
-		var ok bool
-		if hint, ok = into.find(v, hint); ok {
-			count[into.bucket(v, hint)]++
-		}
-	}
 }
 
 // collectPointers hands every aligned word of b (at addr) that points into
