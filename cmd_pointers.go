@@ -153,7 +153,7 @@ func searchPointers(e *env, f pointersFlags, args []string) error {
 		return err
 	}
 	defer mem.Close()
-	m, err := takeMap(e, e.proc, mem, target)
+	m, err := takeMap(e, e.proc, mem, target, f.stacks)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func searchPointers(e *env, f pointersFlags, args []string) error {
 	}
 	// The other runs are read after this one's map is taken: the memory
 	// of taking it is given back by then.
-	others, err := otherRuns(e, also)
+	others, err := otherRuns(e, also, f.stacks)
 	if err != nil {
 		return err
 	}
@@ -214,8 +214,9 @@ func inEvery(runs []pointers.Run) string {
 	return fmt.Sprintf(" that holds in all %d runs", len(runs))
 }
 
-// takeMap takes the pointer map of process p, showing its progress.
-func takeMap(e *env, p *procfs.Process, mem *memory.Reader, target uint64) (*pointers.Map, error) {
+// takeMap takes the pointer map of process p, showing its progress, and
+// says which of the first stacks threads' stacks are unknown.
+func takeMap(e *env, p *procfs.Process, mem *memory.Reader, target uint64, stacks int) (*pointers.Map, error) {
 	src, err := pointers.LiveSource(p, mem)
 	if err != nil {
 		return nil, err
@@ -237,7 +238,7 @@ func takeMap(e *env, p *procfs.Process, mem *memory.Reader, target uint64) (*poi
 		return nil, err
 	}
 	m.PID, m.Target = p.PID, target
-	for _, s := range m.Stacks {
+	for _, s := range m.Stacks[:min(stacks, len(m.Stacks))] {
 		if !s.Known() {
 			stderrf(e, "process %d: thread %d (TID %d) kept running: its stack is not known", p.PID, s.Thread, s.TID)
 		}
@@ -247,7 +248,7 @@ func takeMap(e *env, p *procfs.Process, mem *memory.Reader, target uint64) (*poi
 
 // saveMap writes the map to path, whole or not at all.
 func saveMap(e *env, m *pointers.Map, path string) error {
-	out, err := userfiles.Create(path, 0o644)
+	out, err := userfiles.Create(path, 0o600) // a process's addresses: for whoever took them
 	if err != nil {
 		return err
 	}
@@ -259,6 +260,11 @@ func saveMap(e *env, m *pointers.Map, path string) error {
 		return err
 	}
 	stderrf(e, "saved the pointer map of process %d to %s: %d pointers, %d in static data", m.PID, path, m.Count(), len(m.Bases()))
+	for _, s := range m.Stacks {
+		if !s.Known() {
+			stderrf(e, "%s: thread %d (TID %d) kept running: chains from [stack:%d] cannot be checked against it", path, s.Thread, s.TID, s.Thread)
+		}
+	}
 	return nil
 }
 
@@ -301,10 +307,10 @@ func parseAlso(specs []string) ([]alsoRun, error) {
 
 // otherRuns reads the runs of --also: map files, or live processes whose
 // maps are taken.
-func otherRuns(e *env, also []alsoRun) ([]pointers.Run, error) {
+func otherRuns(e *env, also []alsoRun, stacks int) ([]pointers.Run, error) {
 	var runs []pointers.Run
 	for _, a := range also {
-		run, err := otherRun(e, a)
+		run, err := otherRun(e, a, stacks)
 		if err != nil {
 			return nil, err
 		}
@@ -315,9 +321,9 @@ func otherRuns(e *env, also []alsoRun) ([]pointers.Run, error) {
 
 // otherRun reads one --also run; a map's ADDR is taken from the map when
 // not given.
-func otherRun(e *env, a alsoRun) (pointers.Run, error) {
+func otherRun(e *env, a alsoRun, stacks int) (pointers.Run, error) {
 	if a.pid != 0 {
-		return liveRun(e, a.pid, a.at)
+		return liveRun(e, a.pid, a.at, stacks)
 	}
 	m, err := readMap(a.where)
 	if err != nil {
@@ -338,7 +344,7 @@ func otherRun(e *env, a alsoRun) (pointers.Run, error) {
 }
 
 // liveRun takes the map of another live process.
-func liveRun(e *env, pid int, at string) (pointers.Run, error) {
+func liveRun(e *env, pid int, at string, stacks int) (pointers.Run, error) {
 	p, err := procfs.Open(pid)
 	if err != nil {
 		return pointers.Run{}, err
@@ -353,7 +359,7 @@ func liveRun(e *env, pid int, at string) (pointers.Run, error) {
 		return pointers.Run{}, err
 	}
 	defer mem.Close()
-	m, err := takeMap(e, p, mem, target)
+	m, err := takeMap(e, p, mem, target, stacks)
 	if err != nil {
 		return pointers.Run{}, err
 	}
