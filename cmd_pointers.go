@@ -112,8 +112,20 @@ func (f *pointersFlags) check(args []string) error {
 	case f.rescan == "" && f.value != "" && f.verify == "":
 		return usagef("pointers: --value goes with --rescan or --verify")
 	}
+	if _, err := scan.ParseType(f.typ, f.endian); err != nil {
+		return usagef("pointers: %s", syntaxMsg(err))
+	}
 	if f.value != "" {
 		if _, err := f.valueBytes(); err != nil {
+			return err
+		}
+	}
+	if f.verify != "" { // before the long work, not after it
+		pid, at, hasAt := strings.Cut(f.verify, "=")
+		if _, err := resolvePID(pid); err != nil {
+			return err
+		}
+		if _, err := parseExpr(at); hasAt && err != nil {
 			return err
 		}
 	}
