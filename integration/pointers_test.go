@@ -465,9 +465,9 @@ func TestPythonPointers(t *testing.T) {
 	}
 	pid1, id1 := start()
 	path := filepath.Join(t.TempDir(), "py.map")
-	mustSucceed(t, procmem(t, "-p", itoa(pid1), "pointers", "--save-map", path, fmt.Sprintf("%x", id1)), "--save-map")
+	mustSucceed(t, procmem(t, "-p", itoa(pid1), "pointers", "--save-map", path, fmt.Sprintf("%x", id1), "--depth", "3"), "--save-map")
 	pid2, id2 := start()
-	chains, stderr := chainsOf(t, itoa(pid2), "pointers", fmt.Sprintf("%x", id2), "--also", path, "--limit", "20")
+	chains, stderr := chainsOf(t, itoa(pid2), "pointers", fmt.Sprintf("%x", id2), "--also", path, "--limit", "20", "--depth", "3")
 	t.Logf("two runs: %s", stderr)
 	pid3, id3 := start()
 	results := filepath.Join(t.TempDir(), "chains.txt")
