@@ -14,7 +14,8 @@ import (
 // notation's mistakes as usage errors.
 
 // expr is an address expression as the verbs hold it: one part, whose
-// term tells whether it dereferences (the shape freeze's reads walks).
+// term tells whether it dereferences (the shape freeze's reads walks; once
+// freeze asks addrexpr.Expr.Reads, expr can be addrexpr.Expr itself).
 type expr []exprPart
 
 type exprPart struct {
