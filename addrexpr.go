@@ -1,235 +1,55 @@
 package main
 
 import (
-	"encoding/binary"
-	"fmt"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"errors"
 
+	"github.com/procmem/procmem/addrexpr"
 	"github.com/procmem/procmem/memory"
+	"github.com/procmem/procmem/pointers"
 	"github.com/procmem/procmem/procfs"
 )
 
-// Address expressions, wherever an ADDR is taken: hex numbers (0x
-// optional), MODULE (the load base of a mapped file, named by its base name
-// or full path: the start of its lowest mapping), [EXPR] (the pointer
-// stored at EXPR, in the target's size and byte order), and + or - between
-// them. A value found on the heap moves with every run; a chain of
-// pointers from a module does not:
-//
-//	[[game+0x4010]+0x8]+0xc
-//
-// A name that is both a mapped file and valid hex is the file; 0x makes a
-// number.
+// The verbs' side of package addrexpr, the one address notation: parsing
+// and evaluating ADDR and RANGE arguments in the target, with the
+// notation's mistakes as usage errors.
 
-// expr is a parsed address expression: terms added or subtracted.
-type expr []signedTerm
+// expr is an address expression as the verbs hold it: one part, whose
+// term tells whether it dereferences (the shape freeze's reads walks; once
+// freeze asks addrexpr.Expr.Reads, expr can be addrexpr.Expr itself).
+type expr []exprPart
 
-type signedTerm struct {
-	neg  bool
+type exprPart struct {
+	x    addrexpr.Expr
 	term exprTerm
 }
 
-// exprTerm is a number, a module or a dereference.
-type exprTerm struct {
-	word  string // a number or a module name, as written
-	deref expr   // for [EXPR]
-	isRef bool
-}
-
-// exprSyntax is what a malformed expression is told.
-const exprSyntax = "want hex numbers, mapped file names and [EXPR] joined by + and -, such as '[[game+0x4010]+0x8]+0xc'"
+type exprTerm struct{ isRef bool }
 
 // parseExpr parses an address expression; a malformed one is a usage
 // error.
 func parseExpr(s string) (expr, error) {
-	p := &exprParser{s: s}
-	e, err := p.expr()
-	if err == nil && p.pos < len(p.s) {
-		err = p.fail("unexpected %q", p.s[p.pos:])
-	}
+	x, err := addrexpr.Parse(s)
 	if err != nil {
-		return nil, err
+		return nil, usagef("%s", err)
 	}
-	return e, nil
+	return expr{{x: x, term: exprTerm{isRef: x.Reads()}}}, nil
 }
 
-type exprParser struct {
-	s   string
-	pos int
+func (x expr) String() string {
+	if len(x) == 0 {
+		return ""
+	}
+	return x[0].x.String()
 }
 
-func (p *exprParser) fail(format string, a ...any) error {
-	return usagef("bad address %q: %s at offset %d: %s", p.s, fmt.Sprintf(format, a...), p.pos, exprSyntax)
-}
-
-func (p *exprParser) skipSpace() {
-	for p.pos < len(p.s) && (p.s[p.pos] == ' ' || p.s[p.pos] == '\t') {
-		p.pos++
-	}
-}
-
-// expr := ['-'] term { ('+' | '-') term }
-func (p *exprParser) expr() (expr, error) {
-	var e expr
-	neg := false
-	p.skipSpace()
-	if p.pos < len(p.s) && p.s[p.pos] == '-' {
-		neg = true
-		p.pos++
-	}
-	for {
-		t, err := p.term()
-		if err != nil {
-			return nil, err
-		}
-		e = append(e, signedTerm{neg, t})
-		p.skipSpace()
-		if p.pos >= len(p.s) || (p.s[p.pos] != '+' && p.s[p.pos] != '-') {
-			return e, nil
-		}
-		neg = p.s[p.pos] == '-'
-		p.pos++
-	}
-}
-
-// term := '[' expr ']' | word
-func (p *exprParser) term() (exprTerm, error) {
-	p.skipSpace()
-	if p.pos >= len(p.s) {
-		return exprTerm{}, p.fail("missing term")
-	}
-	if p.s[p.pos] == '[' {
-		p.pos++
-		inner, err := p.expr()
-		if err != nil {
-			return exprTerm{}, err
-		}
-		p.skipSpace()
-		if p.pos >= len(p.s) || p.s[p.pos] != ']' {
-			return exprTerm{}, p.fail("missing ]")
-		}
-		p.pos++
-		return exprTerm{deref: inner, isRef: true}, nil
-	}
-	start := p.pos
-	for p.pos < len(p.s) && isWordByte(p.s[p.pos]) {
-		p.pos++
-	}
-	if p.pos == start {
-		return exprTerm{}, p.fail("unexpected %q", p.s[p.pos:p.pos+1])
-	}
-	return exprTerm{word: p.s[start:p.pos]}, nil
-}
-
-// isWordByte reports whether c may be part of a number or a file name. A
-// '-' is one of them (ld-linux-x86-64.so.2); subtraction inside a word is
-// told apart when the word is resolved.
-func isWordByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		c == '_' || c == '.' || c == '/' || c == '-' || c == '@' || c == '~'
-}
-
-// resolver gives an expression's words and pointers their values in one
-// process.
+// resolver evaluates expressions in one process: its regions (which the
+// caller may read again) and its memory, for the pointers expressions
+// read.
 type resolver struct {
 	regions []procfs.Region
 	mem     *memory.Reader
-}
-
-// eval computes the expression. A step that reads an unmapped or
-// unreadable pointer fails, saying which.
-func (r *resolver) eval(e expr) (uint64, error) {
-	var v uint64
-	for _, st := range e {
-		t, err := r.evalTerm(st.term)
-		if err != nil {
-			return 0, err
-		}
-		if st.neg {
-			v -= t
-		} else {
-			v += t
-		}
-	}
-	return v, nil
-}
-
-func (r *resolver) evalTerm(t exprTerm) (uint64, error) {
-	if !t.isRef {
-		return r.word(t.word)
-	}
-	at, err := r.eval(t.deref)
-	if err != nil {
-		return 0, err
-	}
-	if r.mem == nil {
-		return 0, usagef("bad address: %s reads memory, and nothing is there to read", t.String())
-	}
-	var b [8]byte
-	if err := r.mem.ReadRange(b[:], at, r.regions); err != nil {
-		return 0, fmt.Errorf("%s: reading the pointer at 0x%x: %w", t.String(), at, err)
-	}
-	return binary.LittleEndian.Uint64(b[:]), nil
-}
-
-// word is a module's load base or a hex number; a word with a '-' that is
-// neither is a subtraction (libc.so.6-10).
-func (r *resolver) word(w string) (uint64, error) {
-	if !strings.HasPrefix(w, "0x") && !strings.HasPrefix(w, "0X") {
-		if base, ok := r.module(w); ok {
-			return base, nil
-		}
-	}
-	if v, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(w, "0x"), "0X"), 16, 64); err == nil && !strings.HasPrefix(w, "+") {
-		return v, nil
-	}
-	if i := strings.LastIndexByte(w, '-'); i > 0 && i < len(w)-1 {
-		left, err := r.word(w[:i])
-		if err != nil {
-			return 0, err
-		}
-		right, err := r.word(w[i+1:])
-		if err != nil {
-			return 0, err
-		}
-		return left - right, nil
-	}
-	return 0, usagef("bad address: %q is no hex number and no file mapped in the process", w)
-}
-
-// module returns the load base of the mapped file named name: the start
-// of its lowest mapping.
-func (r *resolver) module(name string) (uint64, bool) {
-	for _, reg := range r.regions { // in address order: the first is the lowest
-		if reg.Inode != 0 && !reg.Pseudo() && (reg.Path == name || filepath.Base(reg.Path) == name) {
-			return reg.Start, true
-		}
-	}
-	return 0, false
-}
-
-// String writes the term back.
-func (t exprTerm) String() string {
-	if !t.isRef {
-		return t.word
-	}
-	return "[" + t.deref.String() + "]"
-}
-
-func (e expr) String() string {
-	var b strings.Builder
-	for i, st := range e {
-		switch {
-		case st.neg:
-			b.WriteString("-")
-		case i > 0:
-			b.WriteString("+")
-		}
-		b.WriteString(st.term.String())
-	}
-	return b.String()
+	proc    *procfs.Process
+	stacks  []pointers.Stack // the threads' stacks, found when first asked
 }
 
 // newResolver reads the regions of process p and opens its memory for the
@@ -243,10 +63,52 @@ func newResolver(p *procfs.Process) (*resolver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &resolver{regions: regions, mem: mem}, nil
+	return &resolver{regions: regions, mem: mem, proc: p}, nil
 }
 
-func (r *resolver) close() { r.mem.Close() }
+func (r *resolver) close() {
+	if r.mem != nil {
+		r.mem.Close()
+	}
+}
+
+// addrexpr is the resolver as package addrexpr takes it.
+func (r *resolver) addrexpr() *addrexpr.Resolver {
+	ar := &addrexpr.Resolver{Regions: r.regions, Stack: r.stackTop}
+	if r.mem != nil {
+		ar.Memory = r.mem
+	}
+	return ar
+}
+
+// eval computes the expression; a name the process lacks is a usage
+// error, a pointer that cannot be read a failure.
+func (r *resolver) eval(x expr) (uint64, error) {
+	v, err := r.addrexpr().Eval(x[0].x)
+	return v, usageOf(err)
+}
+
+// stackTop is the top of thread n's stack, for [stack:N].
+func (r *resolver) stackTop(n int) (uint64, error) {
+	if r.proc == nil {
+		return 0, errors.New("no process to ask for its threads")
+	}
+	if r.stacks == nil {
+		var err error
+		if r.stacks, err = pointers.Stacks(r.proc, r.regions); err != nil {
+			return 0, err
+		}
+	}
+	return pointers.StackTop(r.stacks, n)
+}
+
+// usageOf turns the notation's own mistakes into usage errors.
+func usageOf(err error) error {
+	if errors.Is(err, addrexpr.ErrBadAddress) || errors.Is(err, addrexpr.ErrBadRange) {
+		return usagef("%s", err)
+	}
+	return err
+}
 
 // resolveAddr parses and evaluates one ADDR argument.
 func resolveAddr(e *env, s string) (uint64, error) {
@@ -260,4 +122,29 @@ func resolveAddr(e *env, s string) (uint64, error) {
 	}
 	defer r.close()
 	return r.eval(x)
+}
+
+// addrRange is a half-open address range [start, end).
+type addrRange struct{ start, end uint64 }
+
+// resolveRange parses a RANGE and computes it in the target.
+func resolveRange(e *env, s string) (addrRange, error) {
+	if _, err := addrexpr.ParseRange(s); err != nil {
+		return addrRange{}, usageOf(err)
+	}
+	r, err := newResolver(e.proc)
+	if err != nil {
+		return addrRange{}, err
+	}
+	defer r.close()
+	return resolveRangeWith(r, s)
+}
+
+func resolveRangeWith(r *resolver, s string) (addrRange, error) {
+	rr, err := addrexpr.ParseRange(s)
+	if err != nil {
+		return addrRange{}, usageOf(err)
+	}
+	start, end, err := rr.Resolve(r.addrexpr())
+	return addrRange{start, end}, usageOf(err)
 }

@@ -29,8 +29,10 @@ var readVerb = verb{
 const rangeHelp = "RANGE is ADDR (one byte), ADDR:END, ADDR:+LEN or ADDR:-LEN (the LEN bytes before ADDR), in hex.\n" + exprHelp
 
 // exprHelp says how an ADDR may be written.
-const exprHelp = "ADDR may be an address expression: hex numbers, mapped file names (their load base) and [EXPR] (the pointer\n" +
-	"stored at EXPR) joined by + and -, such as '[[game+4010]+8]+c', which finds a value again after a restart."
+const exprHelp = "ADDR may be an address expression: hex numbers, mapped file names (their load base), regions as maps names\n" +
+	"them ([heap], [stack], [anon:NAME]: their start), [stack:N] (the top of thread N's stack, 0 the main thread) and\n" +
+	"[EXPR] (the pointer stored at EXPR) joined by + and -, such as '[[game+4010]+8]+c', which finds a value again after\n" +
+	"a restart. Every address procmem prints (game+4010, [heap]+2c0, [stack:0]-1f8) pastes back as the same byte."
 
 // chunkSize is how much one read of memory asks for: large enough that the
 // system call costs nothing next to the copy, small enough to stay in

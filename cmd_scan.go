@@ -592,7 +592,7 @@ func (ss *scanSession) list(n int) error {
 		r, ok := procfs.RegionAt(all, m.Addr)
 		where := "(unmapped)"
 		if ok {
-			where = fmt.Sprintf("%s  %s+0x%x", r.Perms, label(r), m.Addr-r.Start)
+			where = fmt.Sprintf("%s  %s", r.Perms, place(all, m.Addr))
 			if mem.ReadRange(now, m.Addr, all) == nil {
 				cur = t.Format(now)
 			}

@@ -36,7 +36,14 @@ func setupSearch(flags *pflag.FlagSet) func(*env, []string) error {
 		if err != nil {
 			return err
 		}
-		regions, err := filter.regions(e.proc)
+		all, err := e.proc.Maps()
+		if err != nil {
+			return err
+		}
+		if err := filter.parse(e.proc); err != nil {
+			return err
+		}
+		regions, err := filter.choose(e.pid(), all)
 		if err != nil {
 			return err
 		}
@@ -49,7 +56,7 @@ func setupSearch(flags *pflag.FlagSet) func(*env, []string) error {
 				return fmt.Errorf("0x%x-0x%x is not mapped%s in process %d", rng.start, rng.end, filter.among(), e.pid())
 			}
 		}
-		return search(e, regions, needle)
+		return search(e, regions, placer(all), needle)
 	}
 }
 
@@ -96,14 +103,15 @@ func searchNeedle(flags *pflag.FlagSet, args []string, str, hexBytes, typ, endia
 }
 
 // search prints every occurrence of needle in the regions: its address,
-// the region and offset, and the hexdump rows that hold it.
-func search(e *env, regions []procfs.Region, needle []byte) error {
+// the region's permissions, where it is (as place writes it: what an ADDR
+// argument takes) and the hexdump rows that hold it.
+func search(e *env, regions []procfs.Region, where func(uint64) string, needle []byte) error {
 	mem, err := openMemory(e, false)
 	if err != nil {
 		return err
 	}
 	defer mem.Close()
-	s := &searcher{env: e, needle: needle, window: make([]byte, 0, chunkSize+len(needle))}
+	s := &searcher{env: e, needle: needle, where: where, window: make([]byte, 0, chunkSize+len(needle))}
 	var total uint64
 	for _, r := range regions {
 		total += r.Size()
@@ -135,7 +143,8 @@ type searcher struct {
 	*env
 	needle     []byte
 	region     *memory.Region
-	r          procfs.Region
+	r          procfs.Region // the part of a region searched: -r clips it
+	where      func(addr uint64) string
 	window     []byte
 	windowAddr uint64
 	matches    int
@@ -182,7 +191,7 @@ func (s *searcher) match(at uint64) {
 	s.matches++
 	s.progress.clear() // the match's lines, then the progress line again
 	r := s.r
-	fmt.Fprintf(s.stdout, "%016x  %s  %s+0x%x\n", at, r.Perms, label(r), at-r.Start)
+	fmt.Fprintf(s.stdout, "%016x  %s  %s\n", at, r.Perms, s.where(at))
 	rowStart := at - at%width
 	rowEnd := at + uint64(len(s.needle))
 	context := make([]byte, min(rowEnd-rowStart+width, r.End-rowStart))
@@ -191,12 +200,4 @@ func (s *searcher) match(at uint64) {
 		s.line = report.FormatRow(s.line[:0], rowStart+uint64(row), context[row:min(row+width, n)], width)
 		s.stdout.Write(append([]byte("  "), s.line...))
 	}
-}
-
-// label names a region in search results: its pathname, or its range.
-func label(r procfs.Region) string {
-	if r.Path != "" {
-		return r.Path
-	}
-	return r.Name()
 }

@@ -64,7 +64,7 @@ func setupUsage(flags *pflag.FlagSet) func(*env, []string) error {
 		if f.all {
 			return usageAll(e, f)
 		}
-		return usageOf(e, f)
+		return sampleUsage(e, f)
 	}
 }
 
@@ -101,9 +101,9 @@ func plotFormat(name string) string {
 	return strings.ToLower(strings.TrimPrefix(filepath.Ext(name), "."))
 }
 
-// usageOf samples the target once, or every interval until Ctrl-C, the
+// sampleUsage samples the target once, or every interval until Ctrl-C, the
 // samples asked for, or the process's exit.
-func usageOf(e *env, f usageFlags) error {
+func sampleUsage(e *env, f usageFlags) error {
 	sampler := usage.NewSampler(e.proc)
 	first, err := sampler.Sample()
 	if err != nil {

@@ -15,50 +15,6 @@ import (
 	"github.com/procmem/procmem/procfs"
 )
 
-func TestParseRange(t *testing.T) {
-	tests := []struct {
-		in         string
-		start, end uint64
-		ok         bool
-	}{
-		{"1000", 0x1000, 0x1001, true},
-		{"0x1000:2000", 0x1000, 0x2000, true},
-		{"1000:+10", 0x1000, 0x1010, true},
-		{"1000:+0x10", 0x1000, 0x1010, true},
-		{"1000:-10", 0xff0, 0x1000, true},
-		{"ffffffffffffffff", 0, 0, false},
-		{"ffffffffffffff00:+100", 0, 0, false},
-		{"10:-20", 0, 0, false},
-		{"2000:1000", 0, 0, false},
-		{"1000:1000", 0, 0, false},
-		{"1000:+0", 0, 0, false},
-		{"", 0, 0, false},
-		{":", 0, 0, false},
-		{"1000:", 0, 0, false},
-		{"x", 0, 0, false},
-		{"+1000", 0, 0, false},
-		{"1000:++1", 0, 0, false},
-	}
-	for _, tt := range tests {
-		got, err := parseRange(tt.in)
-		if (err == nil) != tt.ok || (tt.ok && (got.start != tt.start || got.end != tt.end)) {
-			t.Errorf("parseRange(%q) = %x-%x, %v; want %x-%x ok=%v", tt.in, got.start, got.end, err, tt.start, tt.end, tt.ok)
-		}
-	}
-}
-
-func FuzzParseRange(f *testing.F) {
-	for _, s := range []string{"1000", "1000:2000", "1000:+10", "1000:-10", "0x7fff:+0x10"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		r, err := parseRange(s)
-		if err == nil && r.start >= r.end {
-			t.Fatalf("parseRange(%q) = empty range %x-%x", s, r.start, r.end)
-		}
-	})
-}
-
 func TestParseHexBytes(t *testing.T) {
 	for in, want := range map[string][]byte{
 		"deadbeef": {0xde, 0xad, 0xbe, 0xef}, "de ad be ef": {0xde, 0xad, 0xbe, 0xef},

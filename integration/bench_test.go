@@ -548,41 +548,76 @@ func stoppedTime(pid int, quit <-chan struct{}) time.Duration {
 }
 
 // BenchmarkPointers: pointers --depth 4 --max-offset 1000 to the health of
-// a coretarget with 256 MiB of heap whose every word is a pointer: the time
-// and the peak memory of the whole command.
+// a coretarget with 256 MiB of heap whose every word is a pointer (32
+// million pointers): one run alone, and three runs (two more coretargets,
+// their maps saved beforehand with --save-map, given with --also), side by
+// side in each iteration, with the peak memory of each whole command. With
+// PROCMEM_BASE_BIN set to another build, that build's one run is measured
+// beside them (the pointers verb before the pointer package was 8.9 s,
+// 1035 MiB here).
 func BenchmarkPointers(b *testing.B) {
 	requireTool(b, "/usr/bin/time")
-	cmd := exec.Command(coreBin, "dense", fmt.Sprint(256<<20))
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	var health string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() && sc.Text() != "ready" {
-		if v, ok := strings.CutPrefix(sc.Text(), "health "); ok {
-			health = v
+	var pids, healths []string
+	for range 3 {
+		cmd := exec.Command(coreBin, "dense", fmt.Sprint(256<<20))
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
 		}
+		b.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+		sc := bufio.NewScanner(out)
+		for sc.Scan() && sc.Text() != "ready" {
+			if v, ok := strings.CutPrefix(sc.Text(), "health "); ok {
+				healths = append(healths, v)
+			}
+		}
+		go io.Copy(io.Discard, out)
+		pids = append(pids, itoa(cmd.Process.Pid))
 	}
-	go io.Copy(io.Discard, out)
+	dir := b.TempDir()
+	var also []string
+	for i := 1; i < 3; i++ {
+		path := filepath.Join(dir, fmt.Sprintf("run%d.map", i))
+		if r, err := exec.Command(procmemBin, "-p", pids[i], "pointers", "--save-map", path, healths[i]).CombinedOutput(); err != nil {
+			b.Fatalf("--save-map: %v\n%s", err, r)
+		}
+		also = append(also, "--also", path)
+	}
+	one := []string{"-p", pids[0], "pointers", healths[0], "--depth", "4", "--max-offset", "1000"}
+	contenders := [][]string{{"one", procmemBin}, {"three", procmemBin}}
+	if base := os.Getenv("PROCMEM_BASE_BIN"); base != "" {
+		contenders = append(contenders, []string{"base", base})
+	}
 	s := samples{}
-	var peak []float64
+	peak := map[string][]float64{}
 	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		r, err := exec.Command("/usr/bin/time", "-f", "%M", procmemBin, "-p", itoa(cmd.Process.Pid), "pointers", health, "--depth", "4", "--max-offset", "1000").CombinedOutput()
-		if err != nil {
-			b.Fatalf("pointers: %v\n%s", err, r)
+		for _, c := range contenders {
+			args := append([]string{"-f", "%M", c[1]}, one...)
+			if c[0] == "three" {
+				args = append(args, also...)
+			}
+			start := time.Now()
+			r, err := exec.Command("/usr/bin/time", args...).CombinedOutput()
+			if err != nil {
+				b.Fatalf("%s: %v\n%s", c[0], err, r)
+			}
+			s[c[0]] = append(s[c[0]], time.Since(start))
+			lines := strings.Split(strings.TrimSpace(string(r)), "\n")
+			kb, _ := strconv.ParseFloat(lines[len(lines)-1], 64)
+			peak[c[0]] = append(peak[c[0]], kb/1024)
 		}
-		s["pointers"] = append(s["pointers"], time.Since(start))
-		lines := strings.Split(strings.TrimSpace(string(r)), "\n")
-		kb, _ := strconv.ParseFloat(lines[len(lines)-1], 64)
-		peak = append(peak, kb/1024)
 	}
-	s.report(b)
-	slices.Sort(peak)
-	b.ReportMetric(peak[len(peak)/2], "peak-RSS-MiB")
+	ratios := [][2]string{{"three", "one"}}
+	if len(contenders) == 3 {
+		ratios = append(ratios, [2]string{"one", "base"})
+	}
+	s.report(b, ratios...)
+	for name, p := range peak {
+		slices.Sort(p)
+		b.ReportMetric(p[len(p)/2], name+"-peak-MiB")
+		b.Logf("%s: %v, peak MiB %v", name, s[name], p)
+	}
 }
 
 // BenchmarkScan: procmem scan against scanmem (its non-interactive -c) on

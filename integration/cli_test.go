@@ -277,7 +277,7 @@ func TestSearch(t *testing.T) {
 	if got := matches(r); len(got) != 1 || got[0] != fmt.Sprintf("%016x", tg.addr["marker"]) {
 		t.Errorf("search for the marker: %q\n%s", got, r.stdout)
 	}
-	if !strings.Contains(r.stdout, fmt.Sprintf("[heap]+0x%x\n", tg.addr["marker"]-tg.regionByPath("[heap]").Start)) || !strings.Contains(r.stdout, "|"+tg.marker) {
+	if !strings.Contains(r.stdout, fmt.Sprintf("[heap]+%x\n", tg.addr["marker"]-tg.regionByPath("[heap]").Start)) || !strings.Contains(r.stdout, "|"+tg.marker) {
 		t.Errorf("search output lacks region or context:\n%s", r.stdout)
 	}
 	// Across the 1 MiB read-chunk boundary.

@@ -148,7 +148,7 @@ func TestUsageKinds(t *testing.T) {
 			t.Errorf("top regions: 0x%x is in %q, want %s: %+v", addr, got, kind, got)
 		}
 	}
-	if got := kindAt(procfsRegionStart(t, ut.pid, "[heap]")); got != "heap [heap]+0x0" {
+	if got := kindAt(procfsRegionStart(t, ut.pid, "[heap]")); got != "heap [heap]+0" {
 		t.Errorf("top regions: [heap] is %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package procfs
 // This file reads /proc/PID/stat, described in proc_pid_stat(5).
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -95,4 +96,14 @@ func parseStatLine(line string) (Stat, error) {
 		}
 	}
 	return s, nil
+}
+
+// TaskStat reads /proc/PID/task/TID/stat: one thread's stat, whose start
+// time orders the threads by when they were started.
+func (p *Process) TaskStat(tid int) (Stat, error) {
+	b, err := p.ReadFile("task/" + strconv.Itoa(tid) + "/stat")
+	if err != nil {
+		return Stat{}, err
+	}
+	return parseStat(bytes.NewReader(b))
 }

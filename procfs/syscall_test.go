@@ -38,6 +38,9 @@ func TestOwnThreads(t *testing.T) {
 	if err != nil || len(tids) < 1 || tids[0] != os.Getpid() {
 		t.Fatalf("Threads: %v, %v", tids, err)
 	}
+	if st, err := p.TaskStat(tids[len(tids)-1]); err != nil || st.PID != tids[len(tids)-1] || st.StartTime < p.StartTime {
+		t.Errorf("TaskStat(%d): %+v, %v", tids[len(tids)-1], st, err)
+	}
 	if f, err := p.DumpFilter(); err != nil || f&DumpAnonPrivate == 0 {
 		t.Errorf("DumpFilter: %#x, %v", f, err)
 	}

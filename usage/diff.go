@@ -1,50 +1,21 @@
 package usage
 
 import (
-	"fmt"
-	"path/filepath"
+	"github.com/procmem/procmem/addrexpr"
+	"github.com/procmem/procmem/procfs"
 	"sort"
-	"strings"
 )
 
 // Addr writes an address of the sample's address space in the notation
-// procmem's other verbs take: MODULE+OFFSET for a mapped file (from its
-// load base, the start of its lowest mapping), [heap]+OFFSET and the like
-// for the kernel's named regions, plain hex otherwise.
-//
-// It is the one place this notation is made here, to be replaced by the
-// address-expression package's own formatter when there is one.
+// procmem's other verbs take (package addrexpr): MODULE+OFFSET from a
+// mapped file's load base, [heap]+OFFSET and the like for the kernel's
+// named regions, plain hex otherwise.
 func (s *Sample) Addr(addr uint64) string {
-	i := sort.Search(len(s.Regions), func(i int) bool { return s.Regions[i].End > addr })
-	if i == len(s.Regions) || s.Regions[i].Start > addr {
-		return fmt.Sprintf("0x%x", addr)
-	}
-	r := &s.Regions[i].Region
-	switch {
-	case r.Pseudo() && !strings.HasPrefix(r.Path, "[anon"):
-		return fmt.Sprintf("%s+0x%x", r.Path, addr-r.Start)
-	case r.Inode == 0 || r.Pseudo() || r.Deleted() || shmem(*r) || r.Path == "":
-		return fmt.Sprintf("0x%x", addr)
-	}
-	name, base := s.module(r.Path)
-	return fmt.Sprintf("%s+0x%x", name, addr-base)
-}
-
-// module returns the name a mapped file goes by (its base name, or its
-// path when another mapped file has the same base name) and its load base.
-func (s *Sample) module(path string) (string, uint64) {
-	name := filepath.Base(path)
-	base := ^uint64(0)
+	regions := make([]procfs.Region, len(s.Regions))
 	for i := range s.Regions {
-		r := &s.Regions[i]
-		if r.Path == path && r.Start < base {
-			base = r.Start
-		}
-		if r.Path != path && r.Inode != 0 && filepath.Base(r.Path) == name {
-			name = path
-		}
+		regions[i] = s.Regions[i].Region
 	}
-	return name, base
+	return addrexpr.Format(regions, addr)
 }
 
 // Change is how one region changed between two samples.

@@ -73,12 +73,12 @@ func TestClassify(t *testing.T) {
 		t.Errorf("kinds sum to %+v, total %+v", sum, s.Total)
 	}
 	for addr, want := range map[uint64]string{
-		0x555555557010: "[heap]+0x10",
-		0x7ffff7200010: "libc.so.6+0x200010",
-		0x555555556008: "prog+0x2008",
-		0x7ffff6002000: "0x7ffff6002000",
-		0x7ffff6200000: "0x7ffff6200000",
-		0x1000:         "0x1000",
+		0x555555557010: "[heap]+10",
+		0x7ffff7200010: "libc.so.6+200010",
+		0x555555556008: "prog+2008",
+		0x7ffff6002000: "7ffff6002000",
+		0x7ffff6200000: "7ffff6200000",
+		0x1000:         "1000",
 	} {
 		if got := s.Addr(addr); got != want {
 			t.Errorf("Addr(%#x) = %q, want %q", addr, got, want)
@@ -96,7 +96,7 @@ func TestDiff(t *testing.T) {
 	for _, c := range changes {
 		got = append(got, c.What+" "+c.Addr)
 	}
-	want := "new 0x40000, grew [heap]+0x0, gone 0x30000"
+	want := "new 40000, grew [heap]+0, gone 30000"
 	if strings.Join(got, ", ") != want {
 		t.Errorf("Diff = %q, want %q", strings.Join(got, ", "), want)
 	}
