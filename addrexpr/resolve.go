@@ -155,5 +155,5 @@ func RegionStart(regions []procfs.Region, path string) (uint64, bool) {
 // isModule reports whether a region maps a file: a module, whose offsets
 // count from its load base.
 func isModule(r procfs.Region) bool {
-	return r.Inode != 0 && r.Path != "" && !r.Pseudo()
+	return r.MapsFile()
 }

@@ -43,7 +43,7 @@ func FindModules(regions []procfs.Region, mainPath string, mem addrexpr.Memory, 
 	var mods []Module
 	seen := map[string]bool{}
 	for _, r := range regions {
-		if r.Inode == 0 || r.Path == "" || r.Pseudo() || seen[r.Path] {
+		if !r.MapsFile() || seen[r.Path] {
 			continue
 		}
 		seen[r.Path] = true

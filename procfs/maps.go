@@ -89,6 +89,13 @@ func (r Region) Pseudo() bool {
 	return strings.HasPrefix(r.Path, "[") && strings.HasSuffix(r.Path, "]")
 }
 
+// MapsFile reports whether the region maps a file named by its pathname:
+// a live mapping with an inode, or a captured one with an absolute path
+// (a kernel core names files without their inodes).
+func (r Region) MapsFile() bool {
+	return r.Path != "" && !r.Pseudo() && (r.Inode != 0 || strings.HasPrefix(r.Path, "/"))
+}
+
 // Unreadable reports whether /proc/PID/mem reads none of the region:
 // [vvar] and [vvar_vclock] (EIO), and [vsyscall], above the reach of its
 // signed offsets.
