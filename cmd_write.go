@@ -55,8 +55,13 @@ func setupWrite(flags *pflag.FlagSet) func(*env, []string) error {
 }
 
 // writeMemory writes data at addr after checking that every byte lies in
-// mapped memory, so a write that cannot complete changes nothing.
+// mapped memory, so a write that cannot complete changes nothing, and
+// says what it wrote where.
 func writeMemory(e *env, addr uint64, data []byte) error {
+	span, err := bytesAt(addr, len(data))
+	if err != nil {
+		return usagef("write: %v", err)
+	}
 	rd, err := openMemory(e, true)
 	if err != nil {
 		return err
@@ -66,15 +71,20 @@ func writeMemory(e *env, addr uint64, data []byte) error {
 	if err != nil {
 		return err
 	}
-	end := addr + uint64(len(data))
-	if end < addr || !covered(regions, addr, end) {
-		return fmt.Errorf("0x%x-0x%x is not mapped in process %d: nothing written", addr, addr+uint64(len(data)), e.pid())
+	if !covered(regions, span.start, span.end) {
+		return fmt.Errorf("0x%x-0x%x is not mapped in process %d: nothing written", span.start, span.end, e.pid())
 	}
-	n, err := rd.Writer(addr, end).WriteFull(data, addr)
+	n, err := rd.Writer(span.start, span.end).WriteFull(data, addr)
 	if err != nil {
 		return fmt.Errorf("wrote only %d of %d bytes: %w", n, len(data), err)
 	}
-	return nil
+	r, _ := procfs.RegionAt(regions, addr)
+	unit := "bytes"
+	if len(data) == 1 {
+		unit = "byte"
+	}
+	_, err = fmt.Fprintf(e.stdout, "wrote %d %s at 0x%x (%s+0x%x)\n", len(data), unit, addr, label(r), addr-r.Start)
+	return err
 }
 
 // covered reports whether the mapped regions cover [start, end) without a gap.

@@ -579,7 +579,6 @@ func TestFreezeFollowsPointers(t *testing.T) {
 	// 20 intervals after the move: mark the old block, and see that it
 	// keeps the mark for 20 more.
 	mem := procMem(t, g.pid, true)
-	defer mem.Close()
 	var mark int32 = -7
 	if _, err := mem.WriteAt(binary.LittleEndian.AppendUint32(nil, uint32(mark)), int64(old)); err != nil {
 		t.Fatal(err)

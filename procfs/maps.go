@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,6 +88,17 @@ func (r Region) Deleted() bool { return strings.HasSuffix(r.Path, " (deleted)") 
 // such as [heap], [stack], [vdso] or [anon:NAME].
 func (r Region) Pseudo() bool {
 	return strings.HasPrefix(r.Path, "[") && strings.HasSuffix(r.Path, "]")
+}
+
+// Named reports whether name names the region: its pathname, or for a
+// mapped file also the base name of its path ("libc.so.6" for
+// /usr/lib/x86_64-linux-gnu/libc.so.6), as address expressions name
+// modules.
+func (r Region) Named(name string) bool {
+	if r.Path == name {
+		return true
+	}
+	return name != "" && r.Inode != 0 && !r.Pseudo() && !strings.Contains(name, "/") && filepath.Base(r.Path) == name
 }
 
 // Unreadable reports whether /proc/PID/mem reads none of the region:
