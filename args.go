@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -29,7 +30,7 @@ type regionFilter struct {
 }
 
 func (f *regionFilter) declare(flags *pflag.FlagSet) {
-	flags.StringVarP(&f.path, "pathname", "P", "", "only regions with this `PATHNAME`, e.g. '[heap]'")
+	flags.StringVarP(&f.path, "pathname", "P", "", "only regions with this `PATHNAME`, e.g. '[heap]', or a mapped file's base name, e.g. libc.so.6")
 	flags.BoolVarP(&f.writable, "writable", "w", false, "only writable regions")
 	flags.StringVarP(&f.at, "address", "a", "", "only the region holding `ADDR` (hex, or an address expression)")
 	flags.BoolVar(&f.all, "no-default-filter", false, "include [vvar], [vvar_vclock] and [vsyscall], which cannot be read")
@@ -58,7 +59,7 @@ func (f *regionFilter) parse(p *procfs.Process) error {
 func (f *regionFilter) apply(regions []procfs.Region) []procfs.Region {
 	var out []procfs.Region
 	for _, r := range regions {
-		if (!f.all && r.Unreadable()) || (f.writable && !r.Perms.Write) || (f.path != "" && r.Path != f.path) || (f.hasAddr && !r.Contains(f.addr)) {
+		if (!f.all && r.Unreadable()) || (f.writable && !r.Perms.Write) || (f.path != "" && !r.Named(f.path)) || (f.hasAddr && !r.Contains(f.addr)) {
 			continue
 		}
 		out = append(out, r)
@@ -96,7 +97,7 @@ func (f *regionFilter) choose(pid int, all []procfs.Region) ([]procfs.Region, er
 		return nil, fmt.Errorf("0x%x is not mapped in process %d", f.addr, pid)
 	}
 	if len(regions) == 0 && f.path != "" {
-		if !f.all && slices.ContainsFunc(all, func(r procfs.Region) bool { return r.Path == f.path && r.Unreadable() }) {
+		if !f.all && slices.ContainsFunc(all, func(r procfs.Region) bool { return r.Named(f.path) && r.Unreadable() }) {
 			return nil, fmt.Errorf("%s of process %d is left out by default, as it cannot be read: --no-default-filter includes it", f.path, pid)
 		}
 		return nil, fmt.Errorf("no region with pathname %q in process %d%s", f.path, pid, pathHint(all))
@@ -104,19 +105,38 @@ func (f *regionFilter) choose(pid int, all []procfs.Region) ([]procfs.Region, er
 	return regions, nil
 }
 
-// pathHint suggests the pathnames the process has when -P matched none.
+// pathHint suggests the pathnames the process has when -P matched none:
+// its bracketed names, then the base names of its mapped files, in
+// address order.
 func pathHint(regions []procfs.Region) string {
 	seen := map[string]bool{}
-	var names []string
+	var pseudo, files []string
 	for _, r := range regions {
-		if r.Pseudo() && !seen[r.Path] {
-			seen[r.Path] = true
-			names = append(names, r.Path)
+		name := r.Path
+		if !r.Pseudo() {
+			if r.Inode == 0 || name == "" {
+				continue
+			}
+			name = filepath.Base(name)
+		}
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if r.Pseudo() {
+			pseudo = append(pseudo, name)
+		} else {
+			files = append(files, name)
 		}
 	}
-	sort.Strings(names)
+	sort.Strings(pseudo)
+	names := append(pseudo, files...)
 	if len(names) == 0 {
 		return ""
+	}
+	const most = 16 // a JVM maps hundreds of files: the line stays a line
+	if len(names) > most {
+		names = append(names[:most], "...")
 	}
 	return " (it has " + strings.Join(names, ", ") + ")"
 }
@@ -163,6 +183,16 @@ func parseHexBytes(s string) ([]byte, error) {
 		return nil, usagef("bad hex bytes %q: want pairs of hex digits such as 'de ad be ef'", s)
 	}
 	return b, nil
+}
+
+// bytesAt is the range of the n bytes at addr, or an error that says they
+// run past the last address (end wraps around 2^64).
+func bytesAt(addr uint64, n int) (addrRange, error) {
+	end := addr + uint64(n)
+	if end < addr {
+		return addrRange{}, fmt.Errorf("%d bytes at 0x%x run past the last address, 0xffffffffffffffff", n, addr)
+	}
+	return addrRange{addr, end}, nil
 }
 
 // encodeValue turns VALUE into the bytes of TYPE in the given byte order.

@@ -88,11 +88,16 @@ func bashCompletion(w io.Writer) error {
 	}
 	var b strings.Builder
 	b.WriteString("# bash completion for procmem\n_procmem() {\n")
-	b.WriteString("    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} verb= i\n")
+	b.WriteString("    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} verb= pid= i\n")
 	b.WriteString("    for ((i = 1; i < COMP_CWORD; i++)); do\n        case ${COMP_WORDS[i]} in\n")
-	b.WriteString("            -p|--pid|-P|--process) ((i++)) ;;\n            -*) ;;\n            *) verb=${COMP_WORDS[i]}; break ;;\n        esac\n    done\n")
-	b.WriteString("    case $prev in\n        -p|--pid) COMPREPLY=($(compgen -W \"self $(ls /proc | grep '^[0-9]')\" -- \"$cur\")); return ;;\n")
-	b.WriteString("        -P|--process) COMPREPLY=($(compgen -W \"$(cat /proc/[0-9]*/comm 2>/dev/null | sort -u)\" -- \"$cur\")); return ;;\n    esac\n")
+	b.WriteString("            -p|--pid) pid=${COMP_WORDS[i+1]}; ((i++)) ;;\n            -P|--process) ((i++)) ;;\n            -*) ;;\n            *) verb=${COMP_WORDS[i]}; break ;;\n        esac\n    done\n")
+	// Before the verb -P is a process name; after it, a region's pathname
+	// (-P, --pathname), offered from the maps of the process -p names.
+	b.WriteString("    if [[ -z $verb ]]; then\n        case $prev in\n")
+	b.WriteString("            -p|--pid) COMPREPLY=($(compgen -W \"self $(ls /proc | grep '^[0-9]')\" -- \"$cur\")); return ;;\n")
+	b.WriteString("            -P|--process) COMPREPLY=($(compgen -W \"$(cat /proc/[0-9]*/comm 2>/dev/null | sort -u)\" -- \"$cur\")); return ;;\n        esac\n")
+	b.WriteString("    elif [[ $prev == -P || $prev == --pathname ]]; then\n        local IFS=$'\\n'\n")
+	b.WriteString("        COMPREPLY=($(compgen -W \"$([[ -n $pid ]] && cut -c74- /proc/$pid/maps 2>/dev/null | sort -u)\" -- \"$cur\")); return\n    fi\n")
 	b.WriteString("    case $verb in\n")
 	fmt.Fprintf(&b, "        \"\") COMPREPLY=($(compgen -W %q -- \"$cur\")) ;;\n", strings.Join(names, " ")+" help "+flagWords(globalFlagList()))
 	for _, v := range verbs() {

@@ -73,6 +73,8 @@ func setupFreeze(flags *pflag.FlagSet) func(*env, []string) error {
 			}
 			if x.reads() {
 				h.x = x
+			} else if _, err := bytesAt(h.addr, len(h.value)); err != nil {
+				return usagef("freeze: %s: %v", at, err)
 			}
 			f.holds = append(f.holds, h)
 		}
@@ -150,7 +152,10 @@ func (f *freezer) writeAll(first bool) error {
 		h := &f.holds[i]
 		err := f.follow(h)
 		if err == nil {
-			_, err = f.mem.Writer(h.addr, h.addr+uint64(len(h.value))).WriteFull(h.value, h.addr)
+			var span addrRange
+			if span, err = bytesAt(h.addr, len(h.value)); err == nil {
+				_, err = f.mem.Writer(span.start, span.end).WriteFull(h.value, h.addr)
+			}
 		}
 		switch {
 		case memory.Classify(err) == memory.Gone:

@@ -14,6 +14,7 @@ import (
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 	"github.com/procmem/procmem/report"
+	"github.com/procmem/procmem/userfiles"
 )
 
 var readVerb = verb{
@@ -144,7 +145,9 @@ type reader struct {
 type output interface {
 	data(addr uint64, b []byte) error
 	zeros(addr, n uint64) error
-	finish() error // after the region's last byte, also after a failure
+	// finish ends the region: after its last byte (ok), or after a
+	// failure (not ok), when nothing more is written for it.
+	finish(ok bool) error
 }
 
 func (rd *reader) run(regions []procfs.Region) (err error) {
@@ -154,14 +157,13 @@ func (rd *reader) run(regions []procfs.Region) (err error) {
 	}
 	defer mem.Close()
 	// A command that fails leaves no partial file behind (one with pages
-	// that could not be read, said on stderr, is kept).
+	// that could not be read, said on stderr, is kept): what it wrote is
+	// never renamed into place, and what it already renamed (--split,
+	// --png) is removed. What is no regular file (/dev/null, a pipe) was
+	// written in place and stays.
 	defer func() {
 		if err != nil && err != errSilent {
-			for _, name := range rd.written.order {
-				if name != stdoutName {
-					os.Remove(name)
-				}
-			}
+			rd.written.removeCommitted()
 		}
 	}()
 	if rd.outfile != "" && !rd.split {
@@ -169,7 +171,7 @@ func (rd *reader) run(regions []procfs.Region) (err error) {
 			return err
 		}
 		defer func() {
-			if cerr := rd.out.close(); err == nil {
+			if cerr := rd.out.close(err == nil || err == errSilent); err == nil {
 				err = cerr
 			}
 		}()
@@ -239,7 +241,7 @@ func (rd *reader) region(mem *memory.Reader, r procfs.Region, buf []byte) (unrea
 	outs, err := rd.outputs(r)
 	defer func() {
 		for _, o := range outs {
-			if ferr := o.finish(); err == nil {
+			if ferr := o.finish(err == nil); err == nil {
 				err = ferr
 			}
 		}
@@ -282,10 +284,36 @@ func reportUnread(e *env, r procfs.Region, unread []memory.Unread) {
 }
 
 // notes counts what went to each output file, in the order the files were
-// first written, for the closing "wrote" lines.
+// first written, for the closing "wrote" lines, and remembers the regular
+// files renamed into place, to remove them if the command fails.
 type notes struct {
-	order []string
-	bytes map[string]uint64
+	order     []string
+	bytes     map[string]uint64
+	committed []string
+}
+
+// commit renames a finished file into place.
+func (n *notes) commit(f *userfiles.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		f.Abort()
+		return err
+	}
+	if err := f.Commit(); err != nil {
+		return err
+	}
+	if st.Mode().IsRegular() { // not /dev/null, a pipe, a terminal
+		n.committed = append(n.committed, f.Path())
+	}
+	return nil
+}
+
+// removeCommitted removes the files commit renamed into place.
+func (n *notes) removeCommitted() {
+	for _, name := range n.committed {
+		os.Remove(name)
+	}
+	n.committed = nil
 }
 
 func (n *notes) add(name string, size uint64) {
@@ -317,15 +345,16 @@ func newHexdumpOutput(e *env, width int) hexdumpOutput {
 
 func (o hexdumpOutput) data(addr uint64, b []byte) error { return o.h.Write(addr, b) }
 func (o hexdumpOutput) zeros(addr, n uint64) error       { return o.h.Zeros(addr, n) }
-func (o hexdumpOutput) finish() error                    { return o.h.Flush() }
+func (o hexdumpOutput) finish(bool) error                { return o.h.Flush() }
 
 // rawFile is an -o file. Stretches without data, and pages that cannot be
 // read, are left unwritten: zeros to whoever reads the file, no disk used.
 // A plain file keeps every region at its length, one after the other; a
 // sparse one puts each at its own address. Standard output ("-") and
-// files that cannot seek (pipes) get a stream instead, zeros written out.
+// what is no regular file (a pipe, /dev/null) get a stream instead, zeros
+// written out.
 type rawFile struct {
-	f      *os.File
+	f      *userfiles.File // nil for standard output
 	name   string
 	sparse bool
 	stream io.Writer // for outputs that cannot seek; nil otherwise
@@ -340,27 +369,35 @@ func createRaw(e *env, name string, sparse bool, n *notes) (*rawFile, error) {
 	if name == stdoutName {
 		return &rawFile{name: name, stream: e.stdout, notes: n}, nil
 	}
-	f, err := os.Create(name)
+	f, err := userfiles.Create(name, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	n.add(name, 0)
 	out := &rawFile{f: f, name: name, sparse: sparse, notes: n}
-	if _, err := f.Seek(0, io.SeekCurrent); err != nil { // a pipe, a terminal
+	// Only a regular file holds regions at offsets: a pipe or a terminal
+	// cannot seek, and /dev/null seeks but cannot be truncated.
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
 		if sparse {
-			f.Close()
-			return nil, usagef("read: --sparse needs a FILE that can seek, and %s cannot", name)
+			f.Abort()
+			return nil, usagef("read: --sparse needs a regular FILE, and %s is none", name)
 		}
 		out.stream = f
 	}
+	n.add(name, 0)
 	return out, nil
 }
 
-func (f *rawFile) close() error {
+// close renames a complete file into place (ok), or drops what was
+// written to it.
+func (f *rawFile) close(ok bool) error {
 	if f.f == nil {
 		return nil
 	}
-	return f.f.Close()
+	if !ok {
+		f.f.Abort()
+		return nil
+	}
+	return f.notes.commit(f.f)
 }
 
 // region returns the output of one region into the file; closing says
@@ -418,10 +455,11 @@ func (o *rawRegion) zeros(addr, n uint64) error {
 	return nil
 }
 
-// finish extends the file over a trailing hole.
-func (o *rawRegion) finish() error {
+// finish extends the file over a trailing hole, and closes a --split
+// file.
+func (o *rawRegion) finish(ok bool) error {
 	if o.file.stream != nil {
-		return nil
+		return o.closeSplit(ok, nil)
 	}
 	end, err := o.pos(o.r.End)
 	if err == nil {
@@ -433,8 +471,13 @@ func (o *rawRegion) finish() error {
 			err = o.file.f.Truncate(end)
 		}
 	}
+	return o.closeSplit(ok, err)
+}
+
+// closeSplit closes a --split file after its region, complete or not.
+func (o *rawRegion) closeSplit(ok bool, err error) error {
 	if o.closing {
-		if cerr := o.file.close(); err == nil {
+		if cerr := o.file.close(ok && err == nil); err == nil {
 			err = cerr
 		}
 	}
@@ -461,15 +504,36 @@ func (o *imageOutput) data(addr uint64, b []byte) error {
 
 func (o *imageOutput) zeros(addr, n uint64) error { return nil } // the image starts black
 
-func (o *imageOutput) finish() error {
-	f, err := os.Create(o.name)
+// finish writes the image of a region read to its end, and notes its size
+// on disk: what was written, not the size of the region it shows.
+func (o *imageOutput) finish(ok bool) error {
+	if !ok {
+		return nil
+	}
+	f, err := userfiles.Create(o.name, 0o644)
 	if err != nil {
 		return err
 	}
-	if err := png.Encode(f, o.img); err != nil {
-		f.Close()
+	n := &countingWriter{w: f}
+	if err := png.Encode(n, o.img); err != nil {
+		f.Abort()
 		return err
 	}
-	o.notes.add(o.name, o.r.Size())
-	return f.Close()
+	if err := o.notes.commit(f); err != nil {
+		return err
+	}
+	o.notes.add(o.name, n.n)
+	return nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n uint64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += uint64(n)
+	return n, err
 }

@@ -58,9 +58,14 @@ func setupWrite(flags *pflag.FlagSet) func(*env, []string) error {
 }
 
 // writeMemory writes data at addr after checking that every byte lies in
-// mapped memory, so a write that cannot complete changes nothing; memory
-// that is not writable is written only if force is set.
+// mapped memory, so a write that cannot complete changes nothing, and
+// says what it wrote where; memory that is not writable is written only if
+// force is set.
 func writeMemory(e *env, addr uint64, data []byte, force bool) error {
+	span, err := bytesAt(addr, len(data))
+	if err != nil {
+		return usagef("write: %v", err)
+	}
 	rd, err := openMemory(e, true)
 	if err != nil {
 		return err
@@ -70,22 +75,26 @@ func writeMemory(e *env, addr uint64, data []byte, force bool) error {
 	if err != nil {
 		return err
 	}
-	end := addr + uint64(len(data))
-	if end < addr || !covered(regions, addr, end) {
-		return fmt.Errorf("0x%x-0x%x is not mapped in process %d: nothing written", addr, addr+uint64(len(data)), e.pid())
+	if !covered(regions, span.start, span.end) {
+		return fmt.Errorf("0x%x-0x%x is not mapped in process %d: nothing written", span.start, span.end, e.pid())
 	}
-	w := rd.Writer(addr, end)
+	w := rd.Writer(span.start, span.end)
 	if force {
 		w.Forcing()
 	}
 	n, err := w.WriteFull(data, addr)
 	if errors.Is(err, syscall.EACCES) && n == 0 {
-		return fmt.Errorf("0x%x-0x%x is not writable memory (code or read-only data): nothing written; --force writes it as /proc/PID/mem does", addr, end)
+		return fmt.Errorf("0x%x-0x%x is not writable memory (code or read-only data): nothing written; --force writes it as /proc/PID/mem does", span.start, span.end)
 	}
 	if err != nil {
 		return fmt.Errorf("wrote only %d of %d bytes: %w", n, len(data), err)
 	}
-	return nil
+	unit := "bytes"
+	if len(data) == 1 {
+		unit = "byte"
+	}
+	_, err = fmt.Fprintf(e.stdout, "wrote %d %s at 0x%x (%s)\n", len(data), unit, addr, place(regions, addr))
+	return err
 }
 
 // covered reports whether the mapped regions cover [start, end) without a gap.

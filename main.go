@@ -173,7 +173,11 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 	}
 	v, ok := findVerb(rest[0])
 	if !ok {
-		return usagef("unknown verb %q", rest[0])
+		// mount -t fuse.procmem and fstab run "procmem SOURCE DIR -o OPTIONS".
+		if rest, ok = mountHelperArgs(rest); !ok {
+			return usagef("unknown verb %q", gflags.Args()[0])
+		}
+		v = mountVerb
 	}
 	flags := pflag.NewFlagSet(v.name, pflag.ContinueOnError)
 	flags.SetOutput(io.Discard)

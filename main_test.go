@@ -179,10 +179,16 @@ func TestCompletion(t *testing.T) {
 	if err != nil {
 		t.Skip("no bash")
 	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct{ words, want string }{
 		{"procmem se", "search"},
 		{"procmem -p self read --ran", "--range"},
 		{"procmem completion f", "fish"},
+		// After the verb -P is a pathname, offered from the process's maps.
+		{fmt.Sprintf("procmem -p %d info -P /", os.Getpid()), exe},
 	} {
 		prog := script.String() + fmt.Sprintf("\nCOMP_WORDS=(%s); COMP_CWORD=%d; _procmem; echo \"${COMPREPLY[@]}\"\n", c.words, len(strings.Fields(c.words))-1)
 		out, err := exec.Command(bash, "-c", prog).CombinedOutput()

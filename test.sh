@@ -8,11 +8,9 @@ export PATH="$PATH:/usr/local/go/bin"
 
 # Each tool the tests run, and the Debian package that has it.
 missing=()
-for tool in xxd:xxd scanmem:scanmem fio:fio hexedit:hexedit bvi:bvi tmux:tmux gdb:gdb lldb:lldb gcore:gdb yara:yara file:file strings:binutils sha256sum:coreutils python3:python3 eu-readelf:elfutils readelf:binutils fusermount3:fuse3 getfattr:attr setpriv:util-linux prlimit:util-linux unshare:util-linux nsenter:util-linux passwd:passwd bash:bash cc:gcc zstd:zstd lz4:lz4 xz:xz-utils; do
+for tool in xxd:xxd scanmem:scanmem fio:fio hexedit:hexedit bvi:bvi tmux:tmux gdb:gdb lldb:lldb gcore:gdb yara:yara file:file strings:binutils sha256sum:coreutils python3:python3 eu-readelf:elfutils readelf:binutils fusermount3:fuse3 getfattr:attr setpriv:util-linux prlimit:util-linux unshare:util-linux nsenter:util-linux passwd:passwd bash:bash cc:gcc as:binutils ld:binutils mount.fuse3:fuse3 systemd-analyze:systemd zstd:zstd lz4:lz4 xz:xz-utils; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
-# 32-bit programs: a test target whose whole address space is 4 GiB.
-ls /usr/lib/gcc/x86_64-linux-gnu/*/32/crtbegin.o >/dev/null 2>&1 || missing+=(gcc-multilib)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -qq

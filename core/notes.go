@@ -9,18 +9,19 @@ import (
 )
 
 // The notes, in the kernel's order: for the first thread NT_PRSTATUS,
-// NT_PRPSINFO, NT_AUXV, NT_FILE and NT_FPREGSET; for each other thread
-// NT_PRSTATUS and NT_FPREGSET. Structures as x86-64 Linux lays them out
-// (elf_prstatus, elf_prpsinfo, user_regs_struct, user_i387_struct). Last,
-// a note of procmem's own, which debuggers pass over (see ntProcmemSmaps).
+// NT_PRPSINFO, NT_SIGINFO, NT_AUXV, NT_FILE and NT_FPREGSET; for each
+// other thread NT_PRSTATUS and NT_FPREGSET. Structures as x86-64 Linux lays
+// them out (elf_prstatus, elf_prpsinfo, user_regs_struct, user_i387_struct).
+// Last, a note of procmem's own, which debuggers pass over (see
+// ntProcmemSmaps).
 
 const (
 	ntPrstatus = 1
 	ntFpregset = 2
 	ntPrpsinfo = 3
 	ntAuxv     = 6
-	ntFile     = 0x46494c45
 	ntSiginfo  = 0x53494749
+	ntFile     = 0x46494c45
 
 	// ntProcmemSmaps, in a note named PROCMEM, is /proc/PID/smaps as the
 	// process had it when its core was built, which tells what a kernel
@@ -33,6 +34,16 @@ const (
 	procmemName    = "PROCMEM"
 
 	fpregsetSize = 512 // user_i387_struct
+	siginfoSize  = 128 // siginfo_t
+
+	// sigtrap is the signal the core says stopped its first thread. None
+	// did: the process was never stopped. But lldb wants a thread stopped
+	// by a signal: with none in the notes it makes up SIGSTOP, which says
+	// the process was stopped, and with one it does not stop for (SIGCONT)
+	// it waits for ever. SIGTRAP is the debugger's own, a breakpoint's; it
+	// goes in NT_SIGINFO only, and pr_cursig stays 0, so gdb says nothing
+	// of a signal.
+	sigtrap = 5
 )
 
 // The x86-64 user_regs_struct, in order.
@@ -102,6 +113,7 @@ func buildNotes(p *procfs.Process, loads []load, smaps []byte) ([]byte, error) {
 		note(&b, ntPrstatus, prstatus(tid, st, ts))
 		if i == 0 {
 			note(&b, ntPrpsinfo, prpsinfo(st, status, args))
+			note(&b, ntSiginfo, siginfo(sigtrap))
 			note(&b, ntAuxv, auxv)
 			note(&b, ntFile, fileNote(loads))
 		}
@@ -150,6 +162,14 @@ func prstatus(tid int, st procfs.Stat, ts procfs.ThreadState) []byte {
 	binary.Write(&b, le, regs)
 	b.Write(make([]byte, 8)) // pr_fpvalid and padding
 	return b.Bytes()
+}
+
+// siginfo is a siginfo_t of signal signo with nothing else in it (si_code
+// SI_USER, from pid 0).
+func siginfo(signo int32) []byte {
+	b := make([]byte, siginfoSize)
+	binary.LittleEndian.PutUint32(b, uint32(signo))
+	return b
 }
 
 // prpsinfo is the process's elf_prpsinfo.

@@ -111,6 +111,10 @@ func gdbOnCore(t *testing.T, pid int, corePath string) {
 	if n := strings.Count(r.stdout, "(LWP "); n < 4 { // info threads and bt, two threads each
 		t.Errorf("gdb on %s shows %d thread lines, want both threads:\n%s", corePath, n, r.stdout)
 	}
+	// The process was never stopped, and no signal ended it.
+	if strings.Contains(r.stdout, "signal") {
+		t.Errorf("gdb on %s speaks of a signal:\n%s", corePath, r.stdout)
+	}
 }
 
 // TestCoreWithGdb: gdb opens the mount's core of a live process, and the
@@ -141,7 +145,7 @@ func TestCoreWithGdb(t *testing.T) {
 	}
 	notes := run(t, "", "readelf", "-n", file)
 	mustSucceed(t, notes, "readelf -n")
-	for note, want := range map[string]int{"NT_PRSTATUS": 2, "NT_PRPSINFO": 1, "NT_AUXV": 1, "NT_FILE": 1, "NT_FPREGSET": 2} {
+	for note, want := range map[string]int{"NT_PRSTATUS": 2, "NT_PRPSINFO": 1, "NT_SIGINFO": 1, "NT_AUXV": 1, "NT_FILE": 1, "NT_FPREGSET": 2} {
 		if n := strings.Count(notes.stdout, note); n != want {
 			t.Errorf("readelf -n shows %d %s, want %d:\n%s", n, note, want, notes.stdout)
 		}
@@ -149,6 +153,11 @@ func TestCoreWithGdb(t *testing.T) {
 	lldb := run(t, "", "lldb", "--batch", "-c", file, fmt.Sprintf("/proc/%d/exe", pid), "-o", "thread list", "-o", "p core_player->health")
 	if !strings.Contains(lldb.stdout, fmt.Sprintf("tid = %d", pid)) || !strings.Contains(lldb.stdout, "= 4242") || !strings.Contains(lldb.stdout, "thread #2") {
 		t.Errorf("lldb on the core:\n%s\n%s", lldb.stdout, lldb.stderr)
+	}
+	// lldb makes up SIGSTOP where no thread has a signal: the process was
+	// never stopped.
+	if strings.Contains(lldb.stdout, "SIGSTOP") {
+		t.Errorf("lldb says the process was stopped:\n%s", lldb.stdout)
 	}
 	if eu := run(t, "", "eu-readelf", "-n", file); eu.code != 0 || !strings.Contains(eu.stdout, "PRPSINFO") || !strings.Contains(eu.stdout, "fname: coretarget") {
 		t.Errorf("eu-readelf -n: exit %d\n%s\n%s", eu.code, eu.stdout, eu.stderr)

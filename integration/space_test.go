@@ -3,8 +3,10 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -152,26 +154,147 @@ func TestMemSparseCopy(t *testing.T) {
 	}
 }
 
-// TestMemImage32: cp --sparse=always of the mem of a 32-bit process gives
-// a 4 GiB image where offset = address, in which strings -t x prints the
-// marker at its address. (A 64-bit process's image is 128 TiB of mostly
-// holes, which strings would read byte by byte.)
+// TestMemImage32: 4 GiB of mem copied into a file is an image where
+// offset = address, small on disk, that tools take as a file. Always on a
+// 4 GiB window of a 64-bit process, copied with dd skip=, over a
+// reservation whose layout the test made; and on the whole mem of a
+// 32-bit process, copied with cp --sparse=always, where the kernel runs
+// 32-bit programs (32-bit emulation may be off: ia32_emulation=off).
 func TestMemImage32(t *testing.T) {
-	requireTool(t, "strings", "cp", "cc")
-	bin := filepath.Join(binDir, "target32")
-	if out, err := exec.Command("cc", "-m32", "-O0", "-pthread", "-o", bin, "testdata/target.c").CombinedOutput(); err != nil {
-		skipOrFail(t, "no 32-bit C compiler (Debian: gcc-multilib): %v\n%s", err, out)
-	}
-	tg := startTarget(t, bin, 1<<20)
+	requireTool(t, "strings", "cp", "dd", "xxd", "as", "ld")
 	m := startMount(t)
-	image := filepath.Join(t.TempDir(), "image")
-	mustSucceed(t, run(t, "", "cp", "--sparse=always", m.path(itoa(tg.pid), "mem"), image), "cp --sparse=always mem")
-	out := run(t, "", "strings", "-t", "x", image)
-	mustSucceed(t, out, "strings -t x")
-	want := fmt.Sprintf("%x %s", tg.addr["marker"], tg.marker)
-	if !strings.Contains(out.stdout, want) {
-		t.Errorf("strings -t x of the image of mem lacks %q", want)
+	t.Run("4 GiB window of a 64-bit process", func(t *testing.T) { memWindowImage(t, m) })
+	pid, marker, ok := start32(t)
+	if !ok {
+		t.Log("this kernel runs no 32-bit programs (32-bit emulation is off): the whole mem of a 32-bit process was not copied, the 4 GiB window was")
+		return
 	}
+	t.Run("32-bit process", func(t *testing.T) {
+		mem := m.path(itoa(pid), "mem")
+		if st, err := os.Stat(mem); err != nil || st.Size() > 1<<32 {
+			t.Fatalf("mem of a 32-bit process: %v, %v; want at most 4 GiB", st, err)
+		}
+		image := filepath.Join(t.TempDir(), "image")
+		mustSucceed(t, run(t, "", "cp", "--sparse=always", mem, image), "cp --sparse=always mem")
+		out := run(t, "", "strings", "-t", "x", image)
+		mustSucceed(t, out, "strings -t x")
+		if want := fmt.Sprintf("%x %s", marker, target32Marker); !strings.Contains(out.stdout, want) {
+			t.Errorf("strings -t x of the image of mem lacks %q", want)
+		}
+	})
+}
+
+// memWindowImage copies the 4 GiB of mem that start at a 4 GiB
+// reservation of a 64-bit target, whose first, middle and last pages hold
+// text and into which the test writes a marker, with dd skip= (the way to
+// take part of mem): the image has the text at the offsets where it lies
+// in the reservation, and only its blocks on disk. (strings, which reads
+// every byte, is left to the 32-bit image: 4 GiB of zeros take it 34 s
+// here.)
+func memWindowImage(t *testing.T, m *mount) {
+	tg, _ := startSparseTarget(t, 4<<30)
+	res, page := tg.addr["reservation"], tg.addr["page"]
+	if tg.addr["reservation_size"] != 4<<30 {
+		t.Fatalf("reservation of %#x bytes, want 4 GiB", tg.addr["reservation_size"])
+	}
+	marker := fmt.Sprintf("PMWINDOW-%08x", tg.pid)
+	const markerAt = 0x76543210
+	tg.poke(res+markerAt, []byte(marker))
+	mem := m.path(itoa(tg.pid), "mem")
+
+	// What cp --sparse=always would copy: the four pages with data.
+	f, err := os.Open(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var data []uint64
+	for off := int64(res); off < int64(res+4<<30); {
+		at, err := syscall.Seek(int(f.Fd()), off, 3) // SEEK_DATA
+		if err != nil || at >= int64(res+4<<30) {
+			break
+		}
+		data = append(data, uint64(at)-res)
+		off = at + int64(page)
+	}
+	want := []uint64{0, markerAt &^ (page - 1), 2 << 30, 4<<30 - page}
+	if fmt.Sprint(data) != fmt.Sprint(want) {
+		t.Errorf("SEEK_DATA in the window finds data at offsets %x, want %x", data, want)
+	}
+
+	image := filepath.Join(t.TempDir(), "image")
+	mustSucceed(t, run(t, "", "dd", "if="+mem, "of="+image, "bs=1M", "iflag=skip_bytes,count_bytes",
+		fmt.Sprintf("skip=%d", res), fmt.Sprintf("count=%d", uint64(4<<30)), "conv=sparse"), "dd skip= of mem")
+	if st, err := os.Stat(image); err != nil || st.Size() != 4<<30 {
+		t.Fatalf("the image: %v, %v; want 4 GiB", st, err)
+	}
+	// Only the blocks with data are on disk (dd writes 1 MiB blocks, and
+	// seeks over those that are all zeros), each at its address less the
+	// window's start, which xxd -s finds.
+	var blocks [][2]int64
+	for _, off := range want {
+		b := int64(off) &^ (1<<20 - 1)
+		blocks = append(blocks, [2]int64{b, b + 1<<20})
+	}
+	if got := dataSegments(t, image); fmt.Sprint(got) != fmt.Sprint(blocks) {
+		t.Errorf("the image has data at %x, want the blocks of the four pages, %x", got, blocks)
+	}
+	texts := map[uint64]string{markerAt: marker}
+	for i, off := range []uint64{0, 2 << 30, 4<<30 - page} {
+		texts[off] = string(reservationPage(i, page)[:16])
+	}
+	for off, text := range texts {
+		out := run(t, "", "xxd", "-s", fmt.Sprintf("%#x", off), "-l", fmt.Sprint(len(text)), "-c", fmt.Sprint(len(text)), image)
+		mustSucceed(t, out, "xxd -s of the image")
+		if !strings.HasPrefix(out.stdout, fmt.Sprintf("%08x:", off)) || !strings.Contains(out.stdout, text) {
+			t.Errorf("xxd -s %#x of the image: %q, want %q", off, out.stdout, text)
+		}
+	}
+}
+
+// target32Marker is what testdata/target32.s writes at its symbol marker.
+const target32Marker = "PMMARK32-written at run time"
+
+// start32 builds and starts testdata/target32.s, a 32-bit program made
+// with binutils alone, and returns its pid and the marker's address; ok is
+// false where the kernel refuses to run it (ENOEXEC: no 32-bit emulation).
+func start32(t *testing.T) (pid int, marker uint64, ok bool) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "target32")
+	for _, c := range [][]string{{"as", "--32", "-o", bin + ".o", "testdata/target32.s"}, {"ld", "-m", "elf_i386", "-o", bin, bin + ".o"}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(c, " "), err, out)
+		}
+	}
+	exe, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exe.Close()
+	syms, err := exe.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range syms {
+		if s.Name == "marker" {
+			marker = s.Value
+		}
+	}
+	cmd := exec.Command(bin)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); errors.Is(err, syscall.ENOEXEC) {
+		return 0, 0, false
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("target32: %q, %v", line, err)
+	}
+	return cmd.Process.Pid, marker, true
 }
 
 // TestSharedMmapOfRegion: a region file mapped MAP_SHARED (as GHex and

@@ -22,13 +22,13 @@ import (
 type segmentKind int
 
 const (
-	hole       segmentKind = iota // holds no data: reads as zeros, left untouched
-	data                          // read from memory
-	resident                      // data in pages the page tables show present or swapped
-	unreadable                    // a guard region: reads fail with EIO
-	fromFile                      // data the mapped file holds: read from the file, not the process
-	fromVDSO                      // a page of [vdso] the process never touched: the daemon's own copy
-	fromCapture                   // data a capture holds (a core file): read from it
+	hole        segmentKind = iota // holds no data: reads as zeros, left untouched
+	data                           // read from memory
+	resident                       // data in pages the page tables show present or swapped
+	unreadable                     // a guard region: reads fail with EIO
+	fromFile                       // data the mapped file holds: read from the file, not the process
+	fromVDSO                       // a page of [vdso] the process never touched: the daemon's own copy
+	fromCapture                    // data a capture holds (a core file): read from it
 )
 
 // segment is a stretch [start, end) of one kind.

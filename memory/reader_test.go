@@ -3,6 +3,7 @@ package memory
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/procmem/procmem/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // openReader opens the memory of process pid for the test.
@@ -151,15 +153,25 @@ func TestUnreadable(t *testing.T) {
 	}
 }
 
-// TestHoles: untouched anonymous pages read as zeros and are holes for
-// Seek; the read leaves them untouched.
+// TestHoles: in 8 pages of which the test wrote two, the reader finds data
+// on those two only, reads zeros elsewhere without touching them, and
+// counts what pagemap shows resident. The test never reads the buffer itself: on a kernel without
+// the shared zero page (pvm_no_zero_page) a read of an untouched page
+// allocates one, and huge pages are off for it, so that a write faults in
+// one page where THP or mTHP would fault in more.
 func TestHoles(t *testing.T) {
 	p, rd := openReader(t, os.Getpid(), false)
 	buf := anonymous(t, 8)
+	if err := syscall.Madvise(buf, unix.MADV_NOHUGEPAGE); err != nil {
+		t.Fatal(err)
+	}
 	addr := addrOf(buf)
 	buf[2*pageSize] = 'A'
 	buf[5*pageSize+7] = 'B'
 	at := func(i uint64) uint64 { return addr + i*pageSize }
+	if present := presentPages(t, addr, 8); !reflect.DeepEqual(present, []uint64{2, 5}) {
+		t.Fatalf("pagemap shows pages %v present; the test wrote to pages 2 and 5 only", present)
+	}
 	r := regionOf(t, p, addr)
 	r.Start, r.End = addr, at(8) // the mapping may have merged with a neighbour
 	g := rd.Region(r)
@@ -168,8 +180,11 @@ func TestHoles(t *testing.T) {
 	if n, err := g.ReadAt(got, addr); n != len(got) || err != nil {
 		t.Fatalf("ReadAt = %d, %v", n, err)
 	}
-	if !bytes.Equal(got, buf) {
-		t.Error("bytes differ")
+	want := make([]byte, 8*pageSize)
+	want[2*pageSize] = 'A'
+	want[5*pageSize+7] = 'B'
+	if !bytes.Equal(got, want) {
+		t.Error("bytes differ from what the test wrote")
 	}
 	seeks := []struct {
 		from   uint64
@@ -191,10 +206,35 @@ func TestHoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pm.Close()
-	res := Resident(pm, []procfs.Region{r})
-	if res[r.Start] != 2*pageSize {
-		t.Errorf("Resident = %d, want 2 pages", res[r.Start])
+	present := presentPages(t, addr, 8)
+	if !reflect.DeepEqual(present, []uint64{2, 5}) {
+		t.Errorf("after the reads pagemap shows pages %v present, want 2 and 5: the reader touched the holes", present)
 	}
+	if res := Resident(pm, []procfs.Region{r}); res[r.Start] != uint64(len(present))*pageSize {
+		t.Errorf("Resident = %d, want the %d pages pagemap shows present", res[r.Start], len(present))
+	}
+}
+
+// presentPages lists which of n pages at addr /proc/self/pagemap shows
+// present (bit 63 of each 8-byte entry), for TestHoles.
+func presentPages(t *testing.T, addr uint64, n int) []uint64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	entries := make([]byte, 8*n)
+	if _, err := f.ReadAt(entries, int64(addr/pageSize*8)); err != nil {
+		t.Fatal(err)
+	}
+	var present []uint64
+	for i := range n {
+		if binary.LittleEndian.Uint64(entries[8*i:])&(1<<63) != 0 {
+			present = append(present, uint64(i))
+		}
+	}
+	return present
 }
 
 // TestFileLayout maps a sparse file shared and larger than the file: the

@@ -18,9 +18,9 @@ func TestParseCgroupFixtures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mounts := []mount{{"/sys/fs/cgroup", "cgroup2", "rw"}}
+		mounts := []mount{{point: "/sys/fs/cgroup", fsType: "cgroup2", superOptions: "rw"}}
 		if name == "testdata/v1.cgroup" {
-			mounts = append(mounts, mount{"/sys/fs/cgroup/memory", "cgroup", "rw,memory"})
+			mounts = append(mounts, mount{point: "/sys/fs/cgroup/memory", fsType: "cgroup", superOptions: "rw,memory"})
 		}
 		dir, _, _, ok := cgroupMemoryDir(entries, mounts)
 		if !ok || !strings.HasPrefix(dir, want) {

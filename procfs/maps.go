@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,6 +95,17 @@ func (r Region) Pseudo() bool {
 // (a kernel core names files without their inodes).
 func (r Region) MapsFile() bool {
 	return r.Path != "" && !r.Pseudo() && (r.Inode != 0 || strings.HasPrefix(r.Path, "/"))
+}
+
+// Named reports whether name names the region: its pathname, or for a
+// mapped file also the base name of its path ("libc.so.6" for
+// /usr/lib/x86_64-linux-gnu/libc.so.6), as address expressions name
+// modules.
+func (r Region) Named(name string) bool {
+	if r.Path == name {
+		return true
+	}
+	return name != "" && r.MapsFile() && !strings.Contains(name, "/") && filepath.Base(r.Path) == name
 }
 
 // Unreadable reports whether /proc/PID/mem reads none of the region:

@@ -60,6 +60,8 @@ func TestParseMapsLine(t *testing.T) {
 			Region{Start: 0x7f00, End: 0x7f10, Perms: Perms{Read: true, Write: true}, Dev: "00:00", Path: "[stack:1234]"}},
 		{"1000-2000 r-xs 0000a000 fd:01 77 /a b/c (deleted)",
 			Region{Start: 0x1000, End: 0x2000, Perms: Perms{Read: true, Exec: true, Shared: true}, Offset: 0xa000, Dev: "fd:01", Inode: 77, Path: "/a b/c (deleted)"}},
+		{"1000-2000 r--s 00000000 fe:00 99                         /tmp/ends in a space ",
+			Region{Start: 0x1000, End: 0x2000, Perms: Perms{Read: true, Shared: true}, Dev: "fe:00", Inode: 99, Path: "/tmp/ends in a space "}},
 		{"1000-2000 ---p 00000000 00:00 0",
 			Region{Start: 0x1000, End: 0x2000, Dev: "00:00"}},
 	}

@@ -5,6 +5,7 @@ package procfs
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -13,6 +14,7 @@ import (
 // mount is one line of mountinfo.
 type mount struct {
 	point, fsType, superOptions string
+	dev                         string // MAJ:MIN, st_dev of the mount's files
 }
 
 // readMounts reads the calling process's mount table.
@@ -44,7 +46,7 @@ func parseMountinfo(text string) ([]mount, error) {
 		if sep < 6 || len(fields) < sep+4 {
 			return nil, fmt.Errorf("%w: mountinfo line %d: %q", ErrParse, n+1, line)
 		}
-		mounts = append(mounts, mount{point: fields[4], fsType: fields[sep+1], superOptions: fields[sep+3]})
+		mounts = append(mounts, mount{point: fields[4], fsType: fields[sep+1], superOptions: fields[sep+3], dev: fields[2]})
 	}
 	return mounts, nil
 }
@@ -106,4 +108,47 @@ func MountedType(dir string) (string, error) {
 		}
 	}
 	return fsType, nil
+}
+
+// MountOfDevice returns where the filesystem whose files have device
+// number dev (their st_dev) is mounted, and its type; "" if nowhere (the
+// last such mount, as for MountedType). A path's device tells which mount
+// it lies in, whatever path leads there.
+func MountOfDevice(dev uint64) (point, fsType string, err error) {
+	mounts, err := readMounts()
+	if err != nil {
+		return "", "", err
+	}
+	point, fsType = mountOfDevice(mounts, dev)
+	return point, fsType, nil
+}
+
+func mountOfDevice(mounts []mount, dev uint64) (point, fsType string) {
+	want := fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
+	for _, m := range mounts {
+		if m.dev == want {
+			point, fsType = unescapeMountinfo(m.point), m.fsType
+		}
+	}
+	return point, fsType
+}
+
+// unescapeMountinfo undoes the kernel's octal escapes of a mount point
+// (\040 for a space, \011, \012, \134).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseHidePID(t *testing.T) {
@@ -51,5 +53,44 @@ func FuzzParseHidePID(f *testing.F) {
 		if hides && !strings.Contains(string(b), "hidepid=") {
 			t.Fatalf("hidepid found in text without the option: %q", b)
 		}
+		if mounts, err := parseMountinfo(string(b)); err == nil {
+			for _, m := range mounts {
+				if p := unescapeMountinfo(m.point); len(p) > len(m.point) {
+					t.Fatalf("unescaping %q made it longer: %q", m.point, p)
+				}
+			}
+			mountOfDevice(mounts, unix.Mkdev(0, 5))
+		}
 	})
+}
+
+func TestMountOfDevice(t *testing.T) {
+	mounts, err := parseMountinfo("22 1 0:5 / /proc rw - proc proc rw\n" +
+		"40 22 0:52 / /mnt/proc\\040mem rw,nosuid,nodev - fuse.procmem procmem rw,user_id=0\n" +
+		"41 22 0:52 / /mnt/again rw - fuse.procmem procmem rw\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dev           uint64
+		point, fsType string
+	}{
+		{unix.Mkdev(0, 5), "/proc", "proc"},
+		{unix.Mkdev(0, 52), "/mnt/again", "fuse.procmem"}, // the last one
+		{unix.Mkdev(8, 1), "", ""},
+	} {
+		if point, fsType := mountOfDevice(mounts, c.dev); point != c.point || fsType != c.fsType {
+			t.Errorf("mountOfDevice(%d:%d) = %q, %q; want %q, %q", unix.Major(c.dev), unix.Minor(c.dev), point, fsType, c.point, c.fsType)
+		}
+	}
+	if got := unescapeMountinfo(`/mnt/proc\040mem\134x\01`); got != `/mnt/proc mem\x\01` {
+		t.Errorf("unescapeMountinfo: %q", got)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self", &st); err != nil {
+		t.Fatal(err)
+	}
+	if _, fsType, err := MountOfDevice(st.Dev); err != nil || fsType != "proc" {
+		t.Errorf("MountOfDevice of /proc/self: %q, %v", fsType, err)
+	}
 }

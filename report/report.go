@@ -32,9 +32,13 @@ func Size(n uint64) string {
 
 // RegionLine is one row of the info table:
 // "START-END  SIZE  PERMS  PATH", the size right-aligned in 10 columns.
+// The pathname is kept exactly, trailing spaces included.
 func RegionLine(r procfs.Region) string {
-	line := fmt.Sprintf("%s  %10s  %s  %s", r.Name(), Size(r.Size()), r.Perms, r.Path)
-	return strings.TrimRight(line, " ")
+	line := fmt.Sprintf("%s  %10s  %s", r.Name(), Size(r.Size()), r.Perms)
+	if r.Path == "" {
+		return line
+	}
+	return line + "  " + r.Path
 }
 
 // Info writes the info table of the given regions and its total line.

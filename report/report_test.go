@@ -80,6 +80,11 @@ func TestRegionLineSeed(t *testing.T) {
 	if got, want := RegionLine(r), "563f260a5000-563f260a6000     4.00KiB  rw-p"; got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
+	// A pathname is kept exactly, a trailing space too.
+	r.Path = "/tmp/ends in a space "
+	if got, want := RegionLine(r), "563f260a5000-563f260a6000     4.00KiB  rw-p  /tmp/ends in a space "; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
 }
 
 // fixtureProcess pins a process whose /proc files are procfs's fixtures.

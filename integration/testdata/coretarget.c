@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "kernel.h"
 
 struct player {
 	char name[16];
@@ -60,6 +61,7 @@ static void dense(size_t n)
 
 int main(int argc, char **argv)
 {
+	same_on_every_kernel();
 	if (argc == 3 && strcmp(argv[1], "dense") == 0)
 		dense(strtoull(argv[2], NULL, 0));
 	core_player = malloc(sizeof *core_player);

@@ -65,6 +65,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
+#include "kernel.h"
 
 /* pattern_byte is the content of the pattern region at offset i; the tests
  * compute the same function. */
@@ -269,6 +270,7 @@ static int sibling(void *arg) {
 }
 
 int main(int argc, char **argv) {
+	same_on_every_kernel();
 	size_t pattern_size = argc > 1 ? strtoull(argv[1], NULL, 0) : 64 << 20;
 	long page = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IONBF, 0);
