@@ -83,7 +83,7 @@ func TestWriteSaysWhatItWrote(t *testing.T) {
 	heap := tg.region(at)
 	r := procmem(t, "-p", itoa(tg.pid), "write", "-a", fmt.Sprintf("%x", at), "-s", "PMXX")
 	mustSucceed(t, r, "write")
-	if want := fmt.Sprintf("wrote 4 bytes at 0x%x ([heap]+0x%x)\n", at, at-heap.Start); r.stdout != want {
+	if want := fmt.Sprintf("wrote 4 bytes at 0x%x ([heap]+%x)\n", at, at-heap.Start); r.stdout != want {
 		t.Errorf("write printed %q, want %q", r.stdout, want)
 	}
 	if got := tg.peek(at, 4); string(got) != "PMXX" {
