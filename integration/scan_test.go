@@ -184,8 +184,8 @@ func TestScanNarrows(t *testing.T) {
 		t.Errorf("undo of undo: %d", n)
 	}
 	mustSucceed(t, s.run("reset"), "reset")
-	if r := s.run("count"); r.stdout != "no scan yet\n" {
-		t.Errorf("count after reset: %q", r.stdout)
+	if r := s.run("count"); r.code != 1 || r.stderr != "procmem: no scan yet: start with a value, or snapshot\n" {
+		t.Errorf("count after reset: exit %d, %q", r.code, r.stderr)
 	}
 	if n := s.count("undo"); n != 1 {
 		t.Errorf("undo of reset: %d matches", n)
@@ -344,9 +344,13 @@ func TestScanPrompt(t *testing.T) {
 	if h := g.health(); h != 250 {
 		t.Errorf("freeze at the prompt: the game sees %d", h)
 	}
-	// The prompt holds the session: another procmem is told so.
-	if r := s.run("count"); r.code != 1 || !strings.Contains(r.stderr, "in use by another procmem scan") {
+	// The prompt holds the session: another procmem that would change it
+	// is told so; one that reads it reads it.
+	if r := s.run("70"); r.code != 1 || !strings.Contains(r.stderr, "in use by another procmem scan") {
 		t.Errorf("a second procmem on the session: exit %d, %q", r.code, r.stderr)
+	}
+	if n := s.count("count"); n != 1 {
+		t.Errorf("count beside the prompt: %d", n)
 	}
 	io.WriteString(in, "unfreeze\nquit\n")
 	if err := cmd.Wait(); err != nil {

@@ -4,13 +4,14 @@
 //
 //   - A failed command leaves no partial file: a file is written under a
 //     temporary name beside its path and renamed over it once complete
-//     (Create, Commit).
-//   - Nobody is led by another user's symlink: the last component of a path
-//     is never followed (a rename replaces a link, it does not write
-//     through it; opens use O_NOFOLLOW), and procmem's cache directory is
-//     used only if it belongs to the effective user and others cannot write
-//     in it, so root run with a user's HOME (sudo -E) never creates files
-//     or directories in that user's home.
+//     (Create, Commit). What is no regular file (/dev/null, a pipe, a
+//     terminal) is written in place, never replaced.
+//   - Nobody is led by another user's symlink: a symlink as the last
+//     component of a path is followed only if it is the effective user's or
+//     root's, state files (Open, OpenAppend, Lock) never follow one, and
+//     procmem's cache directory is used only if it belongs to the effective
+//     user and others cannot write in it, so root run with a user's HOME
+//     (sudo -E) never creates files or directories in that user's home.
 package userfiles
 
 import (
@@ -26,18 +27,55 @@ import (
 )
 
 // File is a file being written: its data goes to a temporary file in the
-// same directory until Commit renames it into place.
+// same directory until Commit renames it into place; or, where path is no
+// regular file (/dev/null, a pipe, a terminal), straight to it.
 type File struct {
 	*os.File
-	path string
-	done bool
+	path    string
+	inPlace bool // written where it is: nothing to rename, nothing to undo
+	done    bool
 }
 
 var tempSeq atomic.Uint64
 
+// maxLinks bounds the symlinks Create follows to a regular file.
+const maxLinks = 8
+
 // Create starts writing path with permissions perm. Nothing appears at
 // path until Commit; Abort (or a failed Commit) removes what was written.
+// A device, pipe or socket at path is written in place, never replaced. A
+// symlink is followed only if it is the effective user's or root's (as
+// /dev/stdout is); another user's is refused.
 func Create(path string, perm os.FileMode) (*File, error) {
+	return create(path, perm, 0)
+}
+
+func create(path string, perm os.FileMode, links int) (*File, error) {
+	var st unix.Stat_t
+	err := unix.Lstat(path, &st)
+	switch {
+	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		if int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+			return nil, fmt.Errorf("%s is a symbolic link of uid %d, which procmem does not follow", path, st.Uid)
+		}
+		if links >= maxLinks {
+			return nil, &os.PathError{Op: "create", Path: path, Err: unix.ELOOP}
+		}
+		fi, err := os.Stat(path)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("%s is a symbolic link to nothing: %w", path, err)
+		case fi.Mode().IsRegular():
+			real, err := filepath.EvalSymlinks(path)
+			if err != nil {
+				return nil, err
+			}
+			return create(real, perm, links+1)
+		}
+		return openInPlace(path, 0) // /dev/stdout, /proc/self/fd/N: a pipe, a terminal
+	case err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return openInPlace(path, unix.O_NOFOLLOW)
+	}
 	dir, base := filepath.Split(path)
 	if base == "" || base == "." || base == ".." {
 		return nil, fmt.Errorf("%s: not a file name", path)
@@ -56,6 +94,15 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	return nil, &os.PathError{Op: "create", Path: path, Err: unix.EEXIST}
 }
 
+// openInPlace opens what is not a regular file for writing where it is.
+func openInPlace(path string, flags int) (*File, error) {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC|flags, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return &File{File: os.NewFile(uintptr(fd), path), path: path, inPlace: true}, nil
+}
+
 // Path is where the file appears on Commit.
 func (f *File) Path() string { return f.path }
 
@@ -69,6 +116,9 @@ func (f *File) Commit() error {
 	f.done = true
 	tmp := f.File.Name()
 	err := f.File.Close()
+	if f.inPlace {
+		return err
+	}
 	if err == nil {
 		err = os.Rename(tmp, f.path)
 	}
@@ -86,7 +136,9 @@ func (f *File) Abort() {
 	}
 	f.done = true
 	f.File.Close()
-	os.Remove(f.File.Name())
+	if !f.inPlace {
+		os.Remove(f.File.Name())
+	}
 }
 
 // Open opens path for reading; a symlink as its last component is refused.
@@ -272,4 +324,35 @@ func safeDir(dir string, st *unix.Stat_t, uid int) error {
 		return fmt.Errorf("%s may be written by others (mode %o): procmem does not use it", dir, st.Mode&0o777)
 	}
 	return nil
+}
+
+// MakeDir makes the directory path (mode 0700) if it is missing, and
+// checks that it is safe to keep files in, as the cache directory is: no
+// symlink, the effective user's, not writable by others. Its parent must
+// exist.
+func MakeDir(path string) error {
+	if err := unix.Mkdir(path, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return &os.PathError{Op: "mkdir", Path: path, Err: err}
+	}
+	return CheckDir(path)
+}
+
+// CheckDir checks that the existing directory path is safe to keep files
+// in, as MakeDir does.
+func CheckDir(path string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return safeDir(path, &st, os.Geteuid())
+}
+
+// RemoveDir removes the directory path and everything in it, once CheckDir
+// finds it safe: a symlink is never followed, another user's directory
+// never emptied.
+func RemoveDir(path string) error {
+	if err := CheckDir(path); err != nil {
+		return err
+	}
+	return os.RemoveAll(path)
 }

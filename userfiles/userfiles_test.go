@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -38,29 +39,6 @@ func TestCreateCommitAbort(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("Commit left %d files", len(entries))
-	}
-}
-
-// A symlink at the path is replaced, never written through.
-func TestCreateReplacesSymlink(t *testing.T) {
-	dir := t.TempDir()
-	victim := filepath.Join(dir, "victim")
-	os.WriteFile(victim, []byte("keep"), 0o600)
-	path := filepath.Join(dir, "out")
-	os.Symlink(victim, path)
-	f, err := Create(path, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("new")
-	if err := f.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(victim); string(b) != "keep" {
-		t.Fatalf("the link's target was written: %q", b)
-	}
-	if fi, _ := os.Lstat(path); fi.Mode()&os.ModeSymlink != 0 {
-		t.Fatal("the link is still there")
 	}
 }
 
@@ -156,5 +134,116 @@ func TestCacheDirForeignHome(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(home, ".cache")); len(entries) != 0 {
 		t.Fatalf("root made %v in another user's cache", entries)
+	}
+}
+
+func TestMakeDir(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "d")
+	if err := MakeDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("made %v, %v", fi, err)
+	}
+	if err := MakeDir(dir); err != nil {
+		t.Fatalf("again: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "f"), nil, 0o600)
+	victim := filepath.Join(base, "victim")
+	os.Mkdir(victim, 0o700)
+	os.WriteFile(filepath.Join(victim, "keep"), nil, 0o600)
+	link := filepath.Join(base, "link")
+	os.Symlink(victim, link)
+	if err := MakeDir(link); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("MakeDir of a link: %v", err)
+	}
+	if err := RemoveDir(link); err == nil {
+		t.Fatal("RemoveDir followed a link")
+	}
+	if _, err := os.Stat(filepath.Join(victim, "keep")); err != nil {
+		t.Fatalf("the link's target lost its file: %v", err)
+	}
+	if err := RemoveDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Fatalf("RemoveDir left %v", err)
+	}
+}
+
+// A device, pipe or the user's own link to one is written in place, never
+// replaced: -o /dev/null must leave /dev/null a device.
+func TestCreateInPlace(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() { b, _ := os.ReadFile(fifo); got <- b }()
+	link := filepath.Join(dir, "link")
+	os.Symlink(fifo, link)
+	for _, path := range []string{fifo, link} {
+		f, err := Create(path, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(path + ";")
+		if err := f.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if path == fifo {
+			if b := <-got; string(b) != fifo+";" {
+				t.Errorf("the fifo read %q", b)
+			}
+			go func() { b, _ := os.ReadFile(fifo); got <- b }()
+		}
+	}
+	<-got
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the fifo was replaced: %v, %v", fi.Mode(), err)
+	}
+	f, err := Create("/dev/null", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("x")
+	f.Commit()
+	if fi, err := os.Lstat("/dev/null"); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("/dev/null is no longer a device: %v, %v", fi.Mode(), err)
+	}
+	// A link to a regular file: the file is replaced, the link kept.
+	target := filepath.Join(dir, "target")
+	os.WriteFile(target, []byte("old"), 0o600)
+	tl := filepath.Join(dir, "tl")
+	os.Symlink(target, tl)
+	f, err = Create(tl, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("new")
+	f.Commit()
+	if b, _ := os.ReadFile(target); string(b) != "new" {
+		t.Errorf("through the user's own link: %q", b)
+	}
+}
+
+// Another user's symlink is never followed.
+func TestCreateRefusesOthersLink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make another user's link")
+	}
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("keep"), 0o600)
+	link := filepath.Join(dir, "link")
+	os.Symlink(victim, link)
+	os.Lchown(link, 65534, 65534)
+	if _, err := Create(link, 0o600); err == nil || !strings.Contains(err.Error(), "does not follow") {
+		t.Fatalf("Create through another user's link: %v", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Fatalf("the link's target changed: %q", b)
 	}
 }
