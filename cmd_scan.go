@@ -18,8 +18,8 @@ import (
 )
 
 var scanVerb = verb{
-	name: "scan",
-	args: "[-t TYPE] [-e little|big] [--utf16] [--unaligned] [--all-regions] [--session DIR] [--undo-budget SIZE] [-r RANGE] [region filters] [COMMAND]",
+	name:  "scan",
+	args:  "[-t TYPE] [-e little|big] [--utf16] [--unaligned] [--all-regions] [--session DIR] [--undo-budget SIZE] [-r RANGE] [region filters] [COMMAND]",
 	short: "find a value that changes (health, gold, a name): scan, narrow the matches, set or freeze them",
 	long: "With COMMAND, runs it, prints its result and keeps the matches in the session for the next command;\n" +
 		"without, a prompt (line editing, history) that takes the same commands. Write a negative value\n" +

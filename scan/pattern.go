@@ -88,7 +88,7 @@ func parseBytes(s string) (pattern, error) {
 				b[i] |= (c - '0') << shift
 				mask[i] |= 0xf << shift
 			case 'a' <= c|0x20 && c|0x20 <= 'f':
-				b[i] |= (c|0x20 - 'a' + 10) << shift
+				b[i] |= (c | 0x20 - 'a' + 10) << shift
 				mask[i] |= 0xf << shift
 			default:
 				return bad(fmt.Sprintf("%q is no hex digit or ?", c))

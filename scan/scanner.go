@@ -164,7 +164,11 @@ func (sc *Scanner) scanChunk(ctx context.Context, ch chunk, t *test, w *worker) 
 	g := sc.Mem.Region(ch.r)
 	defer g.Close()
 	bad, err := g.Stream(ctx, ch.start, streamEnd, grow(&w.buf, streamBuf), memory.Sink{
-		Data:  func(addr uint64, data []byte) error { copy(stage[addr-base:], data); mark(addr, uint64(len(data)), pageData); return nil },
+		Data: func(addr uint64, data []byte) error {
+			copy(stage[addr-base:], data)
+			mark(addr, uint64(len(data)), pageData)
+			return nil
+		},
 		Zeros: func(addr, n uint64) error { mark(addr, n, pageZero); return nil },
 	})
 	var unread uint64
@@ -199,4 +203,3 @@ func (sc *Scanner) scanChunk(ctx context.Context, ch chunk, t *test, w *worker) 
 	}
 	return unread, nil
 }
-

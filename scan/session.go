@@ -237,7 +237,9 @@ func (s *Session) Size() int64 {
 	return n
 }
 
-func (s *Session) stepPath(id int) string { return filepath.Join(s.Path, "step-"+strconv.Itoa(id)+".set") }
+func (s *Session) stepPath(id int) string {
+	return filepath.Join(s.Path, "step-"+strconv.Itoa(id)+".set")
+}
 func (s *Session) snapPath(name string) string {
 	return filepath.Join(s.Path, "snap-"+name+".set")
 }
