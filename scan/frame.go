@@ -85,6 +85,7 @@ func (m *pageMatches) reset() {
 type builder struct {
 	spec   *Spec
 	f      *frame
+	spare  *frame // a frame packed already, whose arrays the next one reuses
 	packed []byte
 }
 
@@ -93,8 +94,17 @@ func newBuilder(s *Spec) *builder { return &builder{spec: s, f: &frame{}} }
 // take returns the frame built, and starts a new one.
 func (b *builder) take() *frame {
 	f := b.f
-	b.f = &frame{}
+	b.f, b.spare = b.spare, nil
+	if b.f == nil {
+		b.f = &frame{}
+	}
 	return f
+}
+
+// recycle gives back a frame that is packed: its arrays serve the next.
+func (b *builder) recycle(f *frame) {
+	*f = frame{pages: f.pages[:0], pos: f.pos[:0], aux: f.aux[:0], vals: f.vals[:0]}
+	b.spare = f
 }
 
 // add adds the matches m of the page at addr, whose bytes from page
@@ -127,55 +137,83 @@ func (b *builder) add(addr uint64, m *pageMatches, span []byte, from int) {
 		}
 	}
 
-	flagsOf := func(i int) uint16 { return s.allowed(int(m.offs[i])) }
-	if len(m.flags) > 0 {
-		uniform := true
-		for i, fl := range m.flags {
-			if fl != s.allowed(int(m.offs[i])) {
-				uniform = false
-				break
-			}
-		}
-		if !uniform {
-			p.enc |= flagsExplicit
-			for _, fl := range m.flags {
-				f.aux = binary.LittleEndian.AppendUint16(f.aux, fl)
-			}
-			flagsOf = func(i int) uint16 { return m.flags[i] }
+	explicit := len(m.flags) > 0 && !uniform(s, m)
+	if explicit {
+		p.enc |= flagsExplicit
+		for _, fl := range m.flags {
+			f.aux = binary.LittleEndian.AppendUint16(f.aux, fl)
 		}
 	}
 	if s.Class == Group {
 		for _, o := range m.goffs {
 			f.aux = binary.LittleEndian.AppendUint16(f.aux, o)
 		}
+		b.addPacked(&p, m, span, from, explicit)
+		return
 	}
 
 	// Values: the raw span from the first match to the end of the last,
-	// or each match's own bytes, whichever is smaller.
-	first, end, packed := int(m.offs[0]), 0, 0
-	for i, off := range m.offs {
-		fl := flagsOf(i)
-		end = max(end, int(off)+s.extent(fl))
-		packed += s.packedLen(fl)
+	// or each match's own bytes, whichever is smaller. Extents are at most
+	// 8 bytes, or all alike, so the last 8 matches end the span.
+	first, end := int(m.offs[0]), 0
+	for i := max(0, n-8); i < n; i++ {
+		end = max(end, int(m.offs[i])+s.extent(flagsAt(s, m, i, explicit)))
 	}
-	if s.Class != Group && end-first <= packed {
-		raw := span[first-from : end-from]
-		if allZero(raw) {
-			p.enc |= valZero
-		} else {
-			p.enc |= valRaw
-			p.rawFrom, p.vlen, p.val = uint16(first), uint32(len(raw)), uint32(len(f.vals))
-			f.vals = append(f.vals, raw...)
-		}
-		f.pages = append(f.pages, p)
+	if end-first > n && end-first > b.packedLen(m, explicit) {
+		b.addPacked(&p, m, span, from, explicit)
 		return
 	}
+	raw := span[first-from : end-from]
+	if allZero(raw) {
+		p.enc |= valZero
+	} else {
+		p.enc |= valRaw
+		p.rawFrom, p.vlen, p.val = uint16(first), uint32(len(raw)), uint32(len(f.vals))
+		f.vals = append(f.vals, raw...)
+	}
+	f.pages = append(f.pages, p)
+}
+
+// uniform reports whether every match has the flags its offset allows.
+func uniform(s *Spec, m *pageMatches) bool {
+	for i, fl := range m.flags {
+		if fl != s.allowed(int(m.offs[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+func flagsAt(s *Spec, m *pageMatches, i int, explicit bool) uint16 {
+	if explicit {
+		return m.flags[i]
+	}
+	return s.allowed(int(m.offs[i]))
+}
+
+// packedLen is the bytes of the matches' values packed.
+func (b *builder) packedLen(m *pageMatches, explicit bool) int {
+	s := b.spec
+	if !s.numeric() || s.Class == Number {
+		return len(m.offs) * s.packedLen(0)
+	}
+	n := 0
+	for i := range m.offs {
+		n += s.extent(flagsAt(s, m, i, explicit))
+	}
+	return n
+}
+
+// addPacked adds page p with its matches' values packed one after the
+// other (a group's: each value's bytes, without what lies between).
+func (b *builder) addPacked(p *page, m *pageMatches, span []byte, from int, explicit bool) {
+	s, f := b.spec, b.f
 	b.packed = b.packed[:0]
 	k := len(s.Parts) - 1
 	for i, off := range m.offs {
 		at := int(off) - from
 		if s.Class != Group {
-			b.packed = append(b.packed, span[at:at+s.extent(flagsOf(i))]...)
+			b.packed = append(b.packed, span[at:at+s.extent(flagsAt(s, m, i, explicit))]...)
 			continue
 		}
 		for j, t := range s.Parts {
@@ -193,7 +231,20 @@ func (b *builder) add(addr uint64, m *pageMatches, span []byte, from int) {
 		p.vlen, p.val = uint32(len(b.packed)), uint32(len(f.vals))
 		f.vals = append(f.vals, b.packed...)
 	}
-	f.pages = append(f.pages, p)
+	f.pages = append(f.pages, *p)
+}
+
+// copyPage adds page p of frame o as it is there: its matches, flags and
+// values unchanged.
+func (b *builder) copyPage(o *frame, p *page) {
+	f := b.f
+	q := *p
+	q.pos, q.aux, q.val = uint32(len(f.pos)), uint32(len(f.aux)), uint32(len(f.vals))
+	f.pos = append(f.pos, o.pos[p.pos:p.pos+posLen(b.spec, p)]...)
+	f.aux = append(f.aux, o.aux[p.aux:p.aux+auxLen(b.spec, p)]...)
+	f.vals = append(f.vals, o.vals[p.val:p.val+p.vlen]...)
+	f.pages = append(f.pages, q)
+	f.count += uint64(p.n)
 }
 
 func allZero(b []byte) bool {
@@ -314,6 +365,11 @@ const (
 	payloadHeader = 16
 	pageRecord    = 16
 )
+
+// marshalLen is the length of the frame's payload.
+func (f *frame) marshalLen() int {
+	return payloadHeader + len(f.pages)*pageRecord + len(f.pos) + len(f.aux) + len(f.vals)
+}
 
 // marshal appends the frame's payload to buf.
 func (f *frame) marshal(buf []byte) []byte {
@@ -440,25 +496,9 @@ func (f *frame) check(s *Spec, p *page) error {
 			return errFrame
 		}
 	}
-	offs := offsets(s, f, p, nil)
-	aux := f.aux[p.aux:]
-	first, end, packed := int(offs[0]), 0, 0
-	for i, off := range offs {
-		fl := s.allowed(int(off))
-		if p.enc&flagsMask == flagsExplicit {
-			e := binary.LittleEndian.Uint16(aux[2*i:])
-			if e == 0 || e&^fl != 0 {
-				return errFrame
-			}
-			fl = e
-		}
-		if s.Class == Group {
-			if err := checkGroup(s, f.aux[p.aux+2*uint32(i*(len(s.Parts)-1)):]); err != nil {
-				return err
-			}
-		}
-		end = max(end, int(off)+s.extent(fl))
-		packed += s.packedLen(fl)
+	first, end, packed, err := f.extents(s, p)
+	if err != nil {
+		return err
 	}
 	if end > PageSize+s.maxExtent() || (s.Text() && s.Len < 1) {
 		return errFrame
@@ -478,6 +518,42 @@ func (f *frame) check(s *Spec, p *page) error {
 		return errFrame
 	}
 	return nil
+}
+
+// extents checks the flags and group offsets of page p's matches, and
+// returns its first offset, where its last match ends, and the bytes its
+// values take packed. A page of every position with the flags each allows
+// (a snapshot's) is told without a walk over its matches.
+func (f *frame) extents(s *Spec, p *page) (first, end, packed int, err error) {
+	explicit := p.enc&flagsMask == flagsExplicit
+	if p.enc&posMask == posAll && !explicit && s.Class != Group && p.enc&valMask != valPacked {
+		last := (positions(s) - 1) * s.step()
+		for off := max(0, last-7); off <= last; off++ {
+			end = max(end, off+s.extent(s.allowed(off)))
+		}
+		return 0, end, int(p.n) * s.extent(s.allowed(0)), nil // packed is no smaller than the raw page
+	}
+	offs := offsets(s, f, p, make([]uint16, 0, p.n))
+	aux := f.aux[p.aux:]
+	first = int(offs[0])
+	for i, off := range offs {
+		fl := s.allowed(int(off))
+		if explicit {
+			e := binary.LittleEndian.Uint16(aux[2*i:])
+			if e == 0 || e&^fl != 0 {
+				return 0, 0, 0, errFrame
+			}
+			fl = e
+		}
+		if s.Class == Group {
+			if err := checkGroup(s, f.aux[p.aux+2*uint32(i*(len(s.Parts)-1)):]); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		end = max(end, int(off)+s.extent(fl))
+		packed += s.packedLen(fl)
+	}
+	return first, end, packed, nil
 }
 
 // checkGroup checks one match's group offsets: each value after the one

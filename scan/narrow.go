@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"sort"
@@ -47,6 +48,7 @@ type plan struct {
 // total is the work for progress: the pages of matches times PageSize.
 func (sc *Scanner) narrow(ctx context.Context, regions []procfs.Region, prev *setReader, src oldSource, t *test, out *setWriter, total uint64) (Result, error) {
 	add := sc.begin("narrowing", total)
+	out.workers = sc.workers()
 	defer sc.end()
 	prevSpec := t.spec
 	if prev != nil {
@@ -66,7 +68,19 @@ func (sc *Scanner) narrow(ctx context.Context, regions []procfs.Region, prev *se
 		if err != nil {
 			return packed{}, err
 		}
-		return pack(w.b.take(), &w.raw), nil
+		if w.same {
+			// Every match kept with the value it had: the frame as it was,
+			// not packed again.
+			out.waiting.Add(1)
+			return j.prev, nil
+		}
+		f := w.b.take()
+		p := out.pack(f)
+		w.b.recycle(f)
+		if src.snap == nil {
+			putBuf(j.prev.data) // only this job had it
+		}
+		return p, nil
 	}
 	if err := ordered(ctx, sc.workers(), newWorker, jobs.next, work, out.write); err != nil {
 		return Result{}, err
@@ -213,10 +227,51 @@ func (sc *Scanner) narrowFrame(ctx context.Context, regions []procfs.Region, j n
 		}
 		i = e
 	}
+	// A page whose bytes are as they were keeps all its matches
+	// (unchanged, update) or none (changed) without a test of each; while
+	// every page so far is kept so, nothing is built: the frame may be kept
+	// whole. The first page that is not adds those before it.
+	sameSpec := !src.fromSnap && snap == nil && t.spec.Same(*prevSpec) && t.spec.Len == prevSpec.Len
+	keepAll := t.op == OpUnchanged || t.op == OpUpdate
+	w.same = sameSpec && keepAll && len(w.pages) == len(f.pages)
 	for i := range w.pages {
-		w.narrowPage(f, &w.pages[i], frameSpec, t, src, snap)
+		np := &w.pages[i]
+		eq := sameSpec && (keepAll || t.op == OpChanged) && w.samePage(f, np, t)
+		if eq && keepAll {
+			if !w.same {
+				w.b.copyPage(f, np.p)
+			}
+			continue
+		}
+		if w.same {
+			w.same = false
+			for k := range i {
+				w.b.copyPage(f, w.pages[k].p)
+			}
+		}
+		if !eq {
+			w.narrowPage(f, np, frameSpec, t, src, snap)
+		}
 	}
 	return ctx.Err()
+}
+
+// samePage reports whether a page's bytes are as they were, for the tests
+// that compare bytes alone: every match is then kept (unchanged, update)
+// or dropped (changed) without a test of each.
+func (w *worker) samePage(f *frame, np *narrowPage, t *test) bool {
+	p := np.p
+	if p.enc&flagsMask == flagsExplicit || p.enc&valMask != valRaw || t.spec.Class == Group {
+		return false
+	}
+	piece := &w.pieces[np.piece]
+	from := p.addr + uint64(p.rawFrom)
+	if from < np.start || from < piece.Addr {
+		return false
+	}
+	at := int(from - piece.Addr)
+	end := at + int(p.vlen)
+	return end <= piece.N && bytes.Equal(piece.B[at:end], f.vals[p.val:p.val+p.vlen])
 }
 
 // snapshotSpec is what a snapshot of memory is kept as: every byte of each

@@ -81,6 +81,7 @@ type worker struct {
 	pieces                []memory.Piece
 	pages                 []narrowPage
 	snap                  snapIndex
+	same                  bool // the frame being narrowed keeps every match as it was
 }
 
 // chunk is a first scan's job: part of one region.
@@ -103,6 +104,7 @@ func (sc *Scanner) first(ctx context.Context, regions []procfs.Region, t *test, 
 		total += r.Size()
 	}
 	add := sc.begin("scanning", total)
+	out.workers = sc.workers()
 	defer sc.end()
 	var unread atomic.Uint64
 	i := 0
@@ -123,7 +125,10 @@ func (sc *Scanner) first(ctx context.Context, regions []procfs.Region, t *test, 
 		if err != nil {
 			return packed{}, err
 		}
-		return pack(w.b.take(), &w.raw), nil
+		f := w.b.take()
+		p := out.pack(f)
+		w.b.recycle(f)
+		return p, nil
 	}
 	if err := ordered(ctx, sc.workers(), newWorker, next, work, out.write); err != nil {
 		return Result{}, err
@@ -148,8 +153,9 @@ func (sc *Scanner) scanChunk(ctx context.Context, ch chunk, t *test, w *worker) 
 	}
 	base := ch.start &^ uint64(PageSize-1)
 	streamEnd := min(ch.r.End, ch.end+look)
+	// The stage is not cleared: a page is read only where the stream put
+	// its bytes, or zeros (a hole, a page's part that holds no data).
 	stage := grow(&w.stage, int(streamEnd-base))
-	clear(stage)
 	npages := (len(stage) + PageSize - 1) / PageSize
 	if cap(w.status) < npages {
 		w.status, w.runEnd = make([]uint8, npages), make([]int, npages+1)

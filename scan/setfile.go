@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/s2"
 
@@ -37,18 +38,27 @@ type setHeader struct {
 	Regions [][2]uint64 `json:"regions,omitempty"`
 }
 
-// frameHeader precedes each compressed frame: its raw and compressed
-// lengths, the raw payload's CRC-32C, its page and match counts and its
-// first and last page, so that a reader can tell which frames it needs
-// without decompressing them. All zero lengths: the end record, whose
-// counts are the file's.
+// frameHeader precedes each frame: its payload's length, the length it is
+// stored in and how (codec), the payload's CRC-32C, its page and match
+// counts and its first and last page, so that a reader can tell which
+// frames it needs without decompressing them. A zero length: the end
+// record, whose counts are the file's.
 type frameHeader struct {
-	raw, comp, crc, pages uint32
-	matches               uint64
-	first, last           uint64
+	raw, stored, crc, pages, codec uint32
+	matches                        uint64
+	first, last                    uint64
 }
 
-const frameHeaderLen = 40
+const frameHeaderLen = 48
+
+// How a frame's payload is stored. A frame is compressed when frames wait
+// to be written, that is when the disk is slower than the cores: on a
+// fast disk a snapshot goes out as it is, and on a slow one the cores
+// shrink what it must take.
+const (
+	codecNone = 0
+	codecS2   = 1
+)
 
 // maxFrameRaw bounds a frame's payload: a chunk of 8 MiB of memory and
 // what a match may reach past it, with its records.
@@ -59,48 +69,71 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func (h *frameHeader) marshal(b []byte) {
 	le := binary.LittleEndian
 	le.PutUint32(b, h.raw)
-	le.PutUint32(b[4:], h.comp)
+	le.PutUint32(b[4:], h.stored)
 	le.PutUint32(b[8:], h.crc)
 	le.PutUint32(b[12:], h.pages)
-	le.PutUint64(b[16:], h.matches)
-	le.PutUint64(b[24:], h.first)
-	le.PutUint64(b[32:], h.last)
+	le.PutUint32(b[16:], h.codec)
+	le.PutUint32(b[20:], 0)
+	le.PutUint64(b[24:], h.matches)
+	le.PutUint64(b[32:], h.first)
+	le.PutUint64(b[40:], h.last)
 }
 
-func (h *frameHeader) unmarshal(b []byte) {
+func (h *frameHeader) unmarshal(b []byte) bool {
 	le := binary.LittleEndian
-	*h = frameHeader{le.Uint32(b), le.Uint32(b[4:]), le.Uint32(b[8:]), le.Uint32(b[12:]), le.Uint64(b[16:]), le.Uint64(b[24:]), le.Uint64(b[32:])}
+	*h = frameHeader{raw: le.Uint32(b), stored: le.Uint32(b[4:]), crc: le.Uint32(b[8:]), pages: le.Uint32(b[12:]),
+		codec: le.Uint32(b[16:]), matches: le.Uint64(b[24:]), first: le.Uint64(b[32:]), last: le.Uint64(b[40:])}
+	return le.Uint32(b[20:]) == 0
 }
 
-// packed is a frame ready to be written: its header and compressed bytes.
+// packed is a frame ready to be written: its header and stored bytes.
 type packed struct {
 	h    frameHeader
 	data []byte
 }
 
-// pack marshals and compresses a frame, using scratch for the payload;
-// an empty frame packs to nothing.
-func pack(f *frame, scratch *[]byte) packed {
+// pack marshals a frame, and compresses it if asked to and it pays; an
+// empty frame packs to nothing.
+func pack(f *frame, compress bool) packed {
 	if len(f.pages) == 0 {
 		return packed{}
 	}
-	raw := f.marshal((*scratch)[:0])
-	*scratch = raw
-	h := frameHeader{raw: uint32(len(raw)), crc: crc32.Checksum(raw, castagnoli), pages: uint32(len(f.pages)),
+	raw := f.marshal(getBuf(f.marshalLen())[:0])
+	h := frameHeader{raw: uint32(len(raw)), stored: uint32(len(raw)), crc: crc32.Checksum(raw, castagnoli), pages: uint32(len(f.pages)),
 		matches: f.count, first: f.pages[0].addr, last: f.pages[len(f.pages)-1].addr}
-	data := s2.Encode(make([]byte, s2.MaxEncodedLen(len(raw))), raw)
-	h.comp = uint32(len(data))
-	return packed{h, data}
+	if compress {
+		data := s2.Encode(getBuf(s2.MaxEncodedLen(len(raw))), raw)
+		if len(data) < len(raw)-len(raw)/8 {
+			putBuf(raw)
+			h.codec, h.stored = codecS2, uint32(len(data))
+			return packed{h, data}
+		}
+		putBuf(data)
+	}
+	return packed{h, raw}
 }
 
 // setWriter writes a set file, under a temporary name until commit.
 type setWriter struct {
 	f       *userfiles.File
-	w       *bufio.Writer
+	w       *directWriter
 	hdr     [frameHeaderLen]byte
 	total   frameHeader // the counts so far
 	last    uint64
 	written int64
+	waiting atomic.Int64 // frames packed and not yet written
+	workers int          // the workers packing frames for it
+}
+
+// pack packs a frame for this writer: compressed when a frame is waiting
+// to be written for every worker, so the workers would wait for the disk
+// anyway.
+func (w *setWriter) pack(f *frame) packed {
+	p := pack(f, w.waiting.Load() >= int64(w.workers))
+	if p.h.pages > 0 {
+		w.waiting.Add(1)
+	}
+	return p
 }
 
 // createSet starts a set file at path.
@@ -114,7 +147,7 @@ func createSet(path string, h setHeader) (*setWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &setWriter{f: f, w: bufio.NewWriterSize(f, 1<<20)}
+	w := &setWriter{f: f, w: newDirectWriter(f.File)}
 	w.w.Write(append(line, '\n'))
 	w.written = int64(len(line) + 1)
 	return w, nil
@@ -134,6 +167,8 @@ func (w *setWriter) write(p packed) error {
 	p.h.marshal(w.hdr[:])
 	w.w.Write(w.hdr[:])
 	_, err := w.w.Write(p.data)
+	putBuf(p.data)
+	w.waiting.Add(-1)
 	w.written += frameHeaderLen + int64(len(p.data))
 	return err
 }
@@ -148,7 +183,7 @@ func (w *setWriter) commit() (int64, error) {
 	end.marshal(w.hdr[:])
 	w.w.Write(w.hdr[:])
 	w.written += frameHeaderLen
-	if err := w.w.Flush(); err != nil {
+	if err := w.w.close(); err != nil {
 		w.f.Abort()
 		return 0, err
 	}
@@ -175,7 +210,7 @@ func openSet(path string) (*setReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := newSetReader(f)
+	r, err := newSetReader(newDirectReader(f))
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -185,7 +220,7 @@ func openSet(path string) (*setReader, error) {
 }
 
 func newSetReader(rd io.Reader) (*setReader, error) {
-	br := bufio.NewReaderSize(rd, 1<<20)
+	br := bufio.NewReaderSize(rd, 64<<10)
 	line, err := br.ReadSlice('\n')
 	r := &setReader{r: br}
 	if err != nil || json.Unmarshal(line, &r.hdr) != nil || r.hdr.Format != SetFormat {
@@ -219,7 +254,9 @@ func (r *setReader) next() (packed, error) {
 		return cut()
 	}
 	var p packed
-	p.h.unmarshal(r.buf[:])
+	if !p.h.unmarshal(r.buf[:]) {
+		return packed{}, fmt.Errorf("%w: a damaged frame header", ErrSet)
+	}
 	if p.h.raw == 0 {
 		r.done = true
 		if p.h != (frameHeader{pages: r.seen.pages, matches: r.seen.matches}) {
@@ -231,12 +268,13 @@ func (r *setReader) next() (packed, error) {
 		return packed{}, io.EOF
 	}
 	switch {
-	case p.h.raw > maxFrameRaw || p.h.comp == 0 || int(p.h.comp) > s2.MaxEncodedLen(int(p.h.raw)),
+	case p.h.raw > maxFrameRaw || p.h.stored == 0 || p.h.codec > codecS2 || p.h.codec == codecNone && p.h.stored != p.h.raw ||
+		int(p.h.stored) > s2.MaxEncodedLen(int(p.h.raw)),
 		p.h.pages == 0 || p.h.matches == 0 || p.h.first > p.h.last,
 		r.seen.pages > 0 && p.h.first <= r.last:
 		return packed{}, fmt.Errorf("%w: a damaged frame header", ErrSet)
 	}
-	p.data = make([]byte, p.h.comp)
+	p.data = getBuf(int(p.h.stored))
 	if _, err := io.ReadFull(r.r, p.data); err != nil {
 		return cut()
 	}
@@ -247,13 +285,19 @@ func (r *setReader) next() (packed, error) {
 }
 
 // unpack decompresses and checks a frame of spec s, using scratch for its
-// payload (the frame keeps slices of it).
+// payload if it is compressed (the frame keeps slices of its payload).
 func (p *packed) unpack(s *Spec, scratch *[]byte) (*frame, error) {
-	if n, err := s2.DecodedLen(p.data); err != nil || n != int(p.h.raw) {
-		return nil, fmt.Errorf("%w: a damaged frame", ErrSet)
+	raw := p.data
+	if p.h.codec == codecS2 {
+		if n, err := s2.DecodedLen(p.data); err != nil || n != int(p.h.raw) {
+			return nil, fmt.Errorf("%w: a damaged frame", ErrSet)
+		}
+		var err error
+		if raw, err = s2.Decode(grow(scratch, int(p.h.raw)), p.data); err != nil || len(raw) != int(p.h.raw) {
+			return nil, fmt.Errorf("%w: a damaged frame", ErrSet)
+		}
 	}
-	raw, err := s2.Decode(grow(scratch, int(p.h.raw)), p.data)
-	if err != nil || len(raw) != int(p.h.raw) || crc32.Checksum(raw, castagnoli) != p.h.crc {
+	if crc32.Checksum(raw, castagnoli) != p.h.crc {
 		return nil, fmt.Errorf("%w: a damaged frame", ErrSet)
 	}
 	f, err := unmarshalFrame(s, raw)

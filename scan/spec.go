@@ -155,16 +155,31 @@ func (s Spec) lanes() []Type {
 func (s Spec) numeric() bool { return s.Class <= AnyNumber }
 
 // allowed is the flags a match at page offset off may have: every lane
-// whose values are aligned there.
+// whose values are aligned there. It runs for every match, so it is
+// written out rather than derived from lanes.
 func (s Spec) allowed(off int) uint16 {
-	if s.Class == Number {
+	switch s.Class {
+	case Number:
 		return s.Num.Flag
+	case AnyInt, AnyNumber:
+	default:
+		return 0
 	}
-	var f uint16
-	for _, t := range s.lanes() {
-		if s.Unaligned || off%t.Size == 0 {
-			f |= t.Flag
-		}
+	f := FlagU8 | FlagS8
+	if s.Unaligned || off%2 == 0 {
+		f |= FlagU16 | FlagS16
+	}
+	if s.Unaligned || off%4 == 0 {
+		f |= FlagU32 | FlagS32
+	}
+	if s.Unaligned || off%8 == 0 {
+		f |= FlagU64 | FlagS64
+	}
+	if s.Class == AnyNumber && f&FlagU32 != 0 {
+		f |= FlagF32
+	}
+	if s.Class == AnyNumber && f&FlagU64 != 0 {
+		f |= FlagF64
 	}
 	return f
 }
@@ -176,13 +191,15 @@ func (s Spec) extent(f uint16) int {
 	case Number:
 		return s.Num.Size
 	case AnyInt, AnyNumber:
-		w := 0
-		for _, t := range types {
-			if f&t.Flag != 0 {
-				w = max(w, t.Size)
-			}
+		switch {
+		case f&(FlagU64|FlagS64|FlagF64) != 0:
+			return 8
+		case f&(FlagU32|FlagS32|FlagF32) != 0:
+			return 4
+		case f&(FlagU16|FlagS16) != 0:
+			return 2
 		}
-		return w
+		return 1
 	case Group:
 		return s.Window
 	}
