@@ -265,7 +265,11 @@ func (s Spec) encoder(value string) (func(flags uint16) []byte, error) {
 		}
 		return func(uint16) []byte { return b }, nil
 	case Group:
-		return Spec{Class: Number, Num: s.Parts[0]}.encoder(value)
+		enc, err := Spec{Class: Number, Num: s.Parts[0]}.encoder(value)
+		if err != nil {
+			return nil, err
+		}
+		return func(uint16) []byte { return enc(s.Parts[0].Flag) }, nil
 	}
 	if strings.ContainsAny(value, " \t") {
 		return nil, fmt.Errorf("%w: %q: one value", ErrSyntax, value)
