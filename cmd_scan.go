@@ -241,7 +241,10 @@ func (r *scanRun) mutates(cmd scan.Command) bool {
 	case "undo", "redo", "forget":
 		return r.sess.Exists()
 	case "scan":
-		return r.sess.Current() != nil || !cmd.Cond.NeedsPrevious() || cmd.Cond.Since != ""
+		if cmd.Cond.Since != "" {
+			return r.sess.HasSnapshot(cmd.Cond.Since)
+		}
+		return r.sess.Current() != nil || !cmd.Cond.NeedsPrevious()
 	}
 	return true
 }
@@ -279,7 +282,7 @@ func (r *scanRun) do(ctx context.Context, cmd scan.Command) error {
 	case "reset":
 		return r.reset()
 	case "history":
-		r.history()
+		return r.history()
 	case "snapshots":
 		r.snapshots()
 	case "forget":
@@ -633,8 +636,11 @@ func (r *scanRun) reset() error {
 }
 
 // history prints the steps undo and redo go through.
-func (r *scanRun) history() {
+func (r *scanRun) history() error {
 	steps, cur, trimmed := r.sess.History()
+	if len(steps) == 0 {
+		return scan.ErrNoScan
+	}
 	if trimmed {
 		fmt.Fprintf(r.stdout, "  (older steps dropped to keep within the undo budget of %s)\n", scan.FormatSize(r.sess.Budget()))
 	} else {
@@ -647,6 +653,7 @@ func (r *scanRun) history() {
 		}
 		fmt.Fprintf(r.stdout, "%s #%d  %-20s %-14s %10s  %s\n", mark(i == cur), st.ID, st.Scans[len(st.Scans)-1], what, scan.FormatSize(st.Size), st.Spec)
 	}
+	return nil
 }
 
 func mark(on bool) string {

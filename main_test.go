@@ -227,11 +227,16 @@ func TestCompletion(t *testing.T) {
 		{"procmem se", "search"},
 		{"procmem -p self read --ran", "--range"},
 		{"procmem completion f", "fish"},
+		{"procmem -p 1 scan -t any", "anyint anynumber"},
+		{"procmem -p 1 scan -e l", "little"},
 	} {
 		prog := script.String() + fmt.Sprintf("\nCOMP_WORDS=(%s); COMP_CWORD=%d; _procmem; echo \"${COMPREPLY[@]}\"\n", c.words, len(strings.Fields(c.words))-1)
 		out, err := exec.Command(bash, "-c", prog).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), c.want) {
 			t.Errorf("completing %q: %v %q, want %q", c.words, err, out, c.want)
+		}
+		if strings.Contains(c.words, "scan -") && strings.Contains(string(out), "main.go") {
+			t.Errorf("completing %q offers file names: %q", c.words, out)
 		}
 	}
 }

@@ -449,6 +449,9 @@ func (s *Session) Redo() error {
 	return s.save()
 }
 
+// HasSnapshot reports whether there is a snapshot of that name.
+func (s *Session) HasSnapshot(name string) bool { return s.snapshot(name) != nil }
+
 // snapshot is the named snapshot, or nil.
 func (s *Session) snapshot(name string) *Snapshot {
 	for i := range s.st.Snapshots {

@@ -88,7 +88,8 @@ func ListSessions(dir string) ([]SessionInfo, error) {
 	return out, nil
 }
 
-// Alive reports whether the process a session is of still runs.
+// Alive reports whether the process a session is of still runs (a zombie
+// has exited: its memory is gone).
 func Alive(id Identity) bool {
 	p, err := procfs.Open(id.PID)
 	if err != nil {
@@ -96,7 +97,7 @@ func Alive(id Identity) bool {
 	}
 	defer p.Close()
 	st, err := p.Stat()
-	return err == nil && st.StartTime == id.StartTime
+	return err == nil && st.StartTime == id.StartTime && !st.Exited()
 }
 
 // earlierIdentity reads the process of an earlier procmem's session file
