@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -614,13 +615,71 @@ func TestSetFile(t *testing.T) {
 	}
 }
 
+var update = flag.Bool("update", false, "write testdata's set and state files anew")
+
+// TestFixtures: the set and state files in testdata (the fuzz targets'
+// seeds) still read: a session written by this version reads in the next.
+// go test -run TestFixtures -update writes them anew.
+func TestFixtures(t *testing.T) {
+	if *update {
+		writeFixtures(t)
+	}
+	for _, name := range []string{"anyint.set", "group.set", "snapshot.set", "bytes.set"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := uint64(0)
+		if _, err := readSet(bytes.NewReader(data), func(fr *frame) { n += fr.count }); err != nil || n == 0 {
+			t.Errorf("%s: %d matches, %v", name, n, err)
+		}
+	}
+	data, _ := os.ReadFile("testdata/state")
+	if st, err := decodeState(bytes.NewReader(data)); err != nil || len(st.Steps) == 0 {
+		t.Errorf("testdata/state: %+v, %v", st, err)
+	}
+}
+
+// writeFixtures scans this process's memory for the fixtures.
+func writeFixtures(t *testing.T) {
+	copyTo := func(from, name string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join("testdata", name), b, 0o644)
+	}
+	f := newFixture(t, 4, "anyint")
+	binary.LittleEndian.PutUint64(f.buf[8:], 7)
+	f.buf[PageSize+3] = 7
+	binary.LittleEndian.PutUint16(f.buf[2*PageSize+6:], 7)
+	f.scan("7")
+	copyTo(f.sess.stepPath(f.sess.Current().ID), "anyint.set")
+	f.scan("snapshot before")
+	copyTo(f.sess.snapPath("before"), "snapshot.set")
+	copyTo(filepath.Join(f.sess.Path, "state"), "state")
+
+	g := newFixture(t, 2, "int32")
+	binary.LittleEndian.PutUint32(g.buf[8:], 100)
+	binary.LittleEndian.PutUint16(g.buf[16:], 50)
+	g.scan("group 100 50:int16")
+	copyTo(g.sess.stepPath(g.sess.Current().ID), "group.set")
+
+	b := newFixture(t, 2, "bytes")
+	b.put(PageSize-2, []byte{0x48, 0x8b, 0x05, 0x90})
+	b.scan("48 8b ?? 9?")
+	copyTo(b.sess.stepPath(b.sess.Current().ID), "bytes.set")
+}
+
 func FuzzParseCommand(f *testing.F) {
-	for _, s := range []string{"= 5", "-5", "- 5", "+5", "1..2", "list 3", "set 0x10 3", "freeze 1", "snapshot", "3.14",
-		"> -2.5e3", `"a b"`, "48 8b ?? 9?", "group 100 50:int16 * changed within 64", "changed since before", "set --force 1"} {
-		f.Add(s, "int32")
-		f.Add(s, "anynumber")
-		f.Add(s, "bytes")
-		f.Add(s, "string")
+	data, err := os.ReadFile("testdata/commands.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		for _, typ := range []string{"int32", "anynumber", "bytes", "string"} {
+			f.Add(s, typ)
+		}
 	}
 	f.Fuzz(func(t *testing.T, line, typ string) {
 		spec, err := ParseSpec(typ, "little", false, false)
@@ -628,7 +687,12 @@ func FuzzParseCommand(f *testing.F) {
 			return
 		}
 		c, err := ParseCommand(line)
-		if err != nil || c.Name != "scan" {
+		if err != nil {
+			return
+		}
+		if c.Name != "scan" {
+			spec.SetArgs(c)
+			spec.encoder(c.Value)
 			return
 		}
 		_ = c.Cond.String()
@@ -657,49 +721,42 @@ func FuzzParseCommand(f *testing.F) {
 	})
 }
 
+// FuzzSetFile: a set file of any content is read without a panic, and a
+// frame that reads can be walked.
 func FuzzSetFile(f *testing.F) {
-	fx := newFixture(f, 4, "anyint")
-	binary.LittleEndian.PutUint64(fx.buf[8:], 7)
-	fx.buf[PageSize+3] = 7
-	fx.scan("7")
-	for _, spec := range []string{"anyint", "bytes", "string"} {
-		_ = spec
+	files, _ := filepath.Glob("testdata/*.set")
+	if len(files) == 0 {
+		f.Fatal("no testdata/*.set")
 	}
-	data, _ := os.ReadFile(fx.sess.stepPath(fx.sess.Current().ID))
-	f.Add(data)
-	g := newFixture(f, 2, "int32")
-	binary.LittleEndian.PutUint32(g.buf[8:], 100)
-	binary.LittleEndian.PutUint16(g.buf[16:], 50)
-	g.scan("group 100 50:int16")
-	data, _ = os.ReadFile(g.sess.stepPath(g.sess.Current().ID))
-	f.Add(data)
+	for _, name := range files {
+		data, _ := os.ReadFile(name)
+		f.Add(data)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		h, err := readSet(bytes.NewReader(data), func(fr *frame) {
-			s := &snapshotSpec
-			c := newCursor(s)
-			_ = c
-		})
+		var frames []*frame
+		h, err := readSet(bytes.NewReader(data), func(fr *frame) { frames = append(frames, fr) })
 		if err != nil {
 			return
 		}
-		// Every frame that reads must be walkable.
-		readSet(bytes.NewReader(data), func(fr *frame) {
-			c := newCursor(&h.Spec)
+		c := newCursor(&h.Spec)
+		for _, fr := range frames {
 			for i := range fr.pages {
 				c.start(fr, &fr.pages[i])
-				for _, ok := c.next(); ok; _, ok = c.next() {
+				for m, ok := c.next(); ok; m, ok = c.next() {
+					h.Spec.Format(Match{Flags: m.flags, Offsets: m.goffs, Old: m.old}, m.old, true)
 				}
 			}
-		})
+		}
 	})
 }
 
+// FuzzState: a state file of any content is read without a panic, and one
+// that reads can be used.
 func FuzzState(f *testing.F) {
-	fx := newFixture(f, 1, "int32")
-	binary.LittleEndian.PutUint32(fx.buf[8:], 100)
-	fx.scan("100")
-	fx.scan("snapshot before")
-	data, _ := os.ReadFile(filepath.Join(fx.sess.Path, "state"))
+	data, err := os.ReadFile("testdata/state")
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(data)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := decodeState(bytes.NewReader(data))
@@ -711,6 +768,7 @@ func FuzzState(f *testing.F) {
 		s.History()
 		s.Size()
 		s.Spec(Spec{})
+		s.LastSpec()
 	})
 }
 

@@ -134,7 +134,7 @@ func decodeState(r io.Reader) (state, error) {
 		return bad("its current step is not one of its steps")
 	}
 	for i, s := range st.Steps {
-		if s.ID <= 0 || s.ID >= st.NextID || (i > 0 && s.ID <= st.Steps[i-1].ID) || s.Size < 0 {
+		if s.ID <= 0 || s.ID >= st.NextID || (i > 0 && s.ID <= st.Steps[i-1].ID) || s.Size < 0 || !s.Spec.valid() || len(s.Scans) == 0 {
 			return bad("its steps are out of order")
 		}
 	}

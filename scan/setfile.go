@@ -226,6 +226,9 @@ func newSetReader(rd io.Reader) (*setReader, error) {
 	if err != nil || json.Unmarshal(line, &r.hdr) != nil || r.hdr.Format != SetFormat {
 		return nil, fmt.Errorf("%w: no header line", ErrSet)
 	}
+	if !r.hdr.Spec.valid() {
+		return nil, fmt.Errorf("%w: no spec", ErrSet)
+	}
 	if r.hdr.PageSize != PageSize {
 		return nil, fmt.Errorf("%w: made with %d-byte pages, this machine has %d", ErrSet, r.hdr.PageSize, PageSize)
 	}

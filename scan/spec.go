@@ -234,6 +234,20 @@ func (s Spec) straddles() bool {
 	return s.maxExtent() > s.step() && (s.Unaligned || s.Class == String || s.Class == Bytes || s.Class == Group)
 }
 
+// valid reports whether the spec is one ParseSpec or a group scan makes:
+// a file that left it out decodes to none.
+func (s Spec) valid() bool {
+	switch s.Class {
+	case Number:
+		return s.Num.Size > 0
+	case Group:
+		return len(s.Parts) >= 2
+	case AnyInt, AnyNumber, String, Bytes:
+		return true
+	}
+	return false
+}
+
 // specJSON is a spec as session and set files keep it.
 type specJSON struct {
 	Type      string   `json:"type"`
