@@ -49,9 +49,6 @@ var scanVerb = verb{
 // value is not found yet, and writing them all would wreck the process.
 const maxWrites = 10000
 
-// largeSession is the size past which a session says how large it is.
-const largeSession = 512 << 20
-
 func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 	var filter regionFilter
 	filter.declare(flags)
@@ -81,9 +78,11 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 		if *interval <= 0 {
 			return usagef("scan: --interval must be above 0")
 		}
-		r := &scanRun{env: e, filter: &filter, force: *force, interval: *interval, budget: -1}
+		r := &scanRun{env: e, filter: &filter, force: *force, interval: *interval}
+		o := scan.Options{Spec: spec, Budget: -1,
+			SpecGiven: flags.Changed("type") || flags.Changed("endian") || flags.Changed("unaligned") || flags.Changed("utf16")}
 		if *budget != "" {
-			if r.budget, err = scan.ParseSize(*budget); err != nil {
+			if o.Budget, err = scan.ParseSize(*budget); err != nil {
 				return usagef("scan: --undo-budget: %s", syntaxMsg(err))
 			}
 		}
@@ -125,17 +124,17 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 			}
 			r.rng = &rng
 		}
-		typeGiven := flags.Changed("type") || flags.Changed("endian") || flags.Changed("unaligned") || flags.Changed("utf16")
-		if err := r.load(path, spec, typeGiven, cmd); err != nil {
-			return err
-		}
-		if cmd != nil && !r.mutates(*cmd) {
+		if err := r.open(path, o, cmd); err != nil || cmd != nil && !r.sess.Changes(*cmd) {
+			if err != nil {
+				return err
+			}
 			return r.do(e.ctx, *cmd)
 		}
 		if isDefault {
 			if _, err := userfiles.MakeCacheDir(); err != nil {
 				return fmt.Errorf("no cache directory for the session: %v: give --session DIR", err)
 			}
+			defer r.sayExited(filepath.Dir(path))
 		}
 		unlock, err := scan.Lock(path)
 		if err != nil {
@@ -143,11 +142,8 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 		}
 		defer unlock()
 		// Another procmem may have changed it before the lock was ours.
-		if err := r.load(path, spec, typeGiven, cmd); err != nil {
+		if err := r.open(path, o, cmd); err != nil {
 			return err
-		}
-		if isDefault {
-			defer r.sayExited(filepath.Dir(path))
 		}
 		if cmd == nil {
 			return r.prompt()
@@ -161,101 +157,42 @@ func syntaxMsg(err error) string {
 	return strings.TrimPrefix(err.Error(), scan.ErrSyntax.Error()+": ")
 }
 
-// sessionPath is the session of process pid: the one given, or
-// scan-PID.session in procmem's cache directory (not made here).
-func sessionPath(pid int, given string) (path string, isDefault bool, err error) {
-	if given != "" {
-		return given, false, nil
-	}
-	dir, err := userfiles.CacheDir()
-	if err != nil {
-		return "", false, fmt.Errorf("no cache directory for the session: %v: give --session DIR", err)
-	}
-	return filepath.Join(dir, fmt.Sprintf("scan-%d.session", pid)), true, nil
-}
-
 // scanRun is one run of the verb: its session, and what the session's
 // commands need from the command line.
 type scanRun struct {
 	*env
 	sess     *scan.Session
-	id       scan.Identity
-	def      scan.Spec // what a first scan scans for
-	foreign  error     // the session is of another process (only reset may go on)
+	image    procfs.Image // of the process when the session was opened
 	filter   *regionFilter
 	rng      *addrRange
 	force    bool
-	budget   int64 // -1: the session's own
 	interval time.Duration
 	freezer  *runningFreeze
 	warned   bool // the session's size was said
 }
 
-// load reads the session and checks that cmd may run on it.
-func (r *scanRun) load(path string, spec scan.Spec, typeGiven bool, cmd *scan.Command) error {
-	reset := cmd != nil && cmd.Name == "reset"
-	sess, err := scan.LoadSession(path)
-	var foreign *scan.ForeignError
-	if errors.As(err, &foreign) && reset {
-		r.sess, r.foreign = &scan.Session{Path: path}, err
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+// open reads the session and checks that cmd may run on it.
+func (r *scanRun) open(path string, o scan.Options, cmd *scan.Command) error {
 	st, err := r.proc.Stat()
 	if err != nil {
 		return err
 	}
-	r.sess, r.id = sess, scan.Identity{PID: r.pid(), StartTime: st.StartTime, Comm: st.Comm, Image: st.Image}
-	if r.foreign = sess.Check(r.id); r.foreign != nil && !reset {
-		return r.foreign
+	r.image = st.Image
+	sess, err := scan.Open(path, scan.Identity{PID: r.pid(), StartTime: st.StartTime, Comm: st.Comm, Image: st.Image}, o, cmd)
+	if errors.Is(err, scan.ErrSyntax) {
+		return usagef("scan: %s", syntaxMsg(err))
 	}
-	if r.budget >= 0 {
-		sess.SetBudget(r.budget)
-	}
-	r.def = spec
-	if last, ok := sess.LastSpec(); ok && !typeGiven && r.foreign == nil {
-		r.def = last
-	}
-	if cur := sess.Current(); typeGiven && cur != nil && !reset && !cur.Spec.Same(spec) {
-		return fmt.Errorf("session %s scans %s: leave -t, -e, --utf16 and --unaligned out, or start over with reset", path, cur.Spec)
-	}
-	if cmd != nil && r.foreign == nil {
-		if err := sess.Validate(*cmd, r.def); err != nil {
-			return usagef("scan: %s", syntaxMsg(err))
-		}
-	}
-	return nil
-}
-
-// mutates reports whether a command changes the session, so it takes the
-// lock; one that fails for want of matches changes nothing.
-func (r *scanRun) mutates(cmd scan.Command) bool {
-	switch cmd.Name {
-	case "count", "list", "history", "snapshots":
-		return false
-	case "set":
-		addr, _, _ := r.sess.Spec(r.def).SetArgs(cmd)
-		return addr == "" && r.sess.Current() != nil
-	case "undo", "redo", "forget":
-		return r.sess.Exists()
-	case "scan":
-		if cmd.Cond.Since != "" {
-			return r.sess.HasSnapshot(cmd.Cond.Since)
-		}
-		return r.sess.Current() != nil || !cmd.Cond.NeedsPrevious()
-	}
-	return true
+	r.sess = sess
+	return err
 }
 
 // do carries out one command.
 func (r *scanRun) do(ctx context.Context, cmd scan.Command) error {
 	switch cmd.Name {
 	case "scan":
-		return r.suspended(func() error { return r.scan(ctx, cmd.Cond) })
+		return r.scan(ctx, cmd.Cond)
 	case "snapshot":
-		return r.suspended(func() error { return r.snapshot(ctx, cmd.Snapshot) })
+		return r.snapshot(ctx, cmd.Snapshot)
 	case "count":
 		return r.printCount()
 	case "list":
@@ -312,17 +249,16 @@ func matches(n uint64) string {
 	return strconv.FormatUint(n, 10) + " matches"
 }
 
-// sameImage fails once the process runs another image than the one the
-// session is of: an exec since, and the addresses mean nothing.
-func (r *scanRun) sameImage() error {
-	st, err := r.proc.Stat()
-	if err != nil {
-		return err
+// memory opens the target's memory, and fails once the process runs
+// another image than the one the session is of: an exec since, and the
+// addresses mean nothing.
+func (r *scanRun) memory(write bool) (*memory.Reader, error) {
+	mem, err := openMemory(r.env, write)
+	if err == nil && mem.Image() != r.image {
+		mem.Close()
+		err = fmt.Errorf("process %d has exec'd since the matches were found: their addresses mean nothing now; start over with reset", r.pid())
 	}
-	if st.Image != r.id.Image {
-		return fmt.Errorf("process %d has exec'd since the matches were found: their addresses mean nothing now; start over with reset", r.pid())
-	}
-	return nil
+	return mem, err
 }
 
 // regions are the regions the user selected, as maps shows them now.
@@ -351,15 +287,6 @@ func (r *scanRun) suspended(work func() error) error {
 	return work()
 }
 
-// scanner opens the target's memory for a scan.
-func (r *scanRun) scanner() (*scan.Scanner, func(), error) {
-	mem, err := openMemory(r.env, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &scan.Scanner{Mem: mem, Progress: &scanProgress{env: r.env}}, func() { mem.Close() }, nil
-}
-
 // scan runs a first scan, or narrows the matches.
 func (r *scanRun) scan(ctx context.Context, c scan.Cond) error {
 	out, err := r.runScan(ctx, c, "")
@@ -374,66 +301,54 @@ func (r *scanRun) scan(ctx context.Context, c scan.Cond) error {
 }
 
 // runScan runs a scan command on the session and says what went amiss.
-func (r *scanRun) runScan(ctx context.Context, c scan.Cond, label string) (scan.Outcome, error) {
-	if err := r.sameImage(); err != nil {
-		return scan.Outcome{}, err
-	}
-	regions, err := r.regions()
-	if err != nil {
-		return scan.Outcome{}, err
-	}
-	sc, done, err := r.scanner()
-	if err != nil {
-		return scan.Outcome{}, err
-	}
-	defer done()
-	out, err := r.sess.Scan(ctx, sc, r.id, regions, r.def, c, label)
-	if err != nil {
-		return out, err
-	}
-	if out.Unread > 0 {
-		stderrf(r.env, "%d KiB could not be read (guard pages, device memory) and were not scanned", out.Unread>>10)
-	}
+func (r *scanRun) runScan(ctx context.Context, c scan.Cond, label string) (out scan.Outcome, err error) {
+	err = r.scanning(func(sc *scan.Scanner, regions []procfs.Region) (uint64, error) {
+		out, err = r.sess.Scan(ctx, sc, regions, c, label)
+		return out.Unread, err
+	})
 	if out.Dropped > 0 {
 		stderrf(r.env, "the %d oldest steps were dropped to keep the undo history within %s (--undo-budget)", out.Dropped, scan.FormatSize(r.sess.Budget()))
 	}
-	r.saySize()
-	return out, nil
+	return out, err
 }
 
 // snapshot keeps memory under a name.
 func (r *scanRun) snapshot(ctx context.Context, name string) error {
-	if err := r.sameImage(); err != nil {
-		return err
-	}
+	return r.scanning(func(sc *scan.Scanner, regions []procfs.Region) (uint64, error) {
+		sn, unread, err := r.sess.TakeSnapshot(ctx, sc, regions, name)
+		if err == nil {
+			fmt.Fprintf(r.stdout, "snapshot %s: %s of memory, %s on disk\n", name, scan.FormatSize(int64(sn.Pages)*int64(scan.PageSize)), scan.FormatSize(sn.Size))
+		}
+		return unread, err
+	})
+}
+
+// scanning runs a scan of the selected regions, with the target stopped if
+// -S was given, and says what could not be read and when the session has
+// grown large.
+func (r *scanRun) scanning(work func(*scan.Scanner, []procfs.Region) (unread uint64, err error)) error {
 	regions, err := r.regions()
 	if err != nil {
 		return err
 	}
-	sc, done, err := r.scanner()
+	mem, err := r.memory(false)
 	if err != nil {
 		return err
 	}
-	defer done()
-	sn, unread, err := r.sess.TakeSnapshot(ctx, sc, r.id, regions, name)
+	defer mem.Close()
+	var unread uint64
+	err = r.suspended(func() (err error) {
+		unread, err = work(&scan.Scanner{Mem: mem, Progress: &scanProgress{env: r.env}}, regions)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if unread > 0 {
-		stderrf(r.env, "%d KiB could not be read (guard pages, device memory) and are not in the snapshot", unread>>10)
+		stderrf(r.env, "%d KiB could not be read (guard pages, device memory) and were left out", unread>>10)
 	}
-	fmt.Fprintf(r.stdout, "snapshot %s: %s of memory, %s on disk\n", name, scan.FormatSize(int64(sn.Pages)*int64(scan.PageSize)), scan.FormatSize(sn.Size))
 	r.saySize()
 	return nil
-}
-
-// saySize says, once, that the session has grown large.
-func (r *scanRun) saySize() {
-	if size := r.sess.Size(); size >= largeSession && !r.warned {
-		r.warned = true
-		stderrf(r.env, "session %s takes %s on disk: --undo-budget bounds its undo history (%s now), forget NAME removes a snapshot",
-			r.sess.Path, scan.FormatSize(size), scan.FormatSize(r.sess.Budget()))
-	}
 }
 
 // listDefault is how many matches list shows unless told.
@@ -447,9 +362,6 @@ func (r *scanRun) list(n int) error {
 	if cur == nil {
 		return scan.ErrNoScan
 	}
-	if err := r.sameImage(); err != nil {
-		return err
-	}
 	if n == 0 {
 		n = listDefault
 	}
@@ -461,7 +373,7 @@ func (r *scanRun) list(n int) error {
 	if err != nil {
 		return err
 	}
-	mem, err := openMemory(r.env, false)
+	mem, err := r.memory(false)
 	if err != nil {
 		return err
 	}
@@ -490,8 +402,7 @@ func (r *scanRun) list(n int) error {
 
 // set writes a value to every match, or to one address.
 func (r *scanRun) set(ctx context.Context, cmd scan.Command) error {
-	spec := r.sess.Spec(r.def)
-	addrText, value, err := spec.SetArgs(cmd)
+	addrText, value, err := r.sess.Spec().SetArgs(cmd)
 	if err != nil {
 		return usagef("scan: %s", syntaxMsg(err))
 	}
@@ -502,23 +413,18 @@ func (r *scanRun) set(ctx context.Context, cmd scan.Command) error {
 		if err != nil {
 			return err
 		}
-		b, err := r.sess.Encode(r.def, addr, value)
+		b, err := r.sess.Encode(addr, value)
 		if err != nil {
 			return err
 		}
 		writes = []scan.Write{{Addr: addr, Bytes: b}}
-	} else {
-		if err := r.sameImage(); err != nil {
-			return err
-		}
-		if writes, skipped, err = r.sess.Writes(value, maxWrites); err != nil {
-			return err
-		}
+	} else if writes, skipped, err = r.sess.Writes(value, maxWrites); err != nil {
+		return err
 	}
 	if err := r.mayWrite(writes, cmd.Force); err != nil {
 		return err
 	}
-	mem, err := openMemory(r.env, true)
+	mem, err := r.memory(true)
 	if err != nil {
 		return err
 	}
@@ -575,63 +481,17 @@ func (r *scanRun) mayWrite(writes []scan.Write, force bool) error {
 		len(bad), len(writes), reg.Perms, place(all, bad[0].Addr))
 }
 
-// freeze starts writing a value to every match, until unfreeze.
-func (r *scanRun) freeze(cmd scan.Command) error {
-	if err := r.sameImage(); err != nil {
-		return err
-	}
-	spec := r.sess.Spec(r.def)
-	_, value, err := spec.SetArgs(cmd)
-	if err != nil {
-		return usagef("scan: %s", syntaxMsg(err))
-	}
-	writes, _, err := r.sess.Writes(value, maxWrites)
-	if err != nil {
-		return err
-	}
-	if err := r.mayWrite(writes, false); err != nil {
-		return err
-	}
-	r.unfreeze()
-	mem, err := openMemory(r.env, true)
-	if err != nil {
-		return err
-	}
-	f := &freezer{env: r.env, mem: mem, interval: r.interval}
-	for _, w := range writes {
-		f.holds = append(f.holds, hold{addr: w.Addr, value: w.Bytes, text: fmt.Sprintf("%016x", w.Addr)})
-	}
-	if err := f.writeAll(true); err != nil {
-		mem.Close()
-		return err
-	}
-	r.freezer = f.start()
-	fmt.Fprintf(r.stdout, "holding %s at %s every %v: unfreeze stops\n", value, matches(uint64(len(writes))), r.interval)
-	return nil
-}
-
-func (r *scanRun) unfreeze() {
-	if r.freezer != nil {
-		r.freezer.stop()
-		r.freezer = nil
-		fmt.Fprintln(r.stdout, "released")
-	}
-}
-
-// reset forgets the matches; a session of another process, or of an
-// earlier procmem, is removed.
+// reset forgets the matches, or removes a session of another process.
 func (r *scanRun) reset() error {
-	if r.foreign != nil {
-		if err := r.sess.Remove(); err != nil {
-			return err
-		}
-		fmt.Fprintf(r.stdout, "session %s removed: the next value command scans anew\n", r.sess.Path)
-		return r.load(r.sess.Path, r.def, true, nil)
-	}
-	if err := r.sess.Reset(r.id, r.def); err != nil {
+	removed, err := r.sess.Reset()
+	switch {
+	case err != nil:
 		return err
+	case removed:
+		fmt.Fprintf(r.stdout, "session %s removed: the next value command scans anew\n", r.sess.Path)
+	default:
+		fmt.Fprintln(r.stdout, "matches forgotten: the next value command scans anew (undo brings them back)")
 	}
-	fmt.Fprintln(r.stdout, "matches forgotten: the next value command scans anew (undo brings them back)")
 	return nil
 }
 
@@ -647,11 +507,7 @@ func (r *scanRun) history() error {
 		fmt.Fprintf(r.stdout, "%s #0  no scan\n", mark(cur == -1))
 	}
 	for i, st := range steps {
-		what := matches(st.Matches)
-		if st.Reset {
-			what = "no scan"
-		}
-		fmt.Fprintf(r.stdout, "%s #%d  %-20s %-14s %10s  %s\n", mark(i == cur), st.ID, st.Scans[len(st.Scans)-1], what, scan.FormatSize(st.Size), st.Spec)
+		fmt.Fprintf(r.stdout, "%s %s\n", mark(i == cur), st)
 	}
 	return nil
 }
@@ -666,115 +522,10 @@ func mark(on bool) string {
 // snapshots prints the named snapshots.
 func (r *scanRun) snapshots() {
 	for _, sn := range r.sess.Snapshots() {
-		fmt.Fprintf(r.stdout, "%-16s %s  %s of memory, %s on disk\n", sn.Name, sn.Taken.Local().Format(time.DateTime),
-			scan.FormatSize(int64(sn.Pages)*int64(scan.PageSize)), scan.FormatSize(sn.Size))
+		fmt.Fprintln(r.stdout, sn)
 	}
 	if len(r.sess.Snapshots()) == 0 {
 		fmt.Fprintln(r.stdout, "no snapshots: snapshot NAME takes one")
-	}
-}
-
-// closeSession ends what the prompt runs.
-func (r *scanRun) closeSession() error {
-	if r.freezer != nil {
-		r.freezer.stop()
-		r.freezer = nil
-	}
-	return nil
-}
-
-// removeExited removes the session of a process that has exited, on
-// reset; anything else is refused.
-func removeExited(e *env, path string, cmd *scan.Command) error {
-	if cmd == nil || cmd.Name != "reset" {
-		return fmt.Errorf("no process with pid %d: procmem -p %d scan reset removes its session, procmem scan --prune those of every process that has exited", e.exited, e.exited)
-	}
-	unlock, err := scan.Lock(path)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	sess, err := scan.LoadSession(path)
-	if err != nil && !errors.As(err, new(*scan.ForeignError)) {
-		return err
-	}
-	if sess == nil {
-		sess = &scan.Session{Path: path}
-	}
-	if err := sess.Remove(); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "session %s of process %d, which has exited, removed\n", path, e.exited)
-	return nil
-}
-
-// listSessions lists the sessions in the cache directory, or removes
-// those of processes that have exited.
-func listSessions(e *env, prune bool) error {
-	dir, err := userfiles.CacheDir()
-	if err != nil {
-		return fmt.Errorf("no cache directory: %v", err)
-	}
-	list, err := scan.ListSessions(dir)
-	if err != nil {
-		return err
-	}
-	var removed int
-	var freed int64
-	for _, s := range list {
-		state := "running"
-		switch {
-		case s.Err != nil:
-			state = "unreadable"
-		case !s.Alive:
-			state = "exited"
-		}
-		if !prune {
-			fmt.Fprintf(e.stdout, "%-8d %-16s %-10s %10s  %d steps, %d snapshots  %s\n", s.Identity.PID, s.Identity.Comm, state,
-				scan.FormatSize(s.Size), s.Steps, s.Snapshots, s.Path)
-			continue
-		}
-		if state != "exited" {
-			continue
-		}
-		unlock, err := scan.Lock(s.Path)
-		if err != nil {
-			stderrf(e, "%s", message(err))
-			continue
-		}
-		err = (&scan.Session{Path: s.Path}).Remove()
-		unlock()
-		if err != nil {
-			return err
-		}
-		removed++
-		freed += s.Size
-	}
-	if prune {
-		fmt.Fprintf(e.stdout, "%d sessions of processes that have exited removed, %s freed\n", removed, scan.FormatSize(freed))
-	} else if len(list) == 0 {
-		fmt.Fprintf(e.stdout, "no sessions in %s\n", dir)
-	}
-	return nil
-}
-
-// deadSessions is the size past which a run says that sessions of
-// processes that have exited take room.
-const deadSessions = 256 << 20
-
-// sayExited says when sessions of processes that have exited take room in
-// the cache directory.
-func (r *scanRun) sayExited(dir string) {
-	list, _ := scan.ListSessions(dir)
-	n, size := 0, int64(0)
-	for _, s := range list {
-		if s.Err == nil && !s.Alive {
-			n++
-			size += s.Size
-		}
-	}
-	if size >= deadSessions {
-		stderrf(r.env, "%d sessions of processes that have exited take %s in %s: procmem scan --prune removes them", n, scan.FormatSize(size), dir)
 	}
 }
 

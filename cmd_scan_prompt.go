@@ -49,7 +49,7 @@ func (ss *scanRun) prompt() error {
 
 	lines := ss.lineReader()
 	defer lines.close()
-	fmt.Fprintf(ss.stderr, "procmem: scanning process %d for %s; type help for the commands\n", ss.pid(), ss.sess.Spec(ss.def))
+	fmt.Fprintf(ss.stderr, "procmem: scanning process %d for %s; type help for the commands\n", ss.pid(), ss.sess.Spec())
 	for {
 		select {
 		case <-quit:
@@ -68,7 +68,7 @@ func (ss *scanRun) prompt() error {
 		}
 		cmd, err := scan.ParseCommand(line)
 		if err == nil {
-			err = ss.sess.Validate(cmd, ss.def)
+			err = ss.sess.Validate(cmd)
 		}
 		if err != nil {
 			stderrf(ss.env, "%s", syntaxMsg(err))
@@ -100,13 +100,62 @@ func (ss *scanRun) prompt() error {
 	}
 }
 
+// freeze starts writing a value to every match, until unfreeze: at the
+// prompt only, where something runs to stop it.
+func (r *scanRun) freeze(cmd scan.Command) error {
+	_, value, err := r.sess.Spec().SetArgs(cmd)
+	if err != nil {
+		return usagef("scan: %s", syntaxMsg(err))
+	}
+	writes, _, err := r.sess.Writes(value, maxWrites)
+	if err != nil {
+		return err
+	}
+	if err := r.mayWrite(writes, false); err != nil {
+		return err
+	}
+	r.unfreeze()
+	mem, err := r.memory(true)
+	if err != nil {
+		return err
+	}
+	f := &freezer{env: r.env, mem: mem, interval: r.interval}
+	for _, w := range writes {
+		f.holds = append(f.holds, hold{addr: w.Addr, value: w.Bytes, text: fmt.Sprintf("%016x", w.Addr)})
+	}
+	if err := f.writeAll(true); err != nil {
+		mem.Close()
+		return err
+	}
+	r.freezer = f.start()
+	fmt.Fprintf(r.stdout, "holding %s at %s every %v: unfreeze stops\n", value, matches(uint64(len(writes))), r.interval)
+	return nil
+}
+
+func (r *scanRun) unfreeze() {
+	if r.freezer != nil {
+		r.freezer.stop()
+		r.freezer = nil
+		fmt.Fprintln(r.stdout, "released")
+	}
+}
+
+// closeSession ends what the prompt runs.
+func (r *scanRun) closeSession() error {
+	if r.freezer != nil {
+		r.freezer.stop()
+		r.freezer = nil
+	}
+	return nil
+}
+
 // promptText shows the process, the type and the match count.
 func (ss *scanRun) promptText() string {
 	what := "no scan yet"
 	if cur := ss.sess.Current(); cur != nil {
 		what = matches(cur.Matches)
 	}
-	return fmt.Sprintf("[%d %s: %s]> ", ss.pid(), ss.sess.Spec(ss.def), what)
+	return fmt.Sprintf("[%d %s: %s]> ", ss.pid(), ss.sess.Spec(), what)
 }
 
 // lineReader reads the prompt's commands.

@@ -197,11 +197,11 @@ func (s *Session) Writes(value string, max int) (writes []Write, skipped int, er
 }
 
 // Encode is the bytes set ADDR V writes: V in the type of the matches (or
-// of def when there are none). For anyint and anynumber, a match at addr
-// is written as set writes it; any other address at the narrowest integer
-// width that holds V.
-func (s *Session) Encode(def Spec, addr uint64, value string) ([]byte, error) {
-	spec := s.Spec(def)
+// of a first scan's when there are none). For anyint and anynumber, a
+// match at addr is written as set writes it; any other address at the
+// narrowest integer width that holds V.
+func (s *Session) Encode(addr uint64, value string) ([]byte, error) {
+	spec := s.Spec()
 	enc, err := spec.encoder(value)
 	if err != nil {
 		return nil, err

@@ -257,7 +257,7 @@ func newFixture(t testing.TB, pages int, spec string) *fixture {
 	}
 	r.Start, r.End = f.base, f.base+uint64(pages*PageSize)
 	f.regions = []procfs.Region{r}
-	if f.sess, err = LoadSession(filepath.Join(t.TempDir(), "s")); err != nil {
+	if f.sess, err = Open(filepath.Join(t.TempDir(), "s"), Identity{PID: 1}, Options{Spec: f.spec, SpecGiven: true, Budget: -1}, nil); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -275,9 +275,10 @@ func (f *fixture) scan(line string) uint64 {
 	var out Outcome
 	switch c.Name {
 	case "scan":
-		out, err = f.sess.Scan(context.Background(), f.sc, Identity{PID: 1}, f.regions, f.spec, c.Cond, "")
+		f.sess.def = f.spec
+		out, err = f.sess.Scan(context.Background(), f.sc, f.regions, c.Cond, "")
 	case "snapshot":
-		_, _, err = f.sess.TakeSnapshot(context.Background(), f.sc, Identity{PID: 1}, f.regions, c.Snapshot)
+		_, _, err = f.sess.TakeSnapshot(context.Background(), f.sc, f.regions, c.Snapshot)
 		return 0
 	default:
 		f.t.Fatalf("%q is no scan", line)
@@ -286,6 +287,15 @@ func (f *fixture) scan(line string) uint64 {
 		f.t.Fatalf("%q: %v", line, err)
 	}
 	return out.Matches
+}
+
+// reset forgets the matches; the next scan is for what f.spec says.
+func (f *fixture) reset() {
+	f.t.Helper()
+	f.sess.def = f.spec
+	if _, err := f.sess.Reset(); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 // matches are the offsets in the buffer of the matches, with their flags.
@@ -438,13 +448,13 @@ func TestAnyInt(t *testing.T) {
 	}
 	// 200 as anyint: uint8 but no int8, found on the second page.
 	f.scan("snapshot")
-	f.sess.Reset(Identity{PID: 1}, f.spec)
+	f.reset()
 	if n := f.scan("200"); n != 1 {
 		t.Errorf("200: %d", n)
 	}
 	// Unaligned: every width at every byte offset, as scanmem's int.
 	f.spec.Unaligned = true
-	f.sess.Reset(Identity{PID: 1}, f.spec)
+	f.reset()
 	le.PutUint32(f.buf[401:], 100)
 	// At 132, 202 and 401 the zeros after the value make it 100 at
 	// every width; at 64 the int64 is 100 + 1<<40.
@@ -478,7 +488,7 @@ func TestText(t *testing.T) {
 		t.Fatalf("unchanged: %d", n)
 	}
 	ms, _ := f.sess.First(1)
-	if got := f.sess.Spec(f.spec).Format(ms[0], ms[0].Old, true); got != `"hello, world"` {
+	if got := f.sess.Spec().Format(ms[0], ms[0].Old, true); got != `"hello, world"` {
 		t.Errorf("Format = %s", got)
 	}
 	if _, _, err := f.sess.Writes("HELLO", 10); !errors.Is(err, ErrSyntax) {
@@ -522,7 +532,7 @@ func TestGroup(t *testing.T) {
 		t.Fatalf("group: %d", n)
 	}
 	ms, _ := f.sess.First(5)
-	spec := f.sess.Spec(f.spec)
+	spec := f.sess.Spec()
 	if ms[0].Addr != f.base+1000 || spec.Kind(ms[0]) != "+0x14" || spec.Format(ms[0], ms[0].Old, true) != "100,50" {
 		t.Errorf("first match: %+v, %s", ms[0], spec.Kind(ms[0]))
 	}
@@ -557,7 +567,7 @@ func TestSnapshots(t *testing.T) {
 		t.Fatalf("+ 1 since before: %d", n)
 	}
 	c, _ := ParseCommand("changed since nosuch")
-	if _, err := f.sess.Scan(context.Background(), f.sc, Identity{}, f.regions, f.spec, c.Cond, ""); err == nil || !strings.Contains(err.Error(), `no snapshot "nosuch"`) {
+	if _, err := f.sess.Scan(context.Background(), f.sc, f.regions, c.Cond, ""); err == nil || !strings.Contains(err.Error(), `no snapshot "nosuch"`) {
 		t.Errorf("since a snapshot that does not exist: %v", err)
 	}
 	if err := f.sess.Forget("before"); err != nil || len(f.sess.Snapshots()) != 0 {
@@ -767,7 +777,7 @@ func FuzzState(f *testing.F) {
 		s.Current()
 		s.History()
 		s.Size()
-		s.Spec(Spec{})
+		s.Spec()
 		s.LastSpec()
 	})
 }

@@ -56,12 +56,31 @@ type Step struct {
 	Reset   bool     `json:"reset,omitempty"` // no matches: the next value scans anew
 }
 
+// String is the step's line in history: the command that made it, its
+// matches, its size and what it scans for.
+func (st Step) String() string {
+	what := fmt.Sprintf("%d matches", st.Matches)
+	switch {
+	case st.Reset:
+		what = "no scan"
+	case st.Matches == 1:
+		what = "1 match"
+	}
+	return fmt.Sprintf("#%d  %-20s %-14s %10s  %s", st.ID, st.Scans[len(st.Scans)-1], what, FormatSize(st.Size), st.Spec)
+}
+
 // Snapshot is a named snapshot of memory.
 type Snapshot struct {
 	Name  string    `json:"name"`
 	Pages uint64    `json:"pages"`
 	Size  int64     `json:"size"`
 	Taken time.Time `json:"taken"`
+}
+
+// String is the snapshot's line in snapshots.
+func (sn Snapshot) String() string {
+	return fmt.Sprintf("%-16s %s  %s of memory, %s on disk", sn.Name, sn.Taken.Local().Format(time.DateTime),
+		FormatSize(int64(sn.Pages)*int64(PageSize)), FormatSize(sn.Size))
 }
 
 // state is the session's state file.
@@ -76,12 +95,19 @@ type state struct {
 	Snapshots []Snapshot `json:"snapshots"`
 }
 
-// Session is a scan session kept in a directory.
+// Session is a scan session kept in a directory, as one run of procmem
+// uses it: for one process, with what the command line asks a first scan
+// to scan for.
 type Session struct {
-	Path   string
-	st     state
-	exists bool
+	Path    string
+	st      state
+	exists  bool
+	id      Identity // the process it is used with
+	def     Spec     // what a first scan scans for
+	foreign error    // it is of another process: only reset may go on
 }
+
+func emptyState() state { return state{Cur: -1, Budget: DefaultBudget, NextID: 1} }
 
 // ForeignError is a session that is not of the process it is used with.
 type ForeignError struct{ Msg string }
@@ -92,7 +118,7 @@ func (e *ForeignError) Error() string { return e.Msg }
 // nothing. It reads without the lock: the state file is replaced whole,
 // so it is one version or the next.
 func LoadSession(path string) (*Session, error) {
-	s := &Session{Path: path, st: state{Cur: -1, Budget: DefaultBudget, NextID: 1}}
+	s := &Session{Path: path, st: emptyState()}
 	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -193,12 +219,13 @@ func (s *Session) Current() *Step {
 	return &s.st.Steps[s.st.Cur]
 }
 
-// Spec is what the matches are of, or def when there are none.
-func (s *Session) Spec(def Spec) Spec {
+// Spec is what the matches are of, or what a first scan scans for when
+// there are none.
+func (s *Session) Spec() Spec {
 	if c := s.Current(); c != nil {
 		return c.Spec
 	}
-	return def
+	return s.def
 }
 
 // LastSpec is what the session scans for: the matches', or what the last
@@ -244,15 +271,15 @@ func (s *Session) snapPath(name string) string {
 	return filepath.Join(s.Path, "snap-"+name+".set")
 }
 
-// open makes the session's directory if need be, for process id, and
-// removes what an interrupted command left: files no step or snapshot
-// names. The caller holds the lock.
-func (s *Session) open(id Identity) error {
+// open makes the session's directory if need be, and removes what an
+// interrupted command left: files no step or snapshot names. The caller
+// holds the lock.
+func (s *Session) open() error {
 	if err := userfiles.MakeDir(s.Path); err != nil {
 		return err
 	}
 	if !s.exists {
-		s.st.Identity = id
+		s.st.Identity = s.id
 	}
 	keep := map[string]bool{"state": true}
 	for _, st := range s.st.Steps {
@@ -310,7 +337,7 @@ func (s *Session) Remove() error {
 	if err := userfiles.RemoveDir(s.Path); err != nil {
 		return err
 	}
-	*s = Session{Path: s.Path, st: state{Cur: -1, Budget: s.st.Budget, NextID: 1}}
+	s.st, s.exists, s.foreign = emptyState(), false, nil
 	return nil
 }
 
@@ -322,15 +349,13 @@ type Outcome struct {
 	Dropped int    // old steps dropped to keep to the budget
 }
 
-// Scan runs a scan command: a first scan when there are no matches (of
-// what def says, unless the command says), else a narrowing of them. Its
-// matches become a new step; label is what the history calls it ("" for
-// the command itself). The caller holds the lock.
-func (s *Session) Scan(ctx context.Context, sc *Scanner, id Identity, regions []procfs.Region, def Spec, c Cond, label string) (Outcome, error) {
+// Scan runs a scan command: a first scan when there are no matches, else
+// a narrowing of them. Its matches become a new step; label is what the
+// history calls it ("" for the command itself). The caller holds the lock.
+func (s *Session) Scan(ctx context.Context, sc *Scanner, regions []procfs.Region, c Cond, label string) (Outcome, error) {
 	cur := s.Current()
 	first := cur == nil || c.Op == OpSnapshot
-	spec := s.Spec(def)
-	t, err := spec.compile(c, first)
+	t, err := s.Spec().compile(c, first)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -341,7 +366,7 @@ func (s *Session) Scan(ctx context.Context, sc *Scanner, id Identity, regions []
 		}
 		defer snap.close()
 	}
-	if err := s.open(id); err != nil {
+	if err := s.open(); err != nil {
 		return Outcome{}, err
 	}
 	id2 := s.st.NextID
@@ -419,13 +444,17 @@ func (s *Session) historySize() int64 {
 }
 
 // Reset forgets the matches: a step without any, which undo goes back
-// over. The caller holds the lock.
-func (s *Session) Reset(id Identity, def Spec) error {
-	if err := s.open(id); err != nil {
-		return err
+// over. A session of another process, or of an earlier procmem, is
+// removed instead (removed). The caller holds the lock.
+func (s *Session) Reset() (removed bool, err error) {
+	if s.foreign != nil {
+		return true, s.Remove()
 	}
-	_, err := s.push(Step{ID: s.st.NextID, Spec: def, Scans: []string{"reset"}, Reset: true})
-	return err
+	if err := s.open(); err != nil {
+		return false, err
+	}
+	_, err = s.push(Step{ID: s.st.NextID, Spec: s.def, Scans: []string{"reset"}, Reset: true})
+	return false, err
 }
 
 // Undo goes back one step. The caller holds the lock.
@@ -491,8 +520,8 @@ func (s *Session) noSnapshot(name string) error {
 // TakeSnapshot keeps the memory of the regions as it is now under name,
 // replacing a snapshot of that name; the matches stay as they are. The
 // caller holds the lock.
-func (s *Session) TakeSnapshot(ctx context.Context, sc *Scanner, id Identity, regions []procfs.Region, name string) (Snapshot, uint64, error) {
-	if err := s.open(id); err != nil {
+func (s *Session) TakeSnapshot(ctx context.Context, sc *Scanner, regions []procfs.Region, name string) (Snapshot, uint64, error) {
+	if err := s.open(); err != nil {
 		return Snapshot{}, 0, err
 	}
 	h := setHeader{Spec: snapshotSpec}

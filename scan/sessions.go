@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,12 +14,120 @@ import (
 	"github.com/procmem/procmem/userfiles"
 )
 
+// RemoveExited removes the session at path of a process that has exited,
+// taking its lock first.
+func RemoveExited(path string) error {
+	unlock, err := Lock(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return (&Session{Path: path}).Remove()
+}
+
+// Prune removes the sessions in dir of processes that have exited, and
+// returns them.
+func Prune(dir string) ([]SessionInfo, error) {
+	list, err := ListSessions(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []SessionInfo
+	for _, info := range list {
+		if info.Err != nil || info.Alive {
+			continue
+		}
+		if err := RemoveExited(info.Path); err != nil {
+			return removed, err
+		}
+		removed = append(removed, info)
+	}
+	return removed, nil
+}
+
+// Exited is how many sessions in dir are of processes that have exited,
+// and what they take.
+func Exited(dir string) (n int, size int64) {
+	list, _ := ListSessions(dir)
+	for _, info := range list {
+		if info.Err == nil && !info.Alive {
+			n++
+			size += info.Size
+		}
+	}
+	return n, size
+}
+
+// Options is what the command line says of a session.
+type Options struct {
+	Spec      Spec  // what -t and the flags beside it ask a first scan for
+	SpecGiven bool  // they were given, not left to their defaults
+	Budget    int64 // --undo-budget; -1 keeps the session's own
+}
+
+// Open reads the session at path for the process id, and checks that cmd
+// (nil: the prompt) may run on it, touching nothing: a session of another
+// process, or flags that ask for another type than the matches', only for
+// reset; values of the type (ErrSyntax). Without -t, a first scan scans
+// for what the session last did.
+func Open(path string, id Identity, o Options, cmd *Command) (*Session, error) {
+	reset := cmd != nil && cmd.Name == "reset"
+	s, err := LoadSession(path)
+	var fe *ForeignError
+	if errors.As(err, &fe) && reset {
+		return &Session{Path: path, st: emptyState(), id: id, def: o.Spec, foreign: err}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.id, s.def = id, o.Spec
+	if s.foreign = s.Check(id); s.foreign != nil && !reset {
+		return nil, s.foreign
+	}
+	if o.Budget >= 0 {
+		s.st.Budget = o.Budget
+	}
+	if last, ok := s.LastSpec(); ok && !o.SpecGiven && s.foreign == nil {
+		s.def = last
+	}
+	if cur := s.Current(); o.SpecGiven && cur != nil && !reset && !cur.Spec.Same(o.Spec) {
+		return nil, fmt.Errorf("session %s scans %s: leave -t, -e, --utf16 and --unaligned out, or start over with reset", path, cur.Spec)
+	}
+	if cmd != nil && s.foreign == nil {
+		if err := s.Validate(*cmd); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Changes reports whether a command changes the session, so that it must
+// hold the lock; one that fails for want of matches or of a snapshot
+// changes nothing.
+func (s *Session) Changes(cmd Command) bool {
+	switch cmd.Name {
+	case "count", "list", "history", "snapshots", "help", "quit":
+		return false
+	case "set":
+		addr, _, _ := s.Spec().SetArgs(cmd)
+		return addr == "" && s.Current() != nil
+	case "undo", "redo", "forget":
+		return s.exists
+	case "scan":
+		if cmd.Cond.Since != "" {
+			return s.HasSnapshot(cmd.Cond.Since)
+		}
+		return s.Current() != nil || !cmd.Cond.NeedsPrevious()
+	}
+	return true
+}
+
 // Validate checks a command's values against what it scans for or
 // writes, so that a malformed command is refused (ErrSyntax) before
 // anything is touched. A command that needs matches when there are none
 // passes: it fails when it runs, as a failure, not a usage error.
-func (s *Session) Validate(cmd Command, def Spec) error {
-	spec := s.Spec(def)
+func (s *Session) Validate(cmd Command) error {
+	spec := s.Spec()
 	switch cmd.Name {
 	case "scan":
 		_, err := spec.compile(cmd.Cond, s.Current() == nil || cmd.Cond.Op == OpSnapshot)
@@ -40,6 +149,19 @@ func (s *Session) Validate(cmd Command, def Spec) error {
 // IsNoPrevious reports whether err is a first scan that needs a previous
 // one.
 func IsNoPrevious(err error) bool { return errors.Is(err, errNoPrevious) }
+
+// String is the session's line in --sessions.
+func (info SessionInfo) String() string {
+	state := "running"
+	switch {
+	case info.Err != nil:
+		state = "unreadable"
+	case !info.Alive:
+		state = "exited"
+	}
+	return fmt.Sprintf("%-8d %-16s %-10s %10s  %d steps, %d snapshots  %s", info.Identity.PID, info.Identity.Comm, state,
+		FormatSize(info.Size), info.Steps, info.Snapshots, info.Path)
+}
 
 // SessionInfo describes a session in a directory of them.
 type SessionInfo struct {
