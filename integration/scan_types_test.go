@@ -144,6 +144,26 @@ func agree(t *testing.T, what string, ours map[uint64]string, theirs map[uint64]
 	}
 }
 
+// sameAddresses compares the addresses of procmem's matches with
+// scanmem's in the regions scanmem scans.
+func sameAddresses(t *testing.T, what string, ours map[uint64]string, theirs map[uint64]string, regions [][2]uint64) {
+	t.Helper()
+	var want, got []uint64
+	for a := range theirs {
+		want = append(want, a)
+	}
+	for a := range ours {
+		if inRegions(a, regions) {
+			got = append(got, a)
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if len(want) == 0 || !slices.Equal(want, got) {
+		t.Errorf("%s: procmem %x, scanmem %x", what, got, want)
+	}
+}
+
 // TestScanAnyIntAgreesWithScanmem: anyint finds at each address the widths
 // scanmem's int finds there aligned, on the game's first scan and after a
 // narrowing; anynumber agrees with scanmem's number.
@@ -251,20 +271,7 @@ func TestScanPython(t *testing.T) {
 		t.Fatalf("string %q: not at %x: %v", text, p.addr["text"], ours)
 	}
 	theirs, regions = scanmemRun(t, p.pid, "string", []string{`" ` + text})
-	var want, got []uint64
-	for a := range theirs {
-		want = append(want, a)
-	}
-	for a := range ours {
-		if inRegions(a, regions) {
-			got = append(got, a)
-		}
-	}
-	slices.Sort(want)
-	slices.Sort(got)
-	if !slices.Equal(want, got) {
-		t.Errorf("string: procmem %x, scanmem %x", got, want)
-	}
+	sameAddresses(t, "string", ours, theirs, regions)
 	// The game renames the hero: changed keeps the str, = the new name
 	// keeps it; the old name is gone.
 	renamed := "PROCMEM" + text[7:]
@@ -307,20 +314,7 @@ func TestScanBytes(t *testing.T) {
 	n := s.count("-t", "bytes", pattern)
 	ours := s.listed(n)
 	theirs, regions := scanmemRun(t, g.pid, "bytearray", []string{pattern})
-	var want, got []uint64
-	for a := range theirs {
-		want = append(want, a)
-	}
-	for a := range ours {
-		if inRegions(a, regions) {
-			got = append(got, a)
-		}
-	}
-	slices.Sort(want)
-	slices.Sort(got)
-	if len(want) == 0 || !slices.Equal(want, got) {
-		t.Errorf("bytes: procmem %x, scanmem %x", got, want)
-	}
+	sameAddresses(t, "bytes", ours, theirs, regions)
 	hero := g.addr["health"] - 16
 	if _, ok := ours[hero]; !ok {
 		t.Fatalf("the player's name is not among %v", ours)

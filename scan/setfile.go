@@ -16,11 +16,10 @@ import (
 )
 
 // A set file holds one set of matches, or a snapshot of memory: one line
-// of JSON (setHeader), then its frames in address order, each compressed
-// with S2 (fast enough that a snapshot is written and read faster than
-// its raw bytes would be) behind a header of its own, then an end record
-// with the totals. It is written and read as a stream: a step never holds
-// a whole set in memory.
+// of JSON (setHeader), then its frames in address order, each behind a
+// header of its own and compressed with S2 when the disk is slower than
+// the cores (see pack), then an end record with the totals. It is written
+// and read as a stream: a step never holds a whole set in memory.
 
 // SetFormat names the set file format in each header.
 const SetFormat = "procmem scan set 2"
