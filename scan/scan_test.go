@@ -278,7 +278,9 @@ func (f *fixture) scan(line string) uint64 {
 		f.sess.def = f.spec
 		out, err = f.sess.Scan(context.Background(), f.sc, f.regions, c.Cond, "")
 	case "snapshot":
-		_, _, err = f.sess.TakeSnapshot(context.Background(), f.sc, f.regions, c.Snapshot)
+		if _, _, err = f.sess.TakeSnapshot(context.Background(), f.sc, f.regions, c.Snapshot); err != nil {
+			f.t.Fatalf("%q: %v", line, err)
+		}
 		return 0
 	default:
 		f.t.Fatalf("%q is no scan", line)

@@ -66,22 +66,22 @@ func (sc *Scanner) end() {
 // worker is what one goroutine of a scan keeps between its jobs: buffers
 // that grow to what the largest job needed, and are reused.
 type worker struct {
-	buf, stage, raw, read []byte
-	status                []uint8
-	runEnd                []int
-	scratch               []byte   // the payload of the frame of matches read
-	snapScratch           [][]byte // the payloads of the snapshot's frames
-	old, group            []byte
-	offs, offs2           []uint16
-	pm                    pageMatches
-	b                     *builder
-	find                  finder
-	cur                   *cursor
-	plans                 []plan
-	pieces                []memory.Piece
-	pages                 []narrowPage
-	snap                  snapIndex
-	same                  bool // the frame being narrowed keeps every match as it was
+	buf, stage, read []byte
+	status           []uint8
+	runEnd           []int
+	scratch          []byte   // the payload of the frame of matches read
+	snapScratch      [][]byte // the payloads of the snapshot's frames
+	old, group       []byte
+	offs, offs2      []uint16
+	pm               pageMatches
+	b                *builder
+	find             finder
+	cur              *cursor
+	plans            []plan
+	pieces           []memory.Piece
+	pages            []narrowPage
+	snap             snapIndex
+	same             bool // the frame being narrowed keeps every match as it was
 }
 
 // chunk is a first scan's job: part of one region.
