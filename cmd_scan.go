@@ -34,11 +34,12 @@ var scanVerb = verb{
 		"between them.\n\n" +
 		"A session is a directory (scan-PID.session in procmem's cache directory unless --session says): every\n" +
 		"step undo and redo go through, within --undo-budget (the oldest are dropped past it), and the named\n" +
-		"snapshots, compressed when the disk is slower than the cores. It records its process (PID, start time,\n" +
-		"image) and refuses another;\n" +
-		"reset removes a session of another process, and procmem -p PID scan reset one of a process that has\n" +
-		"exited. procmem scan --sessions lists the sessions in the cache directory with their sizes, --prune\n" +
-		"removes those of processes that have exited.\n" + rangeHelp,
+		"snapshots, compressed when the disk is slower than the cores. It records its process (PID, start\n" +
+		"time, image) and refuses another: reset removes a session of another process, procmem -p PID scan\n" +
+		"reset one of a process that has exited. procmem scan --sessions lists the sessions in the cache\n" +
+		"directory with their sizes; --prune removes those of processes that have exited. A string value\n" +
+		"is the rest of the line; a byte pattern's ?? must be quoted from the shell: procmem scan -t bytes '48 8b ?? 90'.\n" +
+		rangeHelp,
 	setup:       setupScan,
 	needsTarget: true,
 	ownSuspend:  true,
