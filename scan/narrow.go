@@ -175,7 +175,10 @@ func (sc *Scanner) narrowFrame(ctx context.Context, regions []procfs.Region, j n
 		readLen = max(readLen, uint64(prevSpec.maxExtent()))
 	}
 	// Plan the pieces: one a page, from its first match to past its last,
-	// cut to its region, merged where they overlap.
+	// cut to its region, merged where they overlap or lie less than a page
+	// apart: reading a gap costs less than another piece (the kernel pins
+	// and maps each piece on its own), and dense matches are then read as
+	// a first scan reads memory.
 	w.pages, w.plans = w.pages[:0], w.plans[:0]
 	k := 0
 	for i := range f.pages {
@@ -194,7 +197,7 @@ func (sc *Scanner) narrowFrame(ctx context.Context, regions []procfs.Region, j n
 		if lo, hi = max(lo, regions[k].Start), min(hi, regions[k].End); lo >= hi {
 			continue // no longer in a selected region
 		}
-		if n := len(w.plans); n > 0 && w.plans[n-1].region == k && lo <= w.plans[n-1].end {
+		if n := len(w.plans); n > 0 && w.plans[n-1].region == k && lo <= w.plans[n-1].end+uint64(PageSize) {
 			w.plans[n-1].end = max(w.plans[n-1].end, hi)
 		} else {
 			w.plans = append(w.plans, plan{lo, hi, k})

@@ -23,6 +23,9 @@ type test struct {
 type lane struct {
 	t    Type
 	a, b Value
+	// exact: the test is = on an integer, passed by the bits want alone.
+	exact bool
+	want  uint64
 }
 
 // DefaultWindow is a group's window when the first group scan gives none.
@@ -87,6 +90,9 @@ func (s Spec) compileLanes(t *test, c Cond) error {
 		if err != nil {
 			firstErr = cmp.Or(firstErr, err)
 			continue
+		}
+		if c.Op == OpEq && ty.Kind != Float {
+			l.exact, l.want = true, ty.bits(ty.Encode(l.a))
 		}
 		t.lanes = append(t.lanes, l)
 		t.mask |= ty.Flag
@@ -238,9 +244,22 @@ func (l *lane) pass(op Op, cur, old []byte) bool {
 // reach past cur does not.
 func (t *test) flags(cur, old []byte, have uint16) uint16 {
 	var out uint16
+	var bits [9]uint64 // by width, read once for the lanes that test = alone
+	var read [9]bool
 	for i := range t.lanes {
 		l := &t.lanes[i]
-		if have&l.t.Flag != 0 && len(cur) >= l.t.Size && l.pass(t.op, cur, old) {
+		size := l.t.Size
+		if have&l.t.Flag == 0 || len(cur) < size {
+			continue
+		}
+		if l.exact {
+			if !read[size] {
+				bits[size], read[size] = l.t.bits(cur), true
+			}
+			if bits[size] == l.want {
+				out |= l.t.Flag
+			}
+		} else if l.pass(t.op, cur, old) {
 			out |= l.t.Flag
 		}
 	}

@@ -105,18 +105,25 @@ func (t Type) order() binary.ByteOrder {
 	return binary.LittleEndian
 }
 
-// bits reads the value's bits from the first Size bytes of b.
+// bits reads the value's bits from the first Size bytes of b. It runs for
+// every match a narrowing tests, so the byte order is no interface call.
 func (t Type) bits(b []byte) uint64 {
-	o := t.order()
-	switch t.Size {
-	case 1:
+	le, be := binary.LittleEndian, binary.BigEndian
+	switch {
+	case t.Size == 1:
 		return uint64(b[0])
-	case 2:
-		return uint64(o.Uint16(b))
-	case 4:
-		return uint64(o.Uint32(b))
+	case t.Size == 2 && t.Big:
+		return uint64(be.Uint16(b))
+	case t.Size == 2:
+		return uint64(le.Uint16(b))
+	case t.Size == 4 && t.Big:
+		return uint64(be.Uint32(b))
+	case t.Size == 4:
+		return uint64(le.Uint32(b))
+	case t.Big:
+		return be.Uint64(b)
 	}
-	return o.Uint64(b)
+	return le.Uint64(b)
 }
 
 // num is a value read from memory or typed: the field of its type's kind.
