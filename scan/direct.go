@@ -93,6 +93,27 @@ func (w *directWriter) flush(n int) error {
 	return nil
 }
 
+// writeBlock writes b, a whole number of blocks from a directBlock
+// boundary, from where it lies: what is buffered is too, first (the
+// writer's frames all end on a boundary).
+func (w *directWriter) writeBlock(b []byte) error {
+	if w.n > 0 {
+		if err := w.flush(w.n); err != nil {
+			return err
+		}
+	}
+	_, err := w.f.WriteAt(b, w.off)
+	if errors.Is(err, unix.EINVAL) && w.direct {
+		w.direct = false
+		setDirect(w.f, false)
+		_, err = w.f.WriteAt(b, w.off)
+	}
+	if err == nil {
+		w.off += int64(len(b))
+	}
+	return err
+}
+
 // close writes what is buffered: with O_DIRECT a whole block, zeros after
 // the end, cut off again.
 func (w *directWriter) close() error {
@@ -158,16 +179,18 @@ func (r *directReader) fill() error {
 	return err
 }
 
-// frameBufs are the buffers compressed frames are kept in until they are
-// written, and again as they are read: a step reuses a few rather than
-// allocating one a frame.
+// frameBufs are the buffers frames are built, packed and read in: a step
+// reuses a few rather than allocating one a frame. Each starts on a
+// directBlock boundary, so a frame built in one is written from it as it
+// is, its header in front (see block).
 var frameBufs sync.Pool
 
+// getBuf returns n bytes of a buffer from the pool, or a new one.
 func getBuf(n int) []byte {
 	if b, ok := frameBufs.Get().(*[]byte); ok && cap(*b) >= n {
 		return (*b)[:n]
 	}
-	return make([]byte, n)
+	return aligned(max(n, 64<<10))[:n]
 }
 
 func putBuf(b []byte) {

@@ -34,6 +34,9 @@ type frame struct {
 	aux   []byte // the pages' flags and group offsets
 	vals  []byte // the pages' values
 	count uint64
+	// block is the buffer vals were built in, after room for a frame
+	// header (see pack); nil for a frame read.
+	block []byte
 }
 
 // page is the matches in one page of memory; where its parts lie in the
@@ -87,9 +90,23 @@ type builder struct {
 	f      *frame
 	spare  *frame // a frame packed already, whose arrays the next one reuses
 	packed []byte
+	hint   int // the bytes of values the next frame is likely to need
 }
 
-func newBuilder(s *Spec) *builder { return &builder{spec: s, f: &frame{}} }
+func newBuilder(s *Spec, hint int) *builder {
+	b := &builder{spec: s, hint: hint}
+	b.f = b.fresh(&frame{})
+	return b
+}
+
+// fresh readies f for new pages: its values go into a buffer from the
+// pool, after room for a frame header.
+func (b *builder) fresh(f *frame) *frame {
+	*f = frame{pages: f.pages[:0], pos: f.pos[:0], aux: f.aux[:0]}
+	f.block = getBuf(frameHeaderLen + b.hint + 64<<10)
+	f.vals = f.block[frameHeaderLen:frameHeaderLen]
+	return f
+}
 
 // take returns the frame built, and starts a new one.
 func (b *builder) take() *frame {
@@ -98,12 +115,13 @@ func (b *builder) take() *frame {
 	if b.f == nil {
 		b.f = &frame{}
 	}
+	b.f = b.fresh(b.f)
 	return f
 }
 
-// recycle gives back a frame that is packed: its arrays serve the next.
+// recycle gives back a frame that is packed: its arrays serve the next,
+// its values' buffer went with the packed frame.
 func (b *builder) recycle(f *frame) {
-	*f = frame{pages: f.pages[:0], pos: f.pos[:0], aux: f.aux[:0], vals: f.vals[:0]}
 	b.spare = f
 }
 
@@ -358,35 +376,36 @@ func offsets(s *Spec, f *frame, p *page, buf []uint16) []uint16 {
 	return buf
 }
 
-// Frame payloads, as set files keep them (compressed): four uint32
-// lengths (pages, pos, aux, vals), then 16 bytes a page (address, count,
-// encoding, raw start), then the three arrays.
+// Frame payloads, as set files keep them: the values first, so that a
+// frame's payload is built where its values are, then the positions, the
+// flags and offsets, 16 bytes a page (address, count, encoding, raw start)
+// and four uint32 lengths (pages, pos, aux, vals).
 const (
-	payloadHeader = 16
-	pageRecord    = 16
+	payloadTrailer = 16
+	pageRecord     = 16
 )
 
 // marshalLen is the length of the frame's payload.
 func (f *frame) marshalLen() int {
-	return payloadHeader + len(f.pages)*pageRecord + len(f.pos) + len(f.aux) + len(f.vals)
+	return len(f.vals) + len(f.pos) + len(f.aux) + len(f.pages)*pageRecord + payloadTrailer
 }
 
-// marshal appends the frame's payload to buf.
-func (f *frame) marshal(buf []byte) []byte {
+// marshal makes the frame's payload after its values, in their buffer
+// when it has room (no copy of them), and returns it.
+func (f *frame) marshal() []byte {
 	le := binary.LittleEndian
-	buf = le.AppendUint32(buf, uint32(len(f.pages)))
-	buf = le.AppendUint32(buf, uint32(len(f.pos)))
-	buf = le.AppendUint32(buf, uint32(len(f.aux)))
-	buf = le.AppendUint32(buf, uint32(len(f.vals)))
+	buf := append(f.vals, f.pos...)
+	buf = append(buf, f.aux...)
 	for _, p := range f.pages {
 		buf = le.AppendUint64(buf, p.addr)
 		buf = le.AppendUint32(buf, p.n)
 		buf = append(buf, p.enc, 0)
 		buf = le.AppendUint16(buf, p.rawFrom)
 	}
-	buf = append(buf, f.pos...)
-	buf = append(buf, f.aux...)
-	return append(buf, f.vals...)
+	buf = le.AppendUint32(buf, uint32(len(f.pages)))
+	buf = le.AppendUint32(buf, uint32(len(f.pos)))
+	buf = le.AppendUint32(buf, uint32(len(f.aux)))
+	return le.AppendUint32(buf, uint32(len(f.vals)))
 }
 
 // errFrame is wrapped by every error about a frame's content.
@@ -397,18 +416,19 @@ var errFrame = errors.New("damaged frame")
 // lies. The frame keeps slices of b.
 func unmarshalFrame(s *Spec, b []byte) (*frame, error) {
 	le := binary.LittleEndian
-	if len(b) < payloadHeader {
+	if len(b) < payloadTrailer {
 		return nil, errFrame
 	}
-	np, npos, naux, nvals := uint64(le.Uint32(b)), uint64(le.Uint32(b[4:])), uint64(le.Uint32(b[8:])), uint64(le.Uint32(b[12:]))
-	if uint64(len(b)) != payloadHeader+np*pageRecord+npos+naux+nvals {
+	t := b[len(b)-payloadTrailer:]
+	np, npos, naux, nvals := uint64(le.Uint32(t)), uint64(le.Uint32(t[4:])), uint64(le.Uint32(t[8:])), uint64(le.Uint32(t[12:]))
+	if uint64(len(b)) != payloadTrailer+np*pageRecord+npos+naux+nvals {
 		return nil, errFrame
 	}
-	recs := b[payloadHeader : payloadHeader+np*pageRecord]
 	f := &frame{pages: make([]page, np)}
-	rest := b[payloadHeader+np*pageRecord:]
-	f.pos, rest = rest[:npos], rest[npos:]
-	f.aux, f.vals = rest[:naux], rest[naux:]
+	f.vals, b = b[:nvals], b[nvals:]
+	f.pos, b = b[:npos], b[npos:]
+	f.aux, b = b[:naux], b[naux:]
+	recs := b[:np*pageRecord]
 	var pos, aux, val uint32
 	for i := range f.pages {
 		r := recs[i*pageRecord:]

@@ -27,7 +27,7 @@ func (s *Session) Matches(fn func(Match) bool) error {
 	if cur == nil {
 		return ErrNoScan
 	}
-	r, err := openSet(s.stepPath(cur.ID))
+	r, err := s.openStep(cur.ID)
 	if err != nil {
 		return err
 	}

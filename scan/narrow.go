@@ -48,7 +48,6 @@ type plan struct {
 // total is the work for progress: the pages of matches times PageSize.
 func (sc *Scanner) narrow(ctx context.Context, regions []procfs.Region, prev *setReader, src oldSource, t *test, out *setWriter, total uint64) (Result, error) {
 	add := sc.begin("narrowing", total)
-	out.workers = sc.workers()
 	defer sc.end()
 	prevSpec := t.spec
 	if prev != nil {
@@ -60,7 +59,7 @@ func (sc *Scanner) narrow(ctx context.Context, regions []procfs.Region, prev *se
 	}
 	jobs := &jobSource{frames: frames, src: src}
 	newWorker := func() *worker {
-		return &worker{b: newBuilder(&t.spec), cur: newCursor(&prevSpec)}
+		return &worker{b: newBuilder(&t.spec, 1<<20), cur: newCursor(&prevSpec)}
 	}
 	work := func(ctx context.Context, j narrowJob, w *worker) (packed, error) {
 		err := sc.narrowFrame(ctx, regions, j, src, t, &prevSpec, w)
@@ -70,8 +69,7 @@ func (sc *Scanner) narrow(ctx context.Context, regions []procfs.Region, prev *se
 		}
 		if w.same {
 			// Every match kept with the value it had: the frame as it was,
-			// not packed again.
-			out.waiting.Add(1)
+			// written as a reference to where it lies.
 			return j.prev, nil
 		}
 		f := w.b.take()

@@ -594,6 +594,56 @@ func TestSnapshots(t *testing.T) {
 	}
 }
 
+// TestReferences: a narrowing that keeps a frame as it was writes a
+// reference to it, not the frame again; the file it names is kept for as
+// long as a step in the history reads it, and removed after.
+func TestReferences(t *testing.T) {
+	f := newFixture(t, 2100, "int32") // more than one frame
+	for off := 0; off < len(f.buf); off += 4 {
+		binary.LittleEndian.PutUint32(f.buf[off:], uint32(off/4%1000))
+	}
+	all := f.scan("snapshot")
+	snap := *f.sess.Current()
+	if n := f.scan("unchanged"); n != all {
+		t.Fatalf("unchanged: %d of %d", n, all)
+	}
+	cur := f.sess.Current()
+	if fmt.Sprint(cur.Uses) != fmt.Sprint([]int{snap.ID}) || cur.Size > snap.Size/100 {
+		t.Fatalf("unchanged after a snapshot of %d bytes: %d bytes, uses %v", snap.Size, cur.Size, cur.Uses)
+	}
+	binary.LittleEndian.PutUint32(f.buf[40:], 5000)
+	if n := f.scan("unchanged"); n != all-1 {
+		t.Fatalf("unchanged after a change: %d", n)
+	}
+	if ms, _ := f.sess.First(11); ms[10].Addr != f.base+44 || !bytes.Equal(ms[10].Old, f.buf[44:48]) {
+		t.Errorf("read through references: %v", ms[10])
+	}
+	// A budget of one byte drops the older steps from the history; the
+	// snapshot's file stays while the current step reads it.
+	f.sess.SetBudget(1)
+	f.scan("update")
+	if steps, _, _ := f.sess.History(); len(steps) != 1 {
+		t.Fatalf("after the budget: %d steps", len(steps))
+	}
+	if _, err := os.Stat(f.sess.stepPath(snap.ID)); err != nil {
+		t.Fatalf("the snapshot's file, which the current step reads: %v", err)
+	}
+	if n := f.scan("unchanged"); n != all-1 {
+		t.Fatalf("unchanged through a kept file: %d", n)
+	}
+	f.reset()
+	f.scan("777")
+	f.scan("777")
+	entries, _ := os.ReadDir(f.sess.Path)
+	if len(entries) != 2 { // the state and the last step
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("after the last reference went: %v", names)
+	}
+}
+
 // TestSetFile: a set written and read is the same; every damage to the
 // file is refused.
 func TestSetFile(t *testing.T) {

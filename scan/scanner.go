@@ -104,7 +104,6 @@ func (sc *Scanner) first(ctx context.Context, regions []procfs.Region, t *test, 
 		total += r.Size()
 	}
 	add := sc.begin("scanning", total)
-	out.workers = sc.workers()
 	defer sc.end()
 	var unread atomic.Uint64
 	i := 0
@@ -116,7 +115,7 @@ func (sc *Scanner) first(ctx context.Context, regions []procfs.Region, t *test, 
 		return chunks[i-1], true, nil
 	}
 	newWorker := func() *worker {
-		return &worker{b: newBuilder(&t.spec), find: newFinder(t)}
+		return &worker{b: newBuilder(&t.spec, chunkSize), find: newFinder(t)}
 	}
 	work := func(ctx context.Context, ch chunk, w *worker) (packed, error) {
 		bad, err := sc.scanChunk(ctx, ch, t, w)

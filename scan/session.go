@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,7 @@ type Step struct {
 	Pages   uint64   `json:"pages"`
 	Size    int64    `json:"size"`            // of its set file
 	Reset   bool     `json:"reset,omitempty"` // no matches: the next value scans anew
+	Uses    []int    `json:"uses,omitempty"`  // the earlier steps whose files its references name
 }
 
 // String is the step's line in history: the command that made it, its
@@ -92,6 +94,7 @@ type state struct {
 	Trimmed   bool       `json:"trimmed,omitempty"` // steps before Steps[0] were dropped for the budget
 	NextID    int        `json:"next_id"`
 	Steps     []Step     `json:"steps"`
+	Kept      []Step     `json:"kept,omitempty"` // steps gone from the history whose files steps in it read
 	Snapshots []Snapshot `json:"snapshots"`
 }
 
@@ -162,6 +165,16 @@ func decodeState(r io.Reader) (state, error) {
 	for i, s := range st.Steps {
 		if s.ID <= 0 || s.ID >= st.NextID || (i > 0 && s.ID <= st.Steps[i-1].ID) || s.Size < 0 || !s.Spec.valid() || len(s.Scans) == 0 {
 			return bad("its steps are out of order")
+		}
+		for _, u := range s.Uses {
+			if u <= 0 || u >= s.ID {
+				return bad("a step refers to one after it")
+			}
+		}
+	}
+	for _, s := range st.Kept {
+		if s.ID <= 0 || s.ID >= st.NextID || s.Size < 0 {
+			return bad("a kept step is not one")
 		}
 	}
 	seen := map[string]bool{}
@@ -255,7 +268,7 @@ func (s *Session) Snapshots() []Snapshot { return s.st.Snapshots }
 // Size is what the session's files take.
 func (s *Session) Size() int64 {
 	var n int64
-	for _, st := range s.st.Steps {
+	for _, st := range append(slices.Clone(s.st.Steps), s.st.Kept...) {
 		n += st.Size
 	}
 	for _, sn := range s.st.Snapshots {
@@ -267,6 +280,13 @@ func (s *Session) Size() int64 {
 func (s *Session) stepPath(id int) string {
 	return filepath.Join(s.Path, "step-"+strconv.Itoa(id)+".set")
 }
+
+// openStep opens the set file of a step, whose references name the files
+// of earlier steps.
+func (s *Session) openStep(id int) (*setReader, error) {
+	return openSet(s.stepPath(id), id, func(step int) (*os.File, error) { return userfiles.Open(s.stepPath(step)) })
+}
+
 func (s *Session) snapPath(name string) string {
 	return filepath.Join(s.Path, "snap-"+name+".set")
 }
@@ -282,7 +302,7 @@ func (s *Session) open() error {
 		s.st.Identity = s.id
 	}
 	keep := map[string]bool{"state": true}
-	for _, st := range s.st.Steps {
+	for _, st := range append(slices.Clone(s.st.Steps), s.st.Kept...) {
 		keep[filepath.Base(s.stepPath(st.ID))] = true
 	}
 	for _, sn := range s.st.Snapshots {
@@ -384,7 +404,7 @@ func (s *Session) Scan(ctx context.Context, sc *Scanner, regions []procfs.Region
 		res, err = sc.first(ctx, regions, t, w)
 	default:
 		var prev *setReader
-		if prev, err = openSet(s.stepPath(cur.ID)); err != nil {
+		if prev, err = s.openStep(cur.ID); err != nil {
 			return Outcome{}, err
 		}
 		defer prev.close()
@@ -402,6 +422,10 @@ func (s *Session) Scan(ctx context.Context, sc *Scanner, regions []procfs.Region
 		return Outcome{}, err
 	}
 	step := Step{ID: id2, Spec: t.spec, Scans: scans, Matches: w.total.matches, Pages: uint64(w.total.pages), Size: size}
+	for u := range w.refs {
+		step.Uses = append(step.Uses, u)
+	}
+	slices.Sort(step.Uses)
 	dropped, err := s.push(step)
 	return Outcome{Matches: step.Matches, First: first, Unread: res.Unread, Dropped: dropped}, err
 }
@@ -411,32 +435,59 @@ func (s *Session) Scan(ctx context.Context, sc *Scanner, regions []procfs.Region
 // history takes more than the budget. It saves the state.
 func (s *Session) push(step Step) (dropped int, err error) {
 	s.st.NextID = step.ID + 1
-	for _, old := range s.st.Steps[s.st.Cur+1:] {
-		s.removeStep(old)
-	}
-	s.st.Steps = append(s.st.Steps[:s.st.Cur+1], step)
+	gone := slices.Clone(s.st.Steps[s.st.Cur+1:])
+	s.st.Steps = append(slices.Clone(s.st.Steps[:s.st.Cur+1]), step)
 	s.st.Cur = len(s.st.Steps) - 1
 	for s.historySize() > s.st.Budget && s.st.Cur > 0 {
-		s.removeStep(s.st.Steps[0])
+		gone = append(gone, s.st.Steps[0])
 		s.st.Steps = s.st.Steps[1:]
 		s.st.Cur--
 		s.st.Trimmed = true
 		dropped++
 	}
+	s.collect(gone)
 	return dropped, s.save()
 }
 
-func (s *Session) removeStep(st Step) {
-	if !st.Reset {
-		os.Remove(s.stepPath(st.ID))
+// reads is the steps whose files the steps given read: their own, and the
+// ones their references name.
+func reads(steps []Step) map[int]bool {
+	need := map[int]bool{}
+	for _, st := range steps {
+		if !st.Reset {
+			need[st.ID] = true
+		}
+		for _, u := range st.Uses {
+			need[u] = true
+		}
 	}
+	return need
 }
 
-// historySize is what the steps other than the current one take.
+// collect removes the files of the steps gone from the history that no
+// step left reads, and keeps the others (Kept) until none does.
+func (s *Session) collect(gone []Step) {
+	need := reads(s.st.Steps)
+	var kept []Step
+	for _, st := range append(slices.Clone(s.st.Kept), gone...) {
+		switch {
+		case need[st.ID]:
+			kept = append(kept, st)
+		case !st.Reset:
+			os.Remove(s.stepPath(st.ID))
+		}
+	}
+	s.st.Kept = kept
+}
+
+// historySize is what the files read by the steps other than the current
+// one take, and not by the current one.
 func (s *Session) historySize() int64 {
+	cur := reads(s.st.Steps[s.st.Cur : s.st.Cur+1])
+	others := reads(slices.Delete(slices.Clone(s.st.Steps), s.st.Cur, s.st.Cur+1))
 	var n int64
-	for i, st := range s.st.Steps {
-		if i != s.st.Cur {
+	for _, st := range append(slices.Clone(s.st.Steps), s.st.Kept...) {
+		if others[st.ID] && !cur[st.ID] {
 			n += st.Size
 		}
 	}
@@ -495,7 +546,7 @@ func (s *Session) openSnapshot(name string) (*setReader, error) {
 	if s.snapshot(name) == nil {
 		return nil, s.noSnapshot(name)
 	}
-	r, err := openSet(s.snapPath(name))
+	r, err := openSet(s.snapPath(name), 0, nil)
 	if err != nil {
 		return nil, err
 	}

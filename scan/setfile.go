@@ -2,13 +2,16 @@ package scan
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/s2"
 
@@ -17,9 +20,11 @@ import (
 
 // A set file holds one set of matches, or a snapshot of memory: one line
 // of JSON (setHeader), then its frames in address order, each behind a
-// header of its own and compressed with S2 when the disk is slower than
-// the cores (see pack), then an end record with the totals. It is written
-// and read as a stream: a step never holds a whole set in memory.
+// header of its own, then an end record with the totals. It is written
+// and read as a stream: a step never holds a whole set in memory. The
+// header line is padded with spaces, and every frame with zeros, to a
+// multiple of directBlock, so that each frame starts where O_DIRECT may
+// write it from the buffer it was built in.
 
 // SetFormat names the set file format in each header.
 const SetFormat = "procmem scan set 2"
@@ -40,8 +45,8 @@ type setHeader struct {
 // frameHeader precedes each frame: its payload's length, the length it is
 // stored in and how (codec), the payload's CRC-32C, its page and match
 // counts and its first and last page, so that a reader can tell which
-// frames it needs without decompressing them. A zero length: the end
-// record, whose counts are the file's.
+// frames it needs without reading them. A zero length: the end record,
+// whose counts are the file's.
 type frameHeader struct {
 	raw, stored, crc, pages, codec uint32
 	matches                        uint64
@@ -50,14 +55,23 @@ type frameHeader struct {
 
 const frameHeaderLen = 48
 
-// How a frame's payload is stored. A frame is compressed when frames wait
-// to be written, that is when the disk is slower than the cores: on a
-// fast disk a snapshot goes out as it is, and on a slow one the cores
-// shrink what it must take.
+// How a frame's payload is stored: as it is; compressed with S2, once the
+// disk has written slower than slowDisk (a fast disk takes a snapshot as
+// it is sooner than the cores could shrink it); or in the set file of an
+// earlier step of the session (a reference: that step's ID and where the
+// frame's header lies in its file), when a narrowing kept a frame as it
+// was read, so that unchanged after a snapshot of a GiB writes a few KiB.
 const (
 	codecNone = 0
 	codecS2   = 1
+	codecRef  = 2
+	refLen    = 12
 )
+
+// slowDisk is the write rate below which frames are compressed: about half
+// what one core compresses with S2, so a disk that is slower gains more
+// than the cores lose.
+const slowDisk = 128 << 20
 
 // maxFrameRaw bounds a frame's payload: a chunk of 8 MiB of memory and
 // what a match may reach past it, with its records.
@@ -85,31 +99,70 @@ func (h *frameHeader) unmarshal(b []byte) bool {
 	return le.Uint32(b[20:]) == 0
 }
 
+// sound reports whether a frame header may be one packing writes.
+func (h *frameHeader) sound() bool {
+	switch {
+	case h.raw > maxFrameRaw || h.stored == 0 || h.pages == 0 || h.matches == 0 || h.first > h.last:
+		return false
+	case h.codec == codecNone:
+		return h.stored == h.raw
+	case h.codec == codecS2:
+		return int(h.stored) <= s2.MaxEncodedLen(int(h.raw))
+	}
+	return h.codec == codecRef && h.stored == refLen
+}
+
+// padded is n rounded up to the alignment every frame starts at.
+func padded(n int64) int64 { return (n + directBlock - 1) / directBlock * directBlock }
+
+var zeros [directBlock]byte
+
 // packed is a frame ready to be written: its header and stored bytes.
 type packed struct {
 	h    frameHeader
 	data []byte
+	at   frameLoc // where it was read from: a reference to it names that
+	// block holds data after room for the header, from a directBlock
+	// boundary: the frame is written from it, without a copy.
+	block []byte
+}
+
+// frameLoc is where a frame lies: the ID of the step whose set file holds
+// it (0: none that can be named) and the offset of its header there.
+type frameLoc struct {
+	step int
+	off  int64
 }
 
 // pack marshals a frame, and compresses it if asked to and it pays; an
-// empty frame packs to nothing.
+// empty frame packs to nothing. The packed frame takes the frame's block.
 func pack(f *frame, compress bool) packed {
 	if len(f.pages) == 0 {
+		putBuf(f.block)
 		return packed{}
 	}
-	raw := f.marshal(getBuf(f.marshalLen())[:0])
+	raw := f.marshal()
+	block := f.block
+	if &raw[0] != &block[frameHeaderLen] {
+		// The values outgrew their buffer: a block of the right size.
+		putBuf(block)
+		block = getBuf(frameHeaderLen + len(raw))
+		copy(block[frameHeaderLen:], raw)
+		raw = block[frameHeaderLen : frameHeaderLen+len(raw)]
+	}
 	h := frameHeader{raw: uint32(len(raw)), stored: uint32(len(raw)), crc: crc32.Checksum(raw, castagnoli), pages: uint32(len(f.pages)),
 		matches: f.count, first: f.pages[0].addr, last: f.pages[len(f.pages)-1].addr}
 	if compress {
-		data := s2.Encode(getBuf(s2.MaxEncodedLen(len(raw))), raw)
+		out := getBuf(frameHeaderLen + s2.MaxEncodedLen(len(raw)))
+		data := s2.Encode(out[frameHeaderLen:], raw)
 		if len(data) < len(raw)-len(raw)/8 {
-			putBuf(raw)
+			putBuf(block)
 			h.codec, h.stored = codecS2, uint32(len(data))
-			return packed{h, data}
+			return packed{h: h, data: data, block: out}
 		}
-		putBuf(data)
+		putBuf(out)
 	}
-	return packed{h, raw}
+	return packed{h: h, data: raw, block: block}
 }
 
 // setWriter writes a set file, under a temporary name until commit.
@@ -120,19 +173,9 @@ type setWriter struct {
 	total   frameHeader // the counts so far
 	last    uint64
 	written int64
-	waiting atomic.Int64 // frames packed and not yet written
-	workers int          // the workers packing frames for it
-}
-
-// pack packs a frame for this writer: compressed when a frame is waiting
-// to be written for every worker, so the workers would wait for the disk
-// anyway.
-func (w *setWriter) pack(f *frame) packed {
-	p := pack(f, w.waiting.Load() >= int64(w.workers))
-	if p.h.pages > 0 {
-		w.waiting.Add(1)
-	}
-	return p
+	refs    map[int]bool // the steps whose files its references name
+	// The disk's write rate so far, which packing reads.
+	wroteBytes, wroteNanos atomic.Int64
 }
 
 // createSet starts a set file at path.
@@ -146,13 +189,23 @@ func createSet(path string, h setHeader) (*setWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &setWriter{f: f, w: newDirectWriter(f.File)}
-	w.w.Write(append(line, '\n'))
-	w.written = int64(len(line) + 1)
+	w := &setWriter{f: f, w: newDirectWriter(f.File), refs: map[int]bool{}}
+	head := append(line, bytes.Repeat([]byte{' '}, int(padded(int64(len(line)+1)))-len(line))...)
+	head[len(head)-1] = '\n'
+	w.w.Write(head)
+	w.written = int64(len(head))
 	return w, nil
 }
 
-// write adds a packed frame, which must lie after those before.
+// pack packs a frame for this writer: compressed once the disk has proved
+// slow.
+func (w *setWriter) pack(f *frame) packed {
+	b, ns := w.wroteBytes.Load(), w.wroteNanos.Load()
+	return pack(f, b >= 16<<20 && float64(b)/float64(ns)*1e9 < slowDisk)
+}
+
+// write adds a packed frame, which must lie after those before. A frame
+// read from an earlier step's file is written as a reference to it.
 func (w *setWriter) write(p packed) error {
 	if p.h.pages == 0 {
 		return nil
@@ -163,12 +216,38 @@ func (w *setWriter) write(p packed) error {
 	w.last = p.h.last
 	w.total.pages += p.h.pages
 	w.total.matches += p.h.matches
-	p.h.marshal(w.hdr[:])
-	w.w.Write(w.hdr[:])
-	_, err := w.w.Write(p.data)
-	putBuf(p.data)
-	w.waiting.Add(-1)
-	w.written += frameHeaderLen + int64(len(p.data))
+	data, block := p.data, p.block
+	if p.at.step != 0 {
+		p.h.codec, p.h.stored = codecRef, refLen
+		data = binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint32(make([]byte, 0, refLen), uint32(p.at.step)), uint64(p.at.off))
+		w.refs[p.at.step] = true
+		putBuf(p.data)
+		block = nil
+	}
+	n := padded(frameHeaderLen + int64(len(data)))
+	start := time.Now()
+	var err error
+	if block != nil && int64(cap(block)) >= n {
+		// Written from its buffer: the header in the room before it.
+		block = block[:n]
+		p.h.marshal(block)
+		clear(block[frameHeaderLen+len(data):])
+		err = w.w.writeBlock(block)
+	} else {
+		p.h.marshal(w.hdr[:])
+		w.w.Write(w.hdr[:])
+		w.w.Write(data)
+		_, err = w.w.Write(zeros[:n-frameHeaderLen-int64(len(data))])
+	}
+	if p.at.step == 0 {
+		w.wroteBytes.Add(int64(len(data)))
+		w.wroteNanos.Add(int64(time.Since(start)))
+		if block == nil {
+			block = p.data
+		}
+		putBuf(block)
+	}
+	w.written += n
 	return err
 }
 
@@ -181,7 +260,8 @@ func (w *setWriter) commit() (int64, error) {
 	end := frameHeader{pages: w.total.pages, matches: w.total.matches}
 	end.marshal(w.hdr[:])
 	w.w.Write(w.hdr[:])
-	w.written += frameHeaderLen
+	w.w.Write(zeros[:directBlock-frameHeaderLen])
+	w.written += directBlock
 	if err := w.w.close(); err != nil {
 		w.f.Abort()
 		return 0, err
@@ -201,10 +281,17 @@ type setReader struct {
 	last   uint64
 	done   bool
 	buf    [frameHeaderLen]byte
+	step   int   // the step whose file it is (0: none)
+	pos    int64 // where in the file the next frame's header lies
+	// refs opens the set file of a step a reference names; nil: a
+	// reference is an error.
+	refs  func(step int) (*os.File, error)
+	files map[int]*os.File
 }
 
-// openSet opens the set file at path and reads its header.
-func openSet(path string) (*setReader, error) {
+// openSet opens the set file at path, of step (0 for a snapshot), and
+// reads its header; refs opens the files its references name.
+func openSet(path string, step int, refs func(int) (*os.File, error)) (*setReader, error) {
 	f, err := userfiles.Open(path)
 	if err != nil {
 		return nil, err
@@ -214,15 +301,15 @@ func openSet(path string) (*setReader, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	r.closer = f
+	r.closer, r.step, r.refs = f, step, refs
 	return r, nil
 }
 
 func newSetReader(rd io.Reader) (*setReader, error) {
 	br := bufio.NewReaderSize(rd, 64<<10)
 	line, err := br.ReadSlice('\n')
-	r := &setReader{r: br}
-	if err != nil || json.Unmarshal(line, &r.hdr) != nil || r.hdr.Format != SetFormat {
+	r := &setReader{r: br, pos: int64(len(line)), files: map[int]*os.File{}}
+	if err != nil || len(line)%directBlock != 0 || json.Unmarshal(line, &r.hdr) != nil || r.hdr.Format != SetFormat {
 		return nil, fmt.Errorf("%w: no header line", ErrSet)
 	}
 	if !r.hdr.Spec.valid() {
@@ -243,10 +330,14 @@ func (r *setReader) close() {
 	if r.closer != nil {
 		r.closer.Close()
 	}
+	for _, f := range r.files {
+		f.Close()
+	}
 }
 
-// next returns the next frame, still compressed, or io.EOF after the last
-// (once the end record agrees with what came before it).
+// next returns the next frame, still packed, or io.EOF after the last
+// (once the end record agrees with what came before it). A reference is
+// followed to the frame it names.
 func (r *setReader) next() (packed, error) {
 	if r.done {
 		return packed{}, io.EOF
@@ -259,30 +350,87 @@ func (r *setReader) next() (packed, error) {
 	if !p.h.unmarshal(r.buf[:]) {
 		return packed{}, fmt.Errorf("%w: a damaged frame header", ErrSet)
 	}
+	p.at = frameLoc{r.step, r.pos}
+	pad := padded(frameHeaderLen+int64(p.h.stored)) - frameHeaderLen - int64(p.h.stored)
+	r.pos += frameHeaderLen + int64(p.h.stored) + pad
 	if p.h.raw == 0 {
 		r.done = true
 		if p.h != (frameHeader{pages: r.seen.pages, matches: r.seen.matches}) {
 			return packed{}, fmt.Errorf("%w: its end does not match its frames", ErrSet)
+		}
+		if err := r.skip(pad); err != nil {
+			return packed{}, err
 		}
 		if n, _ := r.r.Read(r.buf[:1]); n > 0 {
 			return packed{}, fmt.Errorf("%w: bytes after its end", ErrSet)
 		}
 		return packed{}, io.EOF
 	}
-	switch {
-	case p.h.raw > maxFrameRaw || p.h.stored == 0 || p.h.codec > codecS2 || p.h.codec == codecNone && p.h.stored != p.h.raw ||
-		int(p.h.stored) > s2.MaxEncodedLen(int(p.h.raw)),
-		p.h.pages == 0 || p.h.matches == 0 || p.h.first > p.h.last,
-		r.seen.pages > 0 && p.h.first <= r.last:
+	if !p.h.sound() || r.seen.pages > 0 && p.h.first <= r.last {
 		return packed{}, fmt.Errorf("%w: a damaged frame header", ErrSet)
 	}
 	p.data = getBuf(int(p.h.stored))
 	if _, err := io.ReadFull(r.r, p.data); err != nil {
 		return cut()
 	}
+	if err := r.skip(pad); err != nil {
+		return packed{}, err
+	}
 	r.last = p.h.last
 	r.seen.pages += p.h.pages
 	r.seen.matches += p.h.matches
+	if p.h.codec == codecRef {
+		return r.follow(p)
+	}
+	return p, nil
+}
+
+// skip reads the zeros that pad a frame.
+func (r *setReader) skip(n int64) error {
+	var pad [directBlock]byte
+	if _, err := io.ReadFull(r.r, pad[:n]); err != nil {
+		return fmt.Errorf("%w: it is cut short", ErrSet)
+	}
+	if !allZero(pad[:n]) {
+		return fmt.Errorf("%w: a damaged frame", ErrSet)
+	}
+	return nil
+}
+
+// follow reads the frame a reference names, in the set file of an earlier
+// step: a frame as it is there, with the reference's header.
+func (r *setReader) follow(ref packed) (packed, error) {
+	step := int(binary.LittleEndian.Uint32(ref.data))
+	off := int64(binary.LittleEndian.Uint64(ref.data[4:]))
+	putBuf(ref.data)
+	bad := func() (packed, error) {
+		return packed{}, fmt.Errorf("%w: a reference to step %d that is not there", ErrSet, step)
+	}
+	f := r.files[step]
+	if f == nil {
+		if r.refs == nil || step <= 0 || step >= r.step {
+			return bad()
+		}
+		var err error
+		if f, err = r.refs(step); err != nil {
+			return bad()
+		}
+		r.files[step] = f
+	}
+	var buf [frameHeaderLen]byte
+	var p packed
+	if _, err := f.ReadAt(buf[:], off); err != nil || !p.h.unmarshal(buf[:]) || !p.h.sound() || p.h.codec == codecRef {
+		return bad()
+	}
+	if want := ref.h; p.h.raw != want.raw || p.h.crc != want.crc || p.h.pages != want.pages || p.h.matches != want.matches ||
+		p.h.first != want.first || p.h.last != want.last {
+		return bad()
+	}
+	p.data = getBuf(int(p.h.stored))
+	if _, err := f.ReadAt(p.data, off+frameHeaderLen); err != nil {
+		return bad()
+	}
+	p.at = frameLoc{step, off}
 	return p, nil
 }
 
