@@ -385,11 +385,6 @@ const (
 	pageRecord     = 16
 )
 
-// marshalLen is the length of the frame's payload.
-func (f *frame) marshalLen() int {
-	return len(f.vals) + len(f.pos) + len(f.aux) + len(f.pages)*pageRecord + payloadTrailer
-}
-
 // marshal makes the frame's payload after its values, in their buffer
 // when it has room (no copy of them), and returns it.
 func (f *frame) marshal() []byte {

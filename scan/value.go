@@ -98,13 +98,6 @@ func (t Type) Endian() string {
 	return "little"
 }
 
-func (t Type) order() binary.ByteOrder {
-	if t.Big {
-		return binary.BigEndian
-	}
-	return binary.LittleEndian
-}
-
 // bits reads the value's bits from the first Size bytes of b. It runs for
 // every match a narrowing tests, so the byte order is no interface call.
 func (t Type) bits(b []byte) uint64 {
