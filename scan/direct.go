@@ -93,10 +93,11 @@ func (w *directWriter) flush(n int) error {
 	return nil
 }
 
-// writeBlock writes b, a whole number of blocks from a directBlock
-// boundary, from where it lies: what is buffered is too, first (the
-// writer's frames all end on a boundary).
-func (w *directWriter) writeBlock(b []byte) error {
+// writeBlock writes the first n bytes of b, which starts on a
+// directBlock boundary at the writer's position and is a whole number of
+// blocks long (zeros after n), from where it lies: what is buffered goes
+// first, padded to a block, and the position ends after the n bytes.
+func (w *directWriter) writeBlock(b []byte, n int64) error {
 	if w.n > 0 {
 		if err := w.flush(w.n); err != nil {
 			return err
@@ -108,10 +109,15 @@ func (w *directWriter) writeBlock(b []byte) error {
 		setDirect(w.f, false)
 		_, err = w.f.WriteAt(b, w.off)
 	}
-	if err == nil {
-		w.off += int64(len(b))
+	if err != nil {
+		return err
 	}
-	return err
+	// The block's last part, from n on, is what the next write overwrites:
+	// it stays in the buffer, at the block's boundary.
+	last := (n / directBlock) * directBlock
+	w.off += last
+	w.n = copy(w.buf, b[last:n])
+	return nil
 }
 
 // close writes what is buffered: with O_DIRECT a whole block, zeros after

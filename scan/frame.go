@@ -119,9 +119,13 @@ func (b *builder) take() *frame {
 	return f
 }
 
-// recycle gives back a frame that is packed: its arrays serve the next,
-// its values' buffer went with the packed frame.
+// recycle gives back a frame that is packed (its values' buffer went
+// with the packed frame) or not needed: its arrays serve the next.
 func (b *builder) recycle(f *frame) {
+	if f.block != nil {
+		putBuf(f.block)
+		f.block = nil
+	}
 	b.spare = f
 }
 

@@ -231,30 +231,56 @@ func (sc *Scanner) narrowFrame(ctx context.Context, regions []procfs.Region, j n
 	// A page whose bytes are as they were keeps all its matches
 	// (unchanged, update) or none (changed) without a test of each; while
 	// every page so far is kept so, nothing is built: the frame may be kept
-	// whole. The first page that is not adds those before it.
+	// whole. The first page that is not adds those before it. Under other
+	// tests, a frame whose every page kept every match, as it was, is kept
+	// whole too.
 	sameSpec := !src.fromSnap && snap == nil && t.spec.Same(*prevSpec) && t.spec.Len == prevSpec.Len
 	keepAll := t.op == OpUnchanged || t.op == OpUpdate
-	w.same = sameSpec && keepAll && len(w.pages) == len(f.pages)
+	w.same = sameSpec && len(w.pages) == len(f.pages)
+	lazy := keepAll
 	for i := range w.pages {
 		np := &w.pages[i]
 		eq := sameSpec && (keepAll || t.op == OpChanged) && w.samePage(f, np, t)
-		if eq && keepAll {
+		switch {
+		case eq && keepAll:
 			if !w.same {
 				w.b.copyPage(f, np.p)
 			}
 			continue
-		}
-		if w.same {
-			w.same = false
+		case lazy && w.same:
+			lazy = false
 			for k := range i {
 				w.b.copyPage(f, w.pages[k].p)
 			}
 		}
-		if !eq {
-			w.narrowPage(f, np, frameSpec, t, src, snap)
+		if eq && t.op == OpChanged {
+			w.same = false
+			continue
+		}
+		if !w.narrowPage(f, np, frameSpec, t, src, snap) {
+			w.same = false
 		}
 	}
+	if w.same && !lazy {
+		w.b.recycle(w.b.take()) // built, and not needed
+	}
 	return ctx.Err()
+}
+
+// samePacked reports whether a group's values at cur, its offsets goffs,
+// are the old ones, packed.
+func samePacked(s *Spec, cur []byte, goffs []uint16, old []byte) bool {
+	at, o := 0, 0
+	for i, t := range s.Parts {
+		if i > 0 {
+			at = int(goffs[i-1])
+		}
+		if !bytes.Equal(cur[at:at+t.Size], old[o:o+t.Size]) {
+			return false
+		}
+		o += t.Size
+	}
+	return true
 }
 
 // samePage reports whether a page's bytes are as they were, for the tests
@@ -297,16 +323,18 @@ func (w *worker) candidates(f *frame, p *page, frameSpec *Spec, t *test, src old
 
 // narrowPage tests the matches of one page and adds those that pass to
 // the worker's builder.
-func (w *worker) narrowPage(f *frame, np *narrowPage, frameSpec *Spec, t *test, src oldSource, snap *snapIndex) {
+func (w *worker) narrowPage(f *frame, np *narrowPage, frameSpec *Spec, t *test, src oldSource, snap *snapIndex) (kept bool) {
 	p := np.p
 	piece := &w.pieces[np.piece]
 	pm := &w.pm
 	pm.reset()
 	s := &t.spec
+	kept = true // every match, with the flags and the value it had
 	keep := func(off uint16, flags uint16, goffs []uint16, cur, old []byte) {
 		switch {
 		case s.numeric():
 			nf := t.flags(cur, old, flags)
+			kept = kept && nf == flags && bytes.Equal(cur[:min(len(cur), len(old))], old)
 			if nf == 0 {
 				return
 			}
@@ -315,13 +343,17 @@ func (w *worker) narrowPage(f *frame, np *narrowPage, frameSpec *Spec, t *test, 
 			}
 		case s.Class == Group:
 			if !t.passGroup(cur, goffs, old) {
+				kept = false
 				return
 			}
+			kept = kept && samePacked(s, cur, goffs, old)
 			pm.goffs = append(pm.goffs, goffs...)
 		default:
 			if !t.passText(cur, old) || len(cur) < s.Len {
+				kept = false
 				return
 			}
+			kept = kept && bytes.Equal(cur[:s.Len], old)
 		}
 		pm.offs = append(pm.offs, off)
 	}
@@ -372,6 +404,7 @@ func (w *worker) narrowPage(f *frame, np *narrowPage, frameSpec *Spec, t *test, 
 		from := int(np.start - p.addr)
 		w.b.add(p.addr, pm, piece.B[np.start-piece.Addr:piece.N], from)
 	}
+	return kept && len(pm.offs) == int(p.n)
 }
 
 // snapOld is a match's old value as the snapshot has it (a group's values

@@ -22,9 +22,9 @@ import (
 // of JSON (setHeader), then its frames in address order, each behind a
 // header of its own, then an end record with the totals. It is written
 // and read as a stream: a step never holds a whole set in memory. The
-// header line is padded with spaces, and every frame with zeros, to a
-// multiple of directBlock, so that each frame starts where O_DIRECT may
-// write it from the buffer it was built in.
+// header line is padded with spaces to a multiple of directBlock, and a
+// pad record (zeros) goes before a frame that would start elsewhere, so
+// that O_DIRECT writes each frame from the buffer it was built in.
 
 // SetFormat names the set file format in each header.
 const SetFormat = "procmem scan set 2"
@@ -65,6 +65,7 @@ const (
 	codecNone = 0
 	codecS2   = 1
 	codecRef  = 2
+	codecPad  = 3 // no frame: zeros up to where the next one starts
 	refLen    = 12
 )
 
@@ -102,6 +103,8 @@ func (h *frameHeader) unmarshal(b []byte) bool {
 // sound reports whether a frame header may be one packing writes.
 func (h *frameHeader) sound() bool {
 	switch {
+	case h.codec == codecPad:
+		return h.raw == h.stored && h.stored < 2*directBlock && h.pages == 0 && h.matches == 0 && h.crc == 0 && h.first == 0 && h.last == 0
 	case h.raw > maxFrameRaw || h.stored == 0 || h.pages == 0 || h.matches == 0 || h.first > h.last:
 		return false
 	case h.codec == codecNone:
@@ -138,11 +141,11 @@ type frameLoc struct {
 // empty frame packs to nothing. The packed frame takes the frame's block.
 func pack(f *frame, compress bool) packed {
 	if len(f.pages) == 0 {
-		putBuf(f.block)
 		return packed{}
 	}
 	raw := f.marshal()
 	block := f.block
+	f.block = nil
 	if &raw[0] != &block[frameHeaderLen] {
 		// The values outgrew their buffer: a block of the right size.
 		putBuf(block)
@@ -224,20 +227,30 @@ func (w *setWriter) write(p packed) error {
 		putBuf(p.data)
 		block = nil
 	}
-	n := padded(frameHeaderLen + int64(len(data)))
+	n := frameHeaderLen + int64(len(data))
 	start := time.Now()
 	var err error
-	if block != nil && int64(cap(block)) >= n {
-		// Written from its buffer: the header in the room before it.
-		block = block[:n]
+	if block != nil && int64(cap(block)) >= padded(n) {
+		// Written from its buffer, the header in the room before it, from
+		// a block boundary: a pad record first if need be.
+		if gap := padded(w.written) - w.written; gap > 0 {
+			if gap < frameHeaderLen {
+				gap += directBlock
+			}
+			pad := frameHeader{raw: uint32(gap - frameHeaderLen), stored: uint32(gap - frameHeaderLen), codec: codecPad}
+			pad.marshal(w.hdr[:])
+			w.w.Write(w.hdr[:])
+			w.w.Write(zeros[:gap-frameHeaderLen])
+			w.written += gap
+		}
+		block = block[:padded(n)]
 		p.h.marshal(block)
-		clear(block[frameHeaderLen+len(data):])
-		err = w.w.writeBlock(block)
+		clear(block[n:])
+		err = w.w.writeBlock(block, n)
 	} else {
 		p.h.marshal(w.hdr[:])
 		w.w.Write(w.hdr[:])
-		w.w.Write(data)
-		_, err = w.w.Write(zeros[:n-frameHeaderLen-int64(len(data))])
+		_, err = w.w.Write(data)
 	}
 	if p.at.step == 0 {
 		w.wroteBytes.Add(int64(len(data)))
@@ -260,8 +273,7 @@ func (w *setWriter) commit() (int64, error) {
 	end := frameHeader{pages: w.total.pages, matches: w.total.matches}
 	end.marshal(w.hdr[:])
 	w.w.Write(w.hdr[:])
-	w.w.Write(zeros[:directBlock-frameHeaderLen])
-	w.written += directBlock
+	w.written += frameHeaderLen
 	if err := w.w.close(); err != nil {
 		w.f.Abort()
 		return 0, err
@@ -339,6 +351,16 @@ func (r *setReader) close() {
 // (once the end record agrees with what came before it). A reference is
 // followed to the frame it names.
 func (r *setReader) next() (packed, error) {
+	for {
+		p, err := r.record()
+		if err != nil || p.h.codec != codecPad {
+			return p, err
+		}
+	}
+}
+
+// record reads the next record: a frame, a pad record, or the end.
+func (r *setReader) record() (packed, error) {
 	if r.done {
 		return packed{}, io.EOF
 	}
@@ -351,30 +373,26 @@ func (r *setReader) next() (packed, error) {
 		return packed{}, fmt.Errorf("%w: a damaged frame header", ErrSet)
 	}
 	p.at = frameLoc{r.step, r.pos}
-	pad := padded(frameHeaderLen+int64(p.h.stored)) - frameHeaderLen - int64(p.h.stored)
-	r.pos += frameHeaderLen + int64(p.h.stored) + pad
-	if p.h.raw == 0 {
+	r.pos += frameHeaderLen + int64(p.h.stored)
+	if p.h.raw == 0 && p.h.codec != codecPad {
 		r.done = true
 		if p.h != (frameHeader{pages: r.seen.pages, matches: r.seen.matches}) {
 			return packed{}, fmt.Errorf("%w: its end does not match its frames", ErrSet)
-		}
-		if err := r.skip(pad); err != nil {
-			return packed{}, err
 		}
 		if n, _ := r.r.Read(r.buf[:1]); n > 0 {
 			return packed{}, fmt.Errorf("%w: bytes after its end", ErrSet)
 		}
 		return packed{}, io.EOF
 	}
-	if !p.h.sound() || r.seen.pages > 0 && p.h.first <= r.last {
+	if !p.h.sound() || p.h.codec != codecPad && r.seen.pages > 0 && p.h.first <= r.last {
 		return packed{}, fmt.Errorf("%w: a damaged frame header", ErrSet)
+	}
+	if p.h.codec == codecPad {
+		return p, r.skip(int64(p.h.stored))
 	}
 	p.data = getBuf(int(p.h.stored))
 	if _, err := io.ReadFull(r.r, p.data); err != nil {
 		return cut()
-	}
-	if err := r.skip(pad); err != nil {
-		return packed{}, err
 	}
 	r.last = p.h.last
 	r.seen.pages += p.h.pages
@@ -385,9 +403,9 @@ func (r *setReader) next() (packed, error) {
 	return p, nil
 }
 
-// skip reads the zeros that pad a frame.
+// skip reads the zeros of a pad record.
 func (r *setReader) skip(n int64) error {
-	var pad [directBlock]byte
+	var pad [2 * directBlock]byte
 	if _, err := io.ReadFull(r.r, pad[:n]); err != nil {
 		return fmt.Errorf("%w: it is cut short", ErrSet)
 	}
