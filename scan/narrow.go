@@ -174,9 +174,8 @@ func (sc *Scanner) narrowFrame(ctx context.Context, regions []procfs.Region, j n
 	}
 	// Plan the pieces: one a page, from its first match to past its last,
 	// cut to its region, merged where they overlap or lie less than a page
-	// apart: reading a gap costs less than another piece (the kernel pins
-	// and maps each piece on its own), and dense matches are then read as
-	// a first scan reads memory.
+	// apart (reading a gap costs less than another piece: the kernel pins
+	// and maps each piece on its own), up to readBatch.
 	w.pages, w.plans = w.pages[:0], w.plans[:0]
 	k := 0
 	for i := range f.pages {
@@ -195,39 +194,16 @@ func (sc *Scanner) narrowFrame(ctx context.Context, regions []procfs.Region, j n
 		if lo, hi = max(lo, regions[k].Start), min(hi, regions[k].End); lo >= hi {
 			continue // no longer in a selected region
 		}
-		if n := len(w.plans); n > 0 && w.plans[n-1].region == k && lo <= w.plans[n-1].end+uint64(PageSize) {
+		if n := len(w.plans); n > 0 && w.plans[n-1].region == k && lo <= w.plans[n-1].end+uint64(PageSize) &&
+			(hi-w.plans[n-1].addr <= readBatch || lo < w.plans[n-1].end) {
 			w.plans[n-1].end = max(w.plans[n-1].end, hi)
 		} else {
 			w.plans = append(w.plans, plan{lo, hi, k})
 		}
 		w.pages = append(w.pages, narrowPage{p: p, start: lo, piece: len(w.plans) - 1})
 	}
-	// Read each region's pieces at once.
-	total := uint64(0)
-	for _, pl := range w.plans {
-		total += pl.end - pl.addr
-	}
-	buf := grow(&w.read, int(total))
-	w.pieces = w.pieces[:0]
-	for _, pl := range w.plans {
-		n := pl.end - pl.addr
-		w.pieces = append(w.pieces, memory.Piece{Addr: pl.addr, B: buf[:n:n]})
-		buf = buf[n:]
-	}
-	for i := 0; i < len(w.plans); {
-		r := w.plans[i].region
-		e := i + 1
-		for e < len(w.plans) && w.plans[e].region == r {
-			e++
-		}
-		g := sc.Mem.Region(regions[r])
-		err := g.ReadPieces(w.pieces[i:e])
-		g.Close()
-		if err != nil {
-			return err
-		}
-		i = e
-	}
+	w.pieces = append(w.pieces[:0], make([]memory.Piece, len(w.plans))...)
+	w.readTo = 0
 	// A page whose bytes are as they were keeps all its matches
 	// (unchanged, update) or none (changed) without a test of each; while
 	// every page so far is kept so, nothing is built: the frame may be kept
@@ -240,6 +216,9 @@ func (sc *Scanner) narrowFrame(ctx context.Context, regions []procfs.Region, j n
 	lazy := keepAll
 	for i := range w.pages {
 		np := &w.pages[i]
+		if err := sc.readTo(regions, w, np.piece); err != nil {
+			return err
+		}
 		eq := sameSpec && (keepAll || t.op == OpChanged) && w.samePage(f, np, t)
 		switch {
 		case eq && keepAll:
@@ -299,6 +278,38 @@ func (w *worker) samePage(f *frame, np *narrowPage, t *test) bool {
 	at := int(from - piece.Addr)
 	end := at + int(p.vlen)
 	return end <= piece.N && bytes.Equal(piece.B[at:end], f.vals[p.val:p.val+p.vlen])
+}
+
+// readBatch is how much memory a narrowing reads at a time: little enough
+// that what it tests is still in the cache.
+const readBatch = 512 << 10
+
+// readTo reads the planned pieces up to piece, a batch of one region's at a
+// time, into the worker's buffer (a batch's pieces are tested before the
+// next is read over them).
+func (sc *Scanner) readTo(regions []procfs.Region, w *worker, piece int) error {
+	for piece >= w.readTo {
+		i, r := w.readTo, w.plans[w.readTo].region
+		e, total := i, uint64(0)
+		for e < len(w.plans) && w.plans[e].region == r && (e == i || total+w.plans[e].end-w.plans[e].addr <= readBatch) {
+			total += w.plans[e].end - w.plans[e].addr
+			e++
+		}
+		buf := grow(&w.read, int(total))
+		for k := i; k < e; k++ {
+			n := w.plans[k].end - w.plans[k].addr
+			w.pieces[k] = memory.Piece{Addr: w.plans[k].addr, B: buf[:n:n]}
+			buf = buf[n:]
+		}
+		g := sc.Mem.Region(regions[r])
+		err := g.ReadPieces(w.pieces[i:e])
+		g.Close()
+		if err != nil {
+			return err
+		}
+		w.readTo = e
+	}
+	return nil
 }
 
 // snapshotSpec is what a snapshot of memory is kept as: every byte of each

@@ -82,6 +82,7 @@ type worker struct {
 	pages            []narrowPage
 	snap             snapIndex
 	same             bool // the frame being narrowed keeps every match as it was
+	readTo           int  // the pieces read so far
 }
 
 // chunk is a first scan's job: part of one region.

@@ -17,6 +17,16 @@ type test struct {
 	pat   pattern
 	parts []test // groups: one per value
 	since string
+	// widths: for = on integers alone, the value's bits at each width
+	// (1, 2, 4, 8 bytes) and the lanes of that width it fits, so that a
+	// match's bytes are read once a width and compared.
+	widths []exactWidth
+}
+
+type exactWidth struct {
+	size  int
+	flags uint16
+	want  uint64
 }
 
 // lane is one reading of a numeric test, with its values in that type.
@@ -99,6 +109,7 @@ func (s Spec) compileLanes(t *test, c Cond) error {
 	}
 	switch {
 	case len(t.lanes) > 0:
+		t.widths = exactWidths(t.lanes)
 		return nil
 	case s.Class != Number:
 		return fmt.Errorf("%w: %s value %q: no number of any width it scans (or an unknown command: type help)", ErrSyntax, s, c.A)
@@ -203,6 +214,26 @@ func (s Spec) compileGroup(c Cond, first bool) (*test, error) {
 	return t, nil
 }
 
+// exactWidths groups lanes that test = on integers by width; nil unless
+// every lane does. Within a width every lane the value fits has its bits.
+func exactWidths(lanes []lane) []exactWidth {
+	var out []exactWidth
+lanes:
+	for _, l := range lanes {
+		if !l.exact {
+			return nil
+		}
+		for i := range out {
+			if out[i].size == l.t.Size {
+				out[i].flags |= l.t.Flag
+				continue lanes
+			}
+		}
+		out = append(out, exactWidth{l.t.Size, l.t.Flag, l.want})
+	}
+	return out
+}
+
 // pass reports whether cur (whose value at the last scan was old) passes
 // the lane's test.
 func (l *lane) pass(op Op, cur, old []byte) bool {
@@ -244,22 +275,17 @@ func (l *lane) pass(op Op, cur, old []byte) bool {
 // reach past cur does not.
 func (t *test) flags(cur, old []byte, have uint16) uint16 {
 	var out uint16
-	var bits [9]uint64 // by width, read once for the lanes that test = alone
-	var read [9]bool
+	if t.widths != nil {
+		for _, w := range t.widths {
+			if have&w.flags != 0 && len(cur) >= w.size && (Type{Size: w.size, Big: t.spec.Big}).bits(cur) == w.want {
+				out |= have & w.flags
+			}
+		}
+		return out
+	}
 	for i := range t.lanes {
 		l := &t.lanes[i]
-		size := l.t.Size
-		if have&l.t.Flag == 0 || len(cur) < size {
-			continue
-		}
-		if l.exact {
-			if !read[size] {
-				bits[size], read[size] = l.t.bits(cur), true
-			}
-			if bits[size] == l.want {
-				out |= l.t.Flag
-			}
-		} else if l.pass(t.op, cur, old) {
+		if have&l.t.Flag != 0 && len(cur) >= l.t.Size && l.pass(t.op, cur, old) {
 			out |= l.t.Flag
 		}
 	}
