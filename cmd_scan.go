@@ -34,8 +34,9 @@ var scanVerb = verb{
 		"between them.\n\n" +
 		"A session is a directory (scan-PID.session in procmem's cache directory unless --session says): every\n" +
 		"step undo and redo go through, within --undo-budget (the oldest are dropped past it), and the named\n" +
-		"snapshots, compressed when the disk is slower than the cores. It records its process (PID, start\n" +
-		"time, image) and refuses another: reset removes a session of another process, procmem -p PID scan\n" +
+		"snapshots; a step that keeps matches as they were refers to the earlier file rather than copying it,\n" +
+		"and a slow disk gets compressed files. It records its process (PID, start time, image) and refuses\n" +
+		"another: reset removes a session of another process, procmem -p PID scan\n" +
 		"reset one of a process that has exited. procmem scan --sessions lists the sessions in the cache\n" +
 		"directory with their sizes; --prune removes those of processes that have exited. A string value\n" +
 		"is the rest of the line; a byte pattern's ?? must be quoted from the shell: procmem scan -t bytes '48 8b ?? 90'.\n" +
