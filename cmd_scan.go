@@ -36,10 +36,11 @@ var scanVerb = verb{
 		"step undo and redo go through, within --undo-budget (the oldest are dropped past it), and the named\n" +
 		"snapshots; a step that keeps matches as they were refers to the earlier file rather than copying it,\n" +
 		"and a slow disk gets compressed files. It records its process (PID, start time, image) and refuses\n" +
-		"another: reset removes a session of another process, procmem -p PID scan\n" +
-		"reset one of a process that has exited. procmem scan --sessions lists the sessions in the cache\n" +
-		"directory with their sizes; --prune removes those of processes that have exited. A string value\n" +
-		"is the rest of the line; a byte pattern's ?? must be quoted from the shell: procmem scan -t bytes '48 8b ?? 90'.\n" +
+		"another: reset removes a session of another process, procmem -p PID scan reset one of a process that\n" +
+		"has exited. procmem scan --sessions lists the sessions in the cache directory with their sizes;\n" +
+		"--prune removes those of processes that have exited.\n\n" +
+		"A string value is the rest of the line. Quote a byte pattern from the shell, whose ? is a wildcard\n" +
+		"too: procmem -p PID scan -t bytes '48 8b ?? 90'.\n" +
 		rangeHelp,
 	setup:       setupScan,
 	needsTarget: true,
