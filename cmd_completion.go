@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/procmem/procmem/scan"
 )
 
 // This file has what the verb table gives besides help: completion scripts
@@ -73,6 +75,20 @@ func flagWords(flags []*pflag.Flag) string {
 	return strings.Join(words, " ")
 }
 
+// flagValues are the words a flag of a verb takes, to complete instead of
+// file names; nil for a flag that takes others.
+func flagValues(verb, flag string) []string {
+	switch {
+	case verb == "scan" && flag == "type":
+		return scan.SpecNames()
+	case flag == "type" && (verb == "freeze" || verb == "search"):
+		return scan.TypeNames()
+	case flag == "endian":
+		return []string{"little", "big"}
+	}
+	return nil
+}
+
 func globalFlagList() []*pflag.Flag {
 	var pid, name string
 	var suspend, version bool
@@ -108,7 +124,13 @@ func bashCompletion(w io.Writer) error {
 		case "completion":
 			b.WriteString("        completion) COMPREPLY=($(compgen -W \"bash zsh fish\" -- \"$cur\")) ;;\n")
 		default:
-			fmt.Fprintf(&b, "        %s) COMPREPLY=($(compgen -f -W %q -- \"$cur\")) ;;\n", v.name, words)
+			b.WriteString("        " + v.name + ") case $prev in\n")
+			for _, f := range verbFlags(v) {
+				if values := flagValues(v.name, f.Name); values != nil {
+					fmt.Fprintf(&b, "            %s) COMPREPLY=($(compgen -W %q -- \"$cur\")) ;;\n", strings.ReplaceAll(flagWords([]*pflag.Flag{f}), " ", "|"), strings.Join(values, " "))
+				}
+			}
+			fmt.Fprintf(&b, "            *) COMPREPLY=($(compgen -f -W %q -- \"$cur\")) ;;\n        esac ;;\n", words)
 		}
 	}
 	fmt.Fprintf(&b, "        help) COMPREPLY=($(compgen -W %q -- \"$cur\")) ;;\n", strings.Join(names, " "))
@@ -120,23 +142,25 @@ func bashCompletion(w io.Writer) error {
 func fishCompletion(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("# fish completion for procmem\n")
-	fish := func(cond string, f *pflag.Flag) {
+	fish := func(cond string, f *pflag.Flag, values []string) {
 		fmt.Fprintf(&b, "complete -c procmem -n %q -l %s", cond, f.Name)
 		if f.Shorthand != "" {
 			fmt.Fprintf(&b, " -s %s", f.Shorthand)
 		}
-		if f.Value.Type() != "bool" {
+		if values != nil {
+			fmt.Fprintf(&b, " -x -a %q", strings.Join(values, " "))
+		} else if f.Value.Type() != "bool" {
 			b.WriteString(" -r")
 		}
 		fmt.Fprintf(&b, " -d %q\n", firstSentence(f.Usage))
 	}
 	for _, f := range globalFlagList() {
-		fish("__fish_use_subcommand", f)
+		fish("__fish_use_subcommand", f, nil)
 	}
 	for _, v := range verbs() {
 		fmt.Fprintf(&b, "complete -c procmem -f -n __fish_use_subcommand -a %s -d %q\n", v.name, v.short)
 		for _, f := range verbFlags(v) {
-			fish("__fish_seen_subcommand_from "+v.name, f)
+			fish("__fish_seen_subcommand_from "+v.name, f, flagValues(v.name, f.Name))
 		}
 	}
 	_, err := io.WriteString(w, b.String())

@@ -82,7 +82,7 @@ func setupFreeze(flags *pflag.FlagSet) func(*env, []string) error {
 			return err
 		}
 		for _, h := range f.holds {
-			fmt.Fprintf(e.stdout, "holding %s = %s (%s) at %016x\n", h.text, t.Format(h.value), describeType(t, t.Size), h.addr)
+			fmt.Fprintf(e.stdout, "holding %s = %s (%s) at %016x\n", h.text, t.Format(h.value), scan.Spec{Num: t, Big: t.Big}, h.addr)
 		}
 		if err := f.run(e.ctx); err != nil {
 			return err

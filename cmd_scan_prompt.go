@@ -17,14 +17,15 @@ import (
 
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/scan"
+	"github.com/procmem/procmem/userfiles"
 )
 
 // prompt reads commands until quit, the end of the input, or SIGTERM. On a
 // terminal it edits lines and keeps a history across sessions; Ctrl-C
 // stops the command at work, and at the prompt quits. Elsewhere (a pipe,
-// a script) it reads one command a line, without a prompt. The session is
-// saved as it goes when it is small, and always at the end.
-func (ss *scanSession) prompt() error {
+// a script) it reads one command a line, without a prompt. Every command
+// saves the session as it ends.
+func (ss *scanRun) prompt() error {
 	// Signals: SIGINT ends the command at work, not the session; SIGTERM
 	// and SIGHUP end both, and the session is saved.
 	ss.signals()
@@ -48,7 +49,7 @@ func (ss *scanSession) prompt() error {
 
 	lines := ss.lineReader()
 	defer lines.close()
-	fmt.Fprintf(ss.stderr, "procmem: scanning process %d for %s; type help for the commands\n", ss.pid(), describeType(ss.scanType(), ss.scanStep()))
+	fmt.Fprintf(ss.stderr, "procmem: scanning process %d for %s; type help for the commands\n", ss.pid(), ss.sess.Spec())
 	for {
 		select {
 		case <-quit:
@@ -65,7 +66,10 @@ func (ss *scanSession) prompt() error {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		cmd, err := scan.ParseCommand(line, ss.scanType())
+		cmd, err := scan.ParseCommand(line)
+		if err == nil {
+			err = ss.sess.Validate(cmd)
+		}
 		if err != nil {
 			stderrf(ss.env, "%s", syntaxMsg(err))
 			continue
@@ -87,23 +91,71 @@ func (ss *scanSession) prompt() error {
 			stderrf(ss.env, "%s", message(err))
 			return ss.closeSession()
 		case err != nil:
-			stderrf(ss.env, "%s", message(err))
-		}
-		if ss.cur.set == nil || ss.cur.set.Bytes() < 64<<20 { // an unread set is where it was
-			if err := ss.store(); err != nil {
-				stderrf(ss.env, "%s", message(err))
+			var ue usageError
+			if errors.As(err, &ue) {
+				err = errors.New(ue.msg)
 			}
+			stderrf(ss.env, "%s", message(err))
 		}
 	}
 }
 
-// promptText shows the process, the type and the match count.
-func (ss *scanSession) promptText() string {
-	what := "no scan yet"
-	if !ss.cur.empty() {
-		what = matches(ss.cur.count())
+// freeze starts writing a value to every match, until unfreeze: at the
+// prompt only, where something runs to stop it.
+func (r *scanRun) freeze(cmd scan.Command) error {
+	_, value, err := r.sess.Spec().SetArgs(cmd)
+	if err != nil {
+		return usagef("scan: %s", syntaxMsg(err))
 	}
-	return fmt.Sprintf("[%d %s: %s]> ", ss.pid(), describeType(ss.scanType(), ss.scanStep()), what)
+	writes, _, err := r.sess.Writes(value, maxWrites)
+	if err != nil {
+		return err
+	}
+	if err := r.mayWrite(writes, false); err != nil {
+		return err
+	}
+	r.unfreeze()
+	mem, err := r.memory(true)
+	if err != nil {
+		return err
+	}
+	f := &freezer{env: r.env, mem: mem, interval: r.interval}
+	for _, w := range writes {
+		f.holds = append(f.holds, hold{addr: w.Addr, value: w.Bytes, text: fmt.Sprintf("%016x", w.Addr)})
+	}
+	if err := f.writeAll(true); err != nil {
+		mem.Close()
+		return err
+	}
+	r.freezer = f.start()
+	fmt.Fprintf(r.stdout, "holding %s at %s every %v: unfreeze stops\n", value, matches(uint64(len(writes))), r.interval)
+	return nil
+}
+
+func (r *scanRun) unfreeze() {
+	if r.freezer != nil {
+		r.freezer.stop()
+		r.freezer = nil
+		fmt.Fprintln(r.stdout, "released")
+	}
+}
+
+// closeSession ends what the prompt runs.
+func (r *scanRun) closeSession() error {
+	if r.freezer != nil {
+		r.freezer.stop()
+		r.freezer = nil
+	}
+	return nil
+}
+
+// promptText shows the process, the type and the match count.
+func (ss *scanRun) promptText() string {
+	what := "no scan yet"
+	if cur := ss.sess.Current(); cur != nil {
+		what = matches(cur.Matches)
+	}
+	return fmt.Sprintf("[%d %s: %s]> ", ss.pid(), ss.sess.Spec(), what)
 }
 
 // lineReader reads the prompt's commands.
@@ -112,7 +164,7 @@ type lineReader interface {
 	close()
 }
 
-func (ss *scanSession) lineReader() lineReader {
+func (ss *scanRun) lineReader() lineReader {
 	in, ok := ss.stdin.(*os.File)
 	out, okOut := ss.stdout.(*os.File)
 	if !ok || !okOut || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) {
@@ -152,26 +204,25 @@ type termLines struct {
 // historyMax is how many lines of history are kept.
 const historyMax = 1000
 
-func historyPath() string {
-	dir, err := cacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "scan_history")
-}
-
-// loadHistory fills the terminal's history from the file, and opens it to
-// add to.
+// loadHistory fills the terminal's history from the file in procmem's
+// cache directory, and opens it to add to; without a safe cache directory
+// there is no history.
 func (l *termLines) loadHistory() {
-	path := historyPath()
-	if path == "" {
+	dir, err := userfiles.MakeCacheDir()
+	if err != nil {
 		return
 	}
-	if b, err := os.ReadFile(path); err == nil {
+	path := filepath.Join(dir, "scan_history")
+	if f, err := userfiles.Open(path); err == nil {
+		b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+		f.Close()
 		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 		if len(lines) > historyMax {
 			lines = lines[len(lines)-historyMax:]
-			os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+			if out, err := userfiles.Create(path, 0o600); err == nil {
+				out.WriteString(strings.Join(lines, "\n") + "\n")
+				out.Commit()
+			}
 		}
 		for _, line := range lines {
 			if line != "" {
@@ -179,8 +230,7 @@ func (l *termLines) loadHistory() {
 			}
 		}
 	}
-	os.MkdirAll(filepath.Dir(path), 0o700)
-	l.history, _ = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	l.history, _ = userfiles.OpenAppend(path)
 }
 
 func (l *termLines) read(prompt string) (string, error) {

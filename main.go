@@ -30,6 +30,7 @@ type env struct {
 	stdin   io.Reader
 	suspend bool   // -S, for verbs that stop the target themselves (ownSuspend)
 	signals func() // stops ctx from ending on SIGINT, SIGTERM and SIGHUP, for a verb that handles them
+	exited  int    // for afterExit verbs: the PID -p named, which no process has (proc is nil)
 }
 
 // pid is the target's process ID, for messages.
@@ -51,6 +52,12 @@ type verb struct {
 	// ownSuspend verbs stop the target themselves for -S (env.suspend),
 	// around each piece of work, not for as long as they run.
 	ownSuspend bool
+	// alone, if set, says from the parsed flags that this run of the verb
+	// needs no target (scan --sessions): it runs as noTarget verbs do.
+	alone func(flags *pflag.FlagSet) bool
+	// afterExit verbs also run when -p names a process that has exited,
+	// with env.exited set and no proc: scan removes its session.
+	afterExit bool
 }
 
 func verbs() []verb {
@@ -196,13 +203,18 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, stdin: os.Stdin, signals: stop}
-	if v.noTarget {
+	if v.noTarget || v.alone != nil && v.alone(flags) {
 		return runVerb(e, flags.Args())
 	}
 	if v.needsTarget && pidSpec == "" && name == "" {
 		return usagef("%s needs a target process: procmem -p PID %s ... or procmem -P NAME %s ...", v.name, v.name, v.name)
 	}
 	pid, err := resolveTarget(pidSpec, name)
+	var gone noProcess
+	if errors.As(err, &gone) && v.afterExit {
+		e.exited = gone.pid
+		return runVerb(e, flags.Args())
+	}
 	if err != nil {
 		return err
 	}

@@ -189,11 +189,16 @@ func TestCompletion(t *testing.T) {
 		{"procmem completion f", "fish"},
 		// After the verb -P is a pathname, offered from the process's maps.
 		{fmt.Sprintf("procmem -p %d info -P /", os.Getpid()), exe},
+		{"procmem -p 1 scan -t any", "anyint anynumber"},
+		{"procmem -p 1 scan -e l", "little"},
 	} {
 		prog := script.String() + fmt.Sprintf("\nCOMP_WORDS=(%s); COMP_CWORD=%d; _procmem; echo \"${COMPREPLY[@]}\"\n", c.words, len(strings.Fields(c.words))-1)
 		out, err := exec.Command(bash, "-c", prog).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), c.want) {
 			t.Errorf("completing %q: %v %q, want %q", c.words, err, out, c.want)
+		}
+		if strings.Contains(c.words, "scan -") && strings.Contains(string(out), "main.go") {
+			t.Errorf("completing %q offers file names: %q", c.words, out)
 		}
 	}
 }

@@ -36,10 +36,15 @@ func resolvePID(spec string) (int, error) {
 		return 0, usagef("bad pid %q: want a positive number or \"self\"", spec)
 	}
 	if _, err := os.Stat(fmt.Sprintf("%s/%d/stat", procfs.Root, pid)); err != nil {
-		return 0, fmt.Errorf("no process with pid %d", pid)
+		return 0, noProcess{pid}
 	}
 	return pid, nil
 }
+
+// noProcess is a -p that names no process (any more).
+type noProcess struct{ pid int }
+
+func (e noProcess) Error() string { return fmt.Sprintf("no process with pid %d", e.pid) }
 
 // resolveName turns a -P argument into the PID of the one process with that
 // command name; none or several are errors, the latter listing them.

@@ -622,11 +622,14 @@ func BenchmarkPointers(b *testing.B) {
 
 // BenchmarkScan: procmem scan against scanmem (its non-interactive -c) on
 // one game holding 1 GiB of heap filled with int32 values, one in 268 of
-// them 7: a first exact scan (about a million matches), a narrowing of
-// those, and a snapshot; with each one's peak RSS. procmem runs as a new
-// process for each command, loading and saving its session file;
-// scanmem's narrowing is the difference between a run that scans twice
-// and one that scans once.
+// them 7: a first exact scan (about a million matches) and a narrowing of
+// those, as int32 and as any integer width (scanmem's int, procmem's
+// anyint), a byte pattern with wildcards, and a snapshot followed by
+// unchanged; with each one's peak RSS and match count. procmem runs as a
+// new process for each command, reading and writing its session on the
+// machine's disk (the benchmark's temporary directory); scanmem's
+// narrowing is the difference between a run that scans twice and one that
+// scans once.
 func BenchmarkScan(b *testing.B) {
 	requireTool(b, "scanmem")
 	g := startGame(b, "fill", fmt.Sprint(1<<30))
@@ -634,6 +637,7 @@ func BenchmarkScan(b *testing.B) {
 	session := filepath.Join(dir, "s")
 	s := samples{}
 	rss := map[string][]int64{}
+	found := map[string]string{}
 	measure := func(name string, args ...string) time.Duration {
 		start := time.Now()
 		cmd := exec.Command(args[0], args[1:]...)
@@ -644,32 +648,67 @@ func BenchmarkScan(b *testing.B) {
 		d := time.Since(start)
 		s[name] = append(s[name], d)
 		rss[name] = append(rss[name], cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+		found[name] = matchCount(string(out))
 		return d
 	}
-	scanmem := func(cmds string) []string {
-		return []string{"scanmem", "-p", itoa(g.pid), "-c", "option scan_data_type int32;" + cmds + ";exit"}
+	scanmem := func(typ, cmds string) []string {
+		return []string{"scanmem", "-p", itoa(g.pid), "-c", "option scan_data_type " + typ + ";" + cmds + ";exit"}
 	}
 	pm := func(args ...string) []string {
 		return append([]string{procmemBin, "-p", itoa(g.pid), "scan", "--session", session}, args...)
 	}
+	// scanmem's bytearray has no nibble wildcards: the same pattern with ??.
+	const pattern = "07 00 00 00 ?? ?? 00 00"
 	for i := 0; i < b.N; i++ {
-		os.Remove(session)
-		measure("procmem-first", pm("7")...)
-		measure("procmem-narrow", pm("7")...)
+		for _, typ := range []string{"int32", "anyint"} {
+			os.RemoveAll(session)
+			measure("procmem-"+typ+"-first", pm("-t", typ, "7")...)
+			measure("procmem-"+typ+"-narrow", pm("7")...)
+		}
+		os.RemoveAll(session)
+		measure("procmem-bytes", pm("-t", "bytes", pattern)...)
+		os.RemoveAll(session)
 		measure("procmem-snapshot", pm("snapshot")...)
-		os.Remove(session)
-		os.Remove(session + ".undo")
-		once := measure("scanmem-first", scanmem("7")...)
-		twice := measure("scanmem-first-and-narrow", scanmem("7;7")...)
-		s["scanmem-narrow"] = append(s["scanmem-narrow"], twice-once)
-		measure("scanmem-snapshot", scanmem("snapshot")...)
+		measure("procmem-unchanged", pm("unchanged")...)
+		os.RemoveAll(session)
+		for _, typ := range []string{"int32", "int"} {
+			once := measure("scanmem-"+typ+"-first", scanmem(typ, "7")...)
+			twice := measure("scanmem-"+typ+"-first-and-narrow", scanmem(typ, "7;7")...)
+			s["scanmem-"+typ+"-narrow"] = append(s["scanmem-"+typ+"-narrow"], twice-once)
+		}
+		measure("scanmem-bytearray", scanmem("bytearray", pattern)...)
+		measure("scanmem-snapshot", scanmem("int32", "snapshot")...)
 	}
-	s.report(b, [2]string{"scanmem-first", "procmem-first"}, [2]string{"scanmem-narrow", "procmem-narrow"},
-		[2]string{"scanmem-snapshot", "procmem-snapshot"})
+	s.report(b, [2]string{"scanmem-int32-first", "procmem-int32-first"}, [2]string{"scanmem-int32-narrow", "procmem-int32-narrow"},
+		[2]string{"scanmem-int-first", "procmem-anyint-first"}, [2]string{"scanmem-int-narrow", "procmem-anyint-narrow"},
+		[2]string{"scanmem-bytearray", "procmem-bytes"}, [2]string{"scanmem-snapshot", "procmem-snapshot"})
 	for name, kib := range rss {
 		slices.Sort(kib)
 		b.ReportMetric(float64(kib[len(kib)/2])/1024, name+"-peak-RSS-MiB")
 	}
+	for name, n := range found {
+		if v, err := strconv.ParseFloat(n, 64); err == nil {
+			b.ReportMetric(v, name+"-matches")
+		}
+	}
+	for name, d := range s {
+		slices.Sort(d)
+		b.Logf("%s: median %v, range %v-%v", name, s.median(name), d[0], d[len(d)-1])
+	}
+}
+
+// matchCount is the match count a scan printed: procmem's "N matches",
+// scanmem's "we currently have N matches".
+func matchCount(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if _, rest, ok := strings.Cut(line, "we currently have "); ok {
+			line = rest
+		}
+		if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[1], "match") {
+			return f[0]
+		}
+	}
+	return ""
 }
 
 // BenchmarkFio: fio reading a 1 GiB region with asynchronous direct I/O

@@ -22,6 +22,7 @@ import (
 // score change on command, and decoys holding the same values.
 type game struct {
 	t    testing.TB
+	cmd  *exec.Cmd
 	pid  int
 	in   io.WriteCloser
 	out  *bufio.Reader
@@ -44,7 +45,7 @@ func startGame(t testing.TB, args ...string) *game {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	g := &game{t: t, pid: cmd.Process.Pid, in: in, out: bufio.NewReader(out), addr: map[string]uint64{}}
+	g := &game{t: t, cmd: cmd, pid: cmd.Process.Pid, in: in, out: bufio.NewReader(out), addr: map[string]uint64{}}
 	for {
 		line, err := g.out.ReadString('\n')
 		if err != nil {
@@ -70,6 +71,12 @@ func (g *game) do(format string, a ...any) string {
 		g.t.Fatalf("game: %v", err)
 	}
 	return strings.TrimSpace(line)
+}
+
+// exit ends the game and waits for it: its PID names no process after.
+func (g *game) exit() {
+	fmt.Fprintln(g.in, "exit")
+	g.cmd.Wait()
 }
 
 // health is the value the game itself sees.
@@ -184,8 +191,8 @@ func TestScanNarrows(t *testing.T) {
 		t.Errorf("undo of undo: %d", n)
 	}
 	mustSucceed(t, s.run("reset"), "reset")
-	if r := s.run("count"); r.stdout != "no scan yet\n" {
-		t.Errorf("count after reset: %q", r.stdout)
+	if r := s.run("count"); r.code != 1 || r.stderr != "procmem: no scan yet: start with a value, or snapshot\n" {
+		t.Errorf("count after reset: exit %d, %q", r.code, r.stderr)
 	}
 	if n := s.count("undo"); n != 1 {
 		t.Errorf("undo of reset: %d matches", n)
@@ -344,9 +351,13 @@ func TestScanPrompt(t *testing.T) {
 	if h := g.health(); h != 250 {
 		t.Errorf("freeze at the prompt: the game sees %d", h)
 	}
-	// The prompt holds the session: another procmem is told so.
-	if r := s.run("count"); r.code != 1 || !strings.Contains(r.stderr, "in use by another procmem scan") {
+	// The prompt holds the session: another procmem that would change it
+	// is told so; one that reads it reads it.
+	if r := s.run("70"); r.code != 1 || !strings.Contains(r.stderr, "in use by another procmem scan") {
 		t.Errorf("a second procmem on the session: exit %d, %q", r.code, r.stderr)
+	}
+	if n := s.count("count"); n != 1 {
+		t.Errorf("count beside the prompt: %d", n)
 	}
 	io.WriteString(in, "unfreeze\nquit\n")
 	if err := cmd.Wait(); err != nil {
@@ -370,27 +381,6 @@ func TestScanPrompt(t *testing.T) {
 	}
 }
 
-// TestScanSessions: a session is of one process; the default one lives in
-// the cache directory, one per PID.
-func TestScanSessions(t *testing.T) {
-	a, b := startGame(t), startGame(t)
-	s := newScanner(t, a)
-	s.count("100")
-	r := procmem(t, "-p", itoa(b.pid), "scan", "--session", s.session, "count")
-	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("is of process %d (game), not of process %d", a.pid, b.pid)) || strings.Count(r.stderr, "\n") != 1 {
-		t.Errorf("another process's session: exit %d, %q", r.code, r.stderr)
-	}
-	cache := t.TempDir()
-	cmd := exec.Command(procmemBin, "-p", itoa(b.pid), "scan", "100")
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scan with the default session: %v %s", err, out)
-	}
-	if _, err := os.Stat(filepath.Join(cache, "procmem", fmt.Sprintf("scan-%d.session", b.pid))); err != nil {
-		t.Errorf("default session: %v", err)
-	}
-}
-
 // TestScanBadInput: malformed commands, values and flags are usage errors;
 // a narrowing with nothing to narrow is an error; nothing is saved.
 func TestScanBadInput(t *testing.T) {
@@ -405,7 +395,7 @@ func TestScanBadInput(t *testing.T) {
 			t.Errorf("scan %q: exit %d, %q; want a usage error", args, r.code, r.stderr)
 		}
 	}
-	for _, args := range [][]string{{"changed"}, {"list"}, {"set", "5"}, {"-", "1"}} {
+	for _, args := range [][]string{{"changed"}, {"list"}, {"set", "5"}, {"-", "1"}, {"count"}} {
 		if r := s.run(args...); r.code != 1 || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("scan %q before any scan: exit %d, %q", args, r.code, r.stderr)
 		}

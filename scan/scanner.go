@@ -1,418 +1,211 @@
 package scan
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"runtime"
-	"sort"
-	"sync"
 	"sync/atomic"
 
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
 
-// Scanner scans one process's memory through its Reader: pages that hold
-// no data are never read (they hold only zeros, and reading them would
-// fault them in), and the process is left running.
+// Scanner scans one address space through its Reader: pages that hold no
+// data are never read (they hold only zeros, and reading them would fault
+// them in), and a live process is left running. It reads memory only
+// through the Reader and the regions it is given, so a captured address
+// space can be scanned as a live one.
 type Scanner struct {
 	Mem      *memory.Reader
-	Workers  int               // goroutines reading at once; GOMAXPROCS if 0
-	Progress func(bytes int64) // called as work is done: bytes of regions, or pages of matches times PageSize; may be nil
+	Workers  int      // goroutines at work at once; GOMAXPROCS if 0
+	Progress Progress // told how the work goes; may be nil
+}
+
+// Progress is told how long work goes: bytes of regions for a first scan,
+// pages of matches times PageSize for a narrowing.
+type Progress interface {
+	Begin(what string, total uint64)
+	Add(n uint64)
+	End()
+}
+
+// Result is what a scan wrote, and what it could not read.
+type Result struct {
+	Matches uint64
+	Unread  uint64 // bytes of pages that could not be read
+	Size    int64  // of the set file
 }
 
 // chunkSize is the share of a region one worker takes at a time in a
-// first scan.
+// first scan: one frame of the set.
 const chunkSize = 8 << 20
 
 // streamBuf is how much one worker reads at a time.
 const streamBuf = 1 << 20
 
-// Result is what a first scan found, and what it could not read.
-type Result struct {
-	Set    *Set
-	Unread uint64 // bytes of pages that could not be read
+func (sc *Scanner) workers() int {
+	if sc.Workers > 0 {
+		return sc.Workers
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
-// First scans the regions (in address order) for values of type t at
-// positions a multiple of step that pass c, every core taking chunks of
-// them. c must not need a previous scan.
-func (sc *Scanner) First(ctx context.Context, regions []procfs.Region, t Type, step int, c Cond) (Result, error) {
-	type chunk struct {
-		r          procfs.Region
-		start, end uint64
+func (sc *Scanner) begin(what string, total uint64) func(uint64) {
+	if sc.Progress == nil {
+		return func(uint64) {}
 	}
+	sc.Progress.Begin(what, total)
+	return sc.Progress.Add
+}
+
+func (sc *Scanner) end() {
+	if sc.Progress != nil {
+		sc.Progress.End()
+	}
+}
+
+// worker is what one goroutine of a scan keeps between its jobs: buffers
+// that grow to what the largest job needed, and are reused.
+type worker struct {
+	buf, stage, read []byte
+	status           []uint8
+	runEnd           []int
+	scratch          []byte   // the payload of the frame of matches read
+	snapScratch      [][]byte // the payloads of the snapshot's frames
+	old, group       []byte
+	offs, offs2      []uint16
+	pm               pageMatches
+	b                *builder
+	find             finder
+	cur              *cursor
+	plans            []plan
+	pieces           []memory.Piece
+	pages            []narrowPage
+	snap             snapIndex
+	same             bool // the frame being narrowed keeps every match as it was
+	readTo           int  // the pieces read so far
+}
+
+// chunk is a first scan's job: part of one region.
+type chunk struct {
+	r          procfs.Region
+	start, end uint64
+}
+
+// first scans the regions (in address order) for what t finds, and writes
+// the matches to out.
+func (sc *Scanner) first(ctx context.Context, regions []procfs.Region, t *test, out *setWriter) (Result, error) {
 	var chunks []chunk
+	var total uint64
 	for _, r := range regions {
 		for at := r.Start; at < r.End; {
 			end := min(r.End, (at+chunkSize)&^uint64(PageSize-1))
 			chunks = append(chunks, chunk{r, at, end})
 			at = end
 		}
+		total += r.Size()
 	}
+	add := sc.begin("scanning", total)
+	defer sc.end()
 	var unread atomic.Uint64
-	sets := make([]*Set, len(chunks))
-	err := sc.parallel(ctx, len(chunks), func(i int, scratch *[]byte) error {
-		buf := grow(scratch, streamBuf)
-		ch := chunks[i]
-		f := newFinder(t, step, c)
-		b := builder{s: NewSet(t, step)}
-		g := sc.Mem.Region(ch.r)
-		defer g.Close()
-		var part partPage
-		bad, err := g.Stream(ctx, ch.start, ch.end, buf, memory.Sink{
-			Data: func(addr uint64, data []byte) error {
-				for len(data) > 0 {
-					pageAddr := addr &^ uint64(PageSize-1)
-					from := int(addr - pageAddr)
-					n := min(len(data), PageSize-from)
-					if from == 0 && n == PageSize {
-						part.flush(&b, f)
-						b.add(pageAddr, f.find(data[:n], 0), data[:n], 0)
-					} else {
-						part.put(&b, f, pageAddr, from, data[:n])
-					}
-					addr += uint64(n)
-					data = data[n:]
-				}
-				return nil
-			},
-			Zeros: func(addr, n uint64) error { part.flush(&b, f); return nil },
-		})
-		part.flush(&b, f)
-		for _, u := range bad {
-			unread.Add(u.End - u.Start)
+	i := 0
+	next := func() (chunk, bool, error) {
+		if i == len(chunks) {
+			return chunk{}, false, nil
 		}
-		if sc.Progress != nil {
-			sc.Progress(int64(ch.end - ch.start))
+		i++
+		return chunks[i-1], true, nil
+	}
+	newWorker := func() *worker {
+		return &worker{b: newBuilder(&t.spec, chunkSize), find: newFinder(t)}
+	}
+	work := func(ctx context.Context, ch chunk, w *worker) (packed, error) {
+		bad, err := sc.scanChunk(ctx, ch, t, w)
+		unread.Add(bad)
+		add(ch.end - ch.start)
+		if err != nil {
+			return packed{}, err
 		}
-		sets[i] = b.s
-		return err
-	})
-	if err != nil {
+		f := w.b.take()
+		p := out.pack(f)
+		w.b.recycle(f)
+		return p, nil
+	}
+	if err := ordered(ctx, sc.workers(), newWorker, next, work, out.write); err != nil {
 		return Result{}, err
 	}
-	return Result{Set: join(t, step, sets), Unread: unread.Load()}, nil
+	return Result{Matches: out.matches(), Unread: unread.Load()}, nil
 }
 
-// Narrow reads the matches of prev again and keeps those that pass c. The
-// regions are a fresh reading of maps (in address order), filtered as the
-// user asked: matches outside them, unmapped since or filtered out, are
-// dropped, and so are matches that can no longer be read.
-func (sc *Scanner) Narrow(ctx context.Context, regions []procfs.Region, prev *Set, c Cond) (*Set, error) {
-	// Work: runs of prev's pages inside one region, a few thousand pages
-	// at most, so every core gets some.
-	type run struct {
-		r        procfs.Region
-		from, to int // prev.pages[from:to]
+// Page states in a first scan's chunk.
+const (
+	pageNone = iota // not read: unreadable, or past what was streamed
+	pageZero        // holds no data: zeros, not scanned
+	pageData
+)
+
+// scanChunk streams a chunk, and the bytes after it that a match may
+// reach into, into the worker's stage, then finds the matches of each
+// page that holds data. It returns the bytes that could not be read.
+func (sc *Scanner) scanChunk(ctx context.Context, ch chunk, t *test, w *worker) (uint64, error) {
+	look := uint64(0)
+	if t.spec.straddles() {
+		look = uint64(t.spec.maxExtent() - 1)
 	}
-	var runs []run
-	const maxRun = 4096
-	pages := prev.pages
-	for i := 0; i < len(pages); {
-		k := sort.Search(len(regions), func(k int) bool { return regions[k].End > pages[i].addr })
-		if k == len(regions) {
-			break
+	base := ch.start &^ uint64(PageSize-1)
+	streamEnd := min(ch.r.End, ch.end+look)
+	// The stage is not cleared: a page is read only where the stream put
+	// its bytes, or zeros (a hole, a page's part that holds no data).
+	stage := grow(&w.stage, int(streamEnd-base))
+	npages := (len(stage) + PageSize - 1) / PageSize
+	if cap(w.status) < npages {
+		w.status, w.runEnd = make([]uint8, npages), make([]int, npages+1)
+	}
+	status, runEnd := w.status[:npages], w.runEnd[:npages+1]
+	clear(status)
+	mark := func(addr, n uint64, st uint8) {
+		for k := (addr - base) / uint64(PageSize); k < uint64(npages) && base+k*uint64(PageSize) < addr+n; k++ {
+			status[k] = max(status[k], st)
 		}
-		r := regions[k]
-		if pages[i].addr < r.Start {
-			// Not in any region now: skip to the next page that may be.
-			i += sort.Search(len(pages)-i, func(j int) bool { return pages[i+j].addr >= r.Start })
+	}
+	g := sc.Mem.Region(ch.r)
+	defer g.Close()
+	bad, err := g.Stream(ctx, ch.start, streamEnd, grow(&w.buf, streamBuf), memory.Sink{
+		Data: func(addr uint64, data []byte) error {
+			copy(stage[addr-base:], data)
+			mark(addr, uint64(len(data)), pageData)
+			return nil
+		},
+		Zeros: func(addr, n uint64) error { mark(addr, n, pageZero); return nil },
+	})
+	var unread uint64
+	for _, u := range bad {
+		unread += min(u.End, ch.end) - min(u.Start, ch.end)
+	}
+	if err != nil {
+		return unread, err
+	}
+	// runEnd[k]: where the bytes known from page k on end (a page that
+	// was not read ends them).
+	runEnd[npages] = len(stage)
+	for k := npages - 1; k >= 0; k-- {
+		if status[k] == pageNone {
+			runEnd[k] = k * PageSize
+		} else {
+			runEnd[k] = runEnd[k+1]
+		}
+	}
+	pm := &w.pm
+	for k := range npages {
+		addr := base + uint64(k*PageSize)
+		if status[k] != pageData || addr >= ch.end {
 			continue
 		}
-		j := i + sort.Search(len(pages)-i, func(j int) bool { return pages[i+j].addr >= r.End })
-		for ; i < j; i += maxRun {
-			runs = append(runs, run{r, i, min(j, i+maxRun)})
-		}
-		i = j
+		from := int(max(ch.start, addr) - addr)
+		to := int(min(ch.end, addr+uint64(PageSize)) - addr)
+		b := stage[k*PageSize : runEnd[k]]
+		pm.reset()
+		w.find.find(b, from, to, pm)
+		w.b.add(addr, pm, b[from:], from)
 	}
-
-	t, size := prev.Type, prev.Type.Size
-	sets := make([]*Set, len(runs))
-	err := sc.parallel(ctx, len(runs), func(ri int, scratch *[]byte) error {
-		rn := runs[ri]
-		b := builder{s: NewSet(t, prev.Step)}
-		sets[ri] = b.s
-		// One piece a page: its bytes from the first match to the end of
-		// the last.
-		pieces := make([]memory.Piece, 0, rn.to-rn.from)
-		spans := make([]int, 0, rn.to-rn.from) // the page offset each piece starts at
-		var offs []uint16
-		total := 0
-		for pi := rn.from; pi < rn.to; pi++ {
-			p := &pages[pi]
-			offs = prev.offsets(p, offs[:0])
-			first, last := int(offs[0]), int(offs[len(offs)-1])+size
-			pieces = append(pieces, memory.Piece{Addr: p.addr + uint64(first), N: last - first})
-			spans = append(spans, first)
-			total += last - first
-		}
-		buf := grow(scratch, total)
-		for i := range pieces {
-			pieces[i].B, buf = buf[:pieces[i].N:pieces[i].N], buf[pieces[i].N:]
-		}
-		g := sc.Mem.Region(rn.r)
-		err := g.ReadPieces(pieces)
-		g.Close()
-		if err != nil {
-			return err
-		}
-		zero := make([]byte, size)
-		var keep []uint16
-		for i, pc := range pieces {
-			p := &pages[rn.from+i]
-			offs = prev.offsets(p, offs[:0])
-			keep = keep[:0]
-			from := spans[i]
-			for k, off := range offs {
-				at := int(off) - from
-				if at+size > pc.N {
-					break // could not be read: dropped
-				}
-				if c.test(t, pc.B[at:at+size], prev.value(p, k, off, zero)) {
-					keep = append(keep, off)
-				}
-			}
-			b.add(p.addr, keep, pc.B, from)
-		}
-		if sc.Progress != nil {
-			sc.Progress(int64(rn.to-rn.from) * int64(PageSize))
-		}
-		return ctx.Err()
-	})
-	if err != nil {
-		return nil, err
-	}
-	return join(t, prev.Step, sets), nil
-}
-
-// parallel runs work(i) for i in [0, n) on the scanner's workers, each
-// with a scratch buffer of its own (see grow), and returns the first
-// error.
-func (sc *Scanner) parallel(ctx context.Context, n int, work func(i int, scratch *[]byte) error) error {
-	workers := sc.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = max(1, min(workers, n))
-	var next atomic.Int64
-	var once sync.Once
-	var first error
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var scratch []byte
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := work(i, &scratch); err != nil {
-					once.Do(func() { first = err })
-					next.Store(int64(n)) // the others stop at their next chunk
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
-}
-
-// grow returns the first n bytes of *scratch, made larger first if need
-// be: a worker's buffer is allocated once, not for every piece of work.
-func grow(scratch *[]byte, n int) []byte {
-	if cap(*scratch) < n {
-		*scratch = make([]byte, n)
-	}
-	return (*scratch)[:n]
-}
-
-// join puts sets of consecutive parts of memory together, in order.
-func join(t Type, step int, sets []*Set) *Set {
-	out := NewSet(t, step)
-	var pos, blocks, pages int
-	for _, s := range sets {
-		if s != nil {
-			pos, blocks, pages = pos+len(s.pos), blocks+len(s.vals), pages+len(s.pages)
-		}
-	}
-	out.pos = make([]byte, 0, pos)
-	out.vals = make([][]byte, 0, blocks)
-	out.pages = make([]page, 0, pages)
-	for _, s := range sets {
-		if s != nil {
-			out.appendSet(s)
-		}
-	}
-	return out
-}
-
-// finder finds the positions in a page that pass a first scan's test.
-type finder struct {
-	t      Type
-	step   int
-	c      Cond
-	needle []byte // for = on integers: the value's bytes, found with bytes.Index
-	span   *span  // for the other tests of little-endian integers
-	offs   []uint16
-	zero   []byte
-}
-
-func newFinder(t Type, step int, c Cond) *finder {
-	f := &finder{t: t, step: step, c: c, zero: make([]byte, t.Size)}
-	if c.Op == OpEq && t.Kind != Float {
-		f.needle = t.Encode(c.A)
-	}
-	f.span = newSpan(t, c)
-	return f
-}
-
-// span is an integer test as one interval of the values' bits, read
-// little-endian and biased so that the type's order is the order of
-// unsigned numbers (signed: the sign bit flipped): a value passes when
-// its biased bits lie in [lo, hi], or outside when invert is set. It lets
-// a first scan test a value in a few instructions.
-type span struct {
-	flip, lo, hi uint64
-	invert, none bool // none: no value passes
-}
-
-// newSpan makes the span of c on t, or nil if c is no such test.
-func newSpan(t Type, c Cond) *span {
-	if t.Kind == Float || t.Big {
-		return nil
-	}
-	bits := uint(8 * t.Size)
-	max := ^uint64(0) >> (64 - bits)
-	sp := &span{}
-	if t.Kind == Signed {
-		sp.flip = 1 << (bits - 1)
-	}
-	biased := func(v Value) uint64 {
-		if t.Kind == Signed {
-			return uint64(v.n.i)&max ^ sp.flip
-		}
-		return v.n.u
-	}
-	switch c.Op {
-	case OpNe:
-		sp.lo, sp.hi, sp.invert = biased(c.A), biased(c.A), true
-	case OpGt:
-		sp.lo, sp.hi = biased(c.A)+1, max
-		sp.none = biased(c.A) == max
-	case OpLt:
-		sp.lo, sp.hi = 0, biased(c.A)-1
-		sp.none = biased(c.A) == 0
-	case OpRange:
-		sp.lo, sp.hi = biased(c.A), biased(c.B)
-	default:
-		return nil
-	}
-	return sp
-}
-
-// find appends the offsets of the values of b (the page from offset from
-// on, first position start) that pass.
-func (sp *span) find(b []byte, size, from, start, step int, offs []uint16) []uint16 {
-	if sp.none {
-		return offs
-	}
-	lo, width, flip, invert := sp.lo, sp.hi-sp.lo, sp.flip, sp.invert
-	for at := start - from; at+size <= len(b); at += step {
-		var u uint64
-		switch size {
-		case 1:
-			u = uint64(b[at])
-		case 2:
-			u = uint64(binary.LittleEndian.Uint16(b[at:]))
-		case 4:
-			u = uint64(binary.LittleEndian.Uint32(b[at:]))
-		default:
-			u = binary.LittleEndian.Uint64(b[at:])
-		}
-		if ((u^flip)-lo <= width) != invert {
-			offs = append(offs, uint16(from+at))
-		}
-	}
-	return offs
-}
-
-// find returns the page offsets of the values in b, which holds the page
-// from offset from on, that pass. The returned slice is reused by the
-// next call.
-func (f *finder) find(b []byte, from int) []uint16 {
-	offs := f.offs[:0]
-	size, step := f.t.Size, f.step
-	// The first position at or after from.
-	start := (from + step - 1) / step * step
-	switch {
-	case f.needle != nil:
-		for at := start - from; at+size <= len(b); {
-			i := bytes.Index(b[at:], f.needle)
-			if i < 0 {
-				break
-			}
-			at += i
-			if off := from + at; off%step == 0 {
-				offs = append(offs, uint16(off))
-				at += step
-			} else {
-				at++
-			}
-		}
-	case f.span != nil:
-		offs = f.span.find(b, size, from, start, step, offs)
-	case f.c.Op == OpSnapshot:
-		for off := start; off-from+size <= len(b); off += step {
-			offs = append(offs, uint16(off))
-		}
-	default:
-		for off := start; off-from+size <= len(b); off += step {
-			if f.c.test(f.t, b[off-from:], f.zero) {
-				offs = append(offs, uint16(off))
-			}
-		}
-	}
-	f.offs = offs
-	return offs
-}
-
-// partPage gathers the parts of a page that a stream hands over in more
-// than one piece (a mapping whose file ends inside the page, a range that
-// starts or ends inside it), so that the page is added to a set once.
-type partPage struct {
-	buf      []byte
-	addr     uint64
-	from, to int // the bytes of the page gathered: buf[from:to]
-	on       bool
-}
-
-// put adds data, which holds the page at addr from offset from on.
-func (p *partPage) put(b *builder, f *finder, addr uint64, from int, data []byte) {
-	if p.on && (p.addr != addr || p.to != from) {
-		p.flush(b, f)
-	}
-	if !p.on {
-		if p.buf == nil {
-			p.buf = make([]byte, PageSize)
-		}
-		p.on, p.addr, p.from, p.to = true, addr, from, from
-	}
-	p.to += copy(p.buf[from:], data)
-}
-
-// flush scans what was gathered.
-func (p *partPage) flush(b *builder, f *finder) {
-	if p.on {
-		span := p.buf[p.from:p.to]
-		b.add(p.addr, f.find(span, p.from), span, p.from)
-		p.on = false
-	}
+	return unread, nil
 }

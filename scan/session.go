@@ -1,277 +1,647 @@
 package scan
 
 import (
-	"bufio"
-	"encoding/binary"
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/procmem/procmem/procfs"
+	"github.com/procmem/procmem/userfiles"
 )
 
-// A session file holds the matches between commands: one line of JSON
-// (the Header: whose matches, of what type, how many), then the set's
-// arrays as they are in memory: its pages (32 bytes each, little-endian),
-// the positions, the values. It is about as large as the set.
+// A session is a directory: a state file (JSON: whose matches they are,
+// the steps so far and which one is current, the snapshots), a set file
+// for each step that undo and redo go through (step-ID.set) and one for
+// each named snapshot of memory (snap-NAME.set). Every file is written
+// under a temporary name and renamed into place, the state last, so a
+// session that is interrupted is the one before or the one after. A verb
+// holds PATH.lock (beside it) while it changes the session.
 
-// Format names the file format in each header.
-const Format = "procmem scan session 1"
+// SessionFormat names the state file's format.
+const SessionFormat = "procmem scan session 3"
 
-// ErrSession is wrapped by every error about a session file's content.
+// ErrSession is wrapped by every error about a session's state file.
 var ErrSession = errors.New("not a procmem scan session")
 
-// Header is the first line of a session file.
-type Header struct {
-	Format    string `json:"format"`
-	PID       int    `json:"pid"`
-	StartTime uint64 `json:"start_time"` // of the process, in clock ticks after boot (stat field 22)
-	Comm      string `json:"comm"`
-	// Image tells the process's image apart from the one it execs next
-	// (stat's code, data, stack, argument and environment addresses).
-	Image     procfs.Image `json:"image"`
-	Type      string       `json:"type"`
-	Endian    string       `json:"endian"`
-	Unaligned bool         `json:"unaligned"`
-	PageSize  int          `json:"page_size"`
-	Scans     []string     `json:"scans"` // the scan commands since the first, as given
-	Matches   uint64       `json:"matches"`
-	Pages     uint64       `json:"pages"`
-	PosBytes  uint64       `json:"pos_bytes"`
-	ValBytes  uint64       `json:"val_bytes"`
+// Identity is what a session records of its process: a session of another
+// process, or of the image before an exec, means nothing in this one.
+type Identity struct {
+	PID       int          `json:"pid"`
+	StartTime uint64       `json:"start_time"` // in clock ticks after boot (stat field 22)
+	Comm      string       `json:"comm"`
+	Image     procfs.Image `json:"image"` // stat's code, data, stack, argument and environment addresses
 }
 
-const pageRecord = 32
+// DefaultBudget is how many bytes the steps undo and redo go back and
+// forth through may take, unless the user sets another budget.
+const DefaultBudget = 1 << 30
 
-// Save writes the session to path, atomically: a reader sees the old file
-// or the new one, never a part.
-func Save(path string, h Header, s *Set) error {
-	h.Format, h.PageSize = Format, PageSize
-	h.Type, h.Endian, h.Unaligned = s.Type.Name, s.Type.Endian(), s.Step != s.Type.Size
-	h.Matches, h.Pages, h.PosBytes, h.ValBytes = s.count, uint64(len(s.pages)), uint64(len(s.pos)), s.valLen
-	line, err := json.Marshal(h)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after the rename, there is none
-	w := bufio.NewWriterSize(f, 1<<20)
-	w.Write(append(line, '\n'))
-	// The values go out block after block: that is every page's in page
-	// order, so in the file a page's values start where the last page's
-	// end.
-	var rec [pageRecord]byte
-	val := uint64(0)
-	for _, p := range s.pages {
-		binary.LittleEndian.PutUint64(rec[0:], p.addr)
-		binary.LittleEndian.PutUint32(rec[8:], p.n)
-		rec[12], rec[13] = p.enc, 0
-		binary.LittleEndian.PutUint16(rec[14:], p.rawFrom)
-		binary.LittleEndian.PutUint64(rec[16:], p.pos)
-		binary.LittleEndian.PutUint64(rec[24:], val)
-		w.Write(rec[:])
-		val += uint64(p.vlen)
-	}
-	w.Write(s.pos)
-	for _, blk := range s.vals {
-		w.Write(blk)
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+// Step is one set of matches in a session's history.
+type Step struct {
+	ID      int      `json:"id"`
+	Spec    Spec     `json:"spec"`
+	Scans   []string `json:"scans"` // the commands that made it, since the first scan
+	Matches uint64   `json:"matches"`
+	Pages   uint64   `json:"pages"`
+	Size    int64    `json:"size"`            // of its set file
+	Reset   bool     `json:"reset,omitempty"` // no matches: the next value scans anew
+	Uses    []int    `json:"uses,omitempty"`  // the earlier steps whose files its references name
 }
 
-// Load reads the session file at path.
-func Load(path string) (Header, *Set, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Header{}, nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Header{}, nil, err
-	}
-	h, s, err := Decode(bufio.NewReaderSize(f, 1<<20), st.Size())
-	if err != nil {
-		return Header{}, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return h, s, nil
-}
-
-// ReadHeader reads only the header of the session file at path.
-func ReadHeader(path string) (Header, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Header{}, err
-	}
-	defer f.Close()
-	line, err := bufio.NewReader(io.LimitReader(f, 1<<16)).ReadSlice('\n')
-	var h Header
-	if err != nil || json.Unmarshal(line, &h) != nil || h.Format != Format {
-		return Header{}, fmt.Errorf("%s: %w: no header line", path, ErrSession)
-	}
-	if _, err := ParseType(h.Type, h.Endian); err != nil {
-		return Header{}, fmt.Errorf("%s: %w: %v", path, ErrSession, err)
-	}
-	return h, nil
-}
-
-// Decode reads a session of size bytes from r, and checks all of it: a
-// damaged or foreign file is an error, never a panic or a set that lies.
-func Decode(r io.Reader, size int64) (Header, *Set, error) {
-	bad := func(format string, a ...any) (Header, *Set, error) {
-		return Header{}, nil, fmt.Errorf("%w: %s", ErrSession, fmt.Sprintf(format, a...))
-	}
-	br := bufio.NewReader(io.LimitReader(r, size))
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		return bad("no header line")
-	}
-	var h Header
-	if err := json.Unmarshal(line, &h); err != nil || h.Format != Format {
-		return bad("no header line")
-	}
-	t, err := ParseType(h.Type, h.Endian)
-	if err != nil {
-		return bad("%v", err)
-	}
-	if h.PageSize != PageSize {
-		return bad("made with %d-byte pages, this machine has %d", h.PageSize, PageSize)
-	}
-	rest := uint64(size) - uint64(len(line))
-	if h.Pages > rest/pageRecord || h.PosBytes > rest || h.ValBytes > rest ||
-		h.Pages*pageRecord+h.PosBytes+h.ValBytes != rest {
-		return bad("its size does not match its header")
-	}
-	step := t.Size
-	if h.Unaligned {
-		step = 1
-	}
-	s := NewSet(t, step)
-	recs := make([]byte, h.Pages*pageRecord)
-	s.pos = make([]byte, h.PosBytes)
-	for _, b := range [][]byte{recs, s.pos} {
-		if _, err := io.ReadFull(br, b); err != nil {
-			return bad("it is cut short")
-		}
-	}
-	s.pages = make([]page, h.Pages)
-	val := uint64(0) // where the next page's values are in the file
-	for i := range s.pages {
-		rec := recs[i*pageRecord:]
-		s.pages[i] = page{
-			addr: binary.LittleEndian.Uint64(rec[0:]), n: binary.LittleEndian.Uint32(rec[8:]), enc: rec[12],
-			rawFrom: binary.LittleEndian.Uint16(rec[14:]),
-			pos:     binary.LittleEndian.Uint64(rec[16:]),
-		}
-		p := &s.pages[i]
-		if err := s.check(i); err != nil {
-			return bad("page %d: %v", i, err)
-		}
-		if binary.LittleEndian.Uint64(rec[24:]) != val || uint64(p.vlen) > h.ValBytes-val {
-			return bad("page %d: values out of place", i)
-		}
-		val += uint64(p.vlen)
-		p.val = s.reserveVals(int(p.vlen))
-		if _, err := io.ReadFull(br, s.valBytes(p.val, uint64(p.vlen))); err != nil {
-			return bad("it is cut short")
-		}
-		s.count += uint64(p.n)
-	}
-	if val != h.ValBytes {
-		return bad("its values do not match its header")
-	}
-	if s.count != h.Matches {
-		return bad("it holds %d matches, its header says %d", s.count, h.Matches)
-	}
-	return h, s, nil
-}
-
-// check verifies that page i of s is well formed and lies after page i-1,
-// and sets the length of its values.
-func (s *Set) check(i int) error {
-	p := &s.pages[i]
-	size := s.Type.Size
+// String is the step's line in history: the command that made it, its
+// matches, its size and what it scans for.
+func (st Step) String() string {
+	what := fmt.Sprintf("%d matches", st.Matches)
 	switch {
-	case p.addr%uint64(PageSize) != 0 || p.addr > ^uint64(0)-uint64(PageSize)+1:
-		return errors.New("not a page address")
-	case i > 0 && p.addr <= s.pages[i-1].addr:
-		return errors.New("out of order")
-	case p.n == 0 || p.n > uint32(s.positions()):
-		return errors.New("bad match count")
+	case st.Reset:
+		what = "no scan"
+	case st.Matches == 1:
+		what = "1 match"
 	}
-	var first, last int
-	switch p.enc & posMask {
-	case posAll:
-		if p.n != uint32(s.positions()) {
-			return errors.New("all positions, but not as many matches")
-		}
-		first, last = 0, (s.positions()-1)*s.Step
-	case posList:
-		if p.pos > uint64(len(s.pos)) || 2*uint64(p.n) > uint64(len(s.pos))-p.pos {
-			return errors.New("offsets out of bounds")
-		}
-		prev := -1
-		for k := range int(p.n) {
-			off := int(binary.LittleEndian.Uint16(s.pos[p.pos+2*uint64(k):]))
-			if off <= prev || off%s.Step != 0 || off+size > PageSize {
-				return errors.New("bad offset")
-			}
-			prev = off
-		}
-		first, last = int(binary.LittleEndian.Uint16(s.pos[p.pos:])), prev
-	case posBitmap:
-		n := uint64(s.bitmapBytes())
-		if p.pos > uint64(len(s.pos)) || n > uint64(len(s.pos))-p.pos {
-			return errors.New("bitmap out of bounds")
-		}
-		bm := s.pos[p.pos : p.pos+n]
-		count, hi := 0, -1
-		for w := 0; w < len(bm); w += 8 {
-			x := binary.LittleEndian.Uint64(bm[w:])
-			count += bits.OnesCount64(x)
-			if x != 0 {
-				hi = w*8 + 63 - bits.LeadingZeros64(x)
-				if count == bits.OnesCount64(x) {
-					first = (w*8 + bits.TrailingZeros64(x)) * s.Step
-				}
-			}
-		}
-		if count != int(p.n) || hi >= s.positions() {
-			return errors.New("bitmap does not match its count")
-		}
-		last = hi * s.Step
-	default:
-		return errors.New("unknown encoding")
+	return fmt.Sprintf("#%d  %-20s %-14s %10s  %s", st.ID, st.Scans[len(st.Scans)-1], what, FormatSize(st.Size), st.Spec)
+}
+
+// Snapshot is a named snapshot of memory.
+type Snapshot struct {
+	Name  string    `json:"name"`
+	Pages uint64    `json:"pages"`
+	Size  int64     `json:"size"`
+	Taken time.Time `json:"taken"`
+}
+
+// String is the snapshot's line in snapshots.
+func (sn Snapshot) String() string {
+	return fmt.Sprintf("%-16s %s  %s of memory, %s on disk", sn.Name, sn.Taken.Local().Format(time.DateTime),
+		FormatSize(int64(sn.Pages)*int64(PageSize)), FormatSize(sn.Size))
+}
+
+// state is the session's state file.
+type state struct {
+	Format string `json:"format"`
+	Identity
+	Budget    int64      `json:"undo_budget"`
+	Cur       int        `json:"cur"`               // the index in Steps of the matches now; -1 before the first scan
+	Trimmed   bool       `json:"trimmed,omitempty"` // steps before Steps[0] were dropped for the budget
+	NextID    int        `json:"next_id"`
+	Steps     []Step     `json:"steps"`
+	Kept      []Step     `json:"kept,omitempty"` // steps gone from the history whose files steps in it read
+	Snapshots []Snapshot `json:"snapshots"`
+}
+
+// Session is a scan session kept in a directory, as one run of procmem
+// uses it: for one process, with what the command line asks a first scan
+// to scan for.
+type Session struct {
+	Path    string
+	st      state
+	exists  bool
+	id      Identity // the process it is used with
+	def     Spec     // what a first scan scans for
+	foreign error    // it is of another process: only reset may go on
+}
+
+func emptyState() state { return state{Cur: -1, Budget: DefaultBudget, NextID: 1} }
+
+// ForeignError is a session that is not of the process it is used with.
+type ForeignError struct{ Msg string }
+
+func (e *ForeignError) Error() string { return e.Msg }
+
+// LoadSession reads the session at path, if there is one; it makes
+// nothing. It reads without the lock: the state file is replaced whole,
+// so it is one version or the next.
+func LoadSession(path string) (*Session, error) {
+	s := &Session{Path: path, st: emptyState()}
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return s, nil
+	case err != nil:
+		return nil, err
+	case fi.Mode().IsRegular():
+		return nil, &ForeignError{fmt.Sprintf("%s is a session of an earlier procmem: start over with reset, which removes it", path)}
+	case !fi.IsDir():
+		return nil, fmt.Errorf("%s is no session directory", path)
 	}
-	switch p.enc & valMask {
-	case valPacked:
-		p.vlen = p.n * uint32(size)
-	case valRaw:
-		if int(p.rawFrom) > first {
-			return errors.New("values out of bounds")
+	if err := userfiles.CheckDir(path); err != nil {
+		return nil, err
+	}
+	f, err := userfiles.Open(filepath.Join(path, "state"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil // made, never saved: as good as none
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := decodeState(io.LimitReader(f, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s.st, s.exists = st, true
+	return s, nil
+}
+
+// decodeState reads and checks a state file.
+func decodeState(r io.Reader) (state, error) {
+	var st state
+	if err := json.NewDecoder(r).Decode(&st); err != nil || st.Format != SessionFormat {
+		return state{}, fmt.Errorf("%w: no state", ErrSession)
+	}
+	bad := func(why string) (state, error) { return state{}, fmt.Errorf("%w: %s", ErrSession, why) }
+	if st.Cur < -1 || st.Cur >= len(st.Steps) || st.Budget < 0 {
+		return bad("its current step is not one of its steps")
+	}
+	for i, s := range st.Steps {
+		if s.ID <= 0 || s.ID >= st.NextID || (i > 0 && s.ID <= st.Steps[i-1].ID) || s.Size < 0 || !s.Spec.valid() || len(s.Scans) == 0 {
+			return bad("its steps are out of order")
 		}
-		p.vlen = uint32(last + size - int(p.rawFrom))
-	case valZero:
-		p.vlen = 0
-	default:
-		return errors.New("unknown encoding")
+		for _, u := range s.Uses {
+			if u <= 0 || u >= s.ID {
+				return bad("a step refers to one after it")
+			}
+		}
+	}
+	for _, s := range st.Kept {
+		if s.ID <= 0 || s.ID >= st.NextID || s.Size < 0 {
+			return bad("a kept step is not one")
+		}
+	}
+	seen := map[string]bool{}
+	for _, sn := range st.Snapshots {
+		if !snapshotName.MatchString(sn.Name) || seen[sn.Name] || sn.Size < 0 {
+			return bad("a snapshot's name is not one")
+		}
+		seen[sn.Name] = true
+	}
+	return st, nil
+}
+
+// Lock takes the session's lock (PATH.lock) for as long as a verb changes
+// it: two procmem processes on one session would undo each other's work.
+// Call it before touching anything else.
+func Lock(path string) (unlock func(), err error) {
+	unlock, err = userfiles.Lock(path + ".lock")
+	if errors.Is(err, userfiles.ErrLocked) {
+		return nil, fmt.Errorf("session %s is in use by another procmem scan: wait for it, or give another --session", path)
+	}
+	return unlock, err
+}
+
+// Exists reports whether the session was ever saved.
+func (s *Session) Exists() bool { return s.exists }
+
+// Identity is the process the session is of.
+func (s *Session) Identity() Identity { return s.st.Identity }
+
+// Check fails with a ForeignError unless the session (if there is one) is
+// of the process id describes, and of the image it runs.
+func (s *Session) Check(id Identity) error {
+	h := s.st.Identity
+	switch {
+	case !s.exists:
+		return nil
+	case h.PID == id.PID && h.StartTime == id.StartTime && h.Image != id.Image:
+		return &ForeignError{fmt.Sprintf("session %s is of the image process %d (%s) ran before an exec: its addresses mean nothing now; start over with reset", s.Path, id.PID, id.Comm)}
+	case h.PID != id.PID || h.StartTime != id.StartTime:
+		whose := fmt.Sprintf("process %d (%s)", h.PID, h.Comm)
+		if h.PID == id.PID {
+			whose = fmt.Sprintf("an earlier process %d (%s), which has exited", h.PID, h.Comm)
+		}
+		return &ForeignError{fmt.Sprintf("session %s is of %s, not of process %d (%s): give another --session, or start over with reset", s.Path, whose, id.PID, id.Comm)}
 	}
 	return nil
+}
+
+// Current is the step whose matches are now, nil before the first scan
+// or after a reset.
+func (s *Session) Current() *Step {
+	if s.st.Cur < 0 || s.st.Steps[s.st.Cur].Reset {
+		return nil
+	}
+	return &s.st.Steps[s.st.Cur]
+}
+
+// Spec is what the matches are of, or what a first scan scans for when
+// there are none.
+func (s *Session) Spec() Spec {
+	if c := s.Current(); c != nil {
+		return c.Spec
+	}
+	return s.def
+}
+
+// LastSpec is what the session scans for: the matches', or what the last
+// reset asked for; false before the first scan.
+func (s *Session) LastSpec() (Spec, bool) {
+	if s.st.Cur < 0 {
+		return Spec{}, false
+	}
+	return s.st.Steps[s.st.Cur].Spec, true
+}
+
+// Budget is the bytes the steps other than the current one may take.
+func (s *Session) Budget() int64 { return s.st.Budget }
+
+// SetBudget sets the budget for this command and the ones after it.
+func (s *Session) SetBudget(n int64) { s.st.Budget = n }
+
+// History is the steps, oldest first, and the index of the current one
+// (-1: before the first); trimmed says older steps were dropped.
+func (s *Session) History() (steps []Step, cur int, trimmed bool) {
+	return s.st.Steps, s.st.Cur, s.st.Trimmed
+}
+
+// Snapshots are the named snapshots.
+func (s *Session) Snapshots() []Snapshot { return s.st.Snapshots }
+
+// Size is what the session's files take.
+func (s *Session) Size() int64 {
+	var n int64
+	for _, st := range append(slices.Clone(s.st.Steps), s.st.Kept...) {
+		n += st.Size
+	}
+	for _, sn := range s.st.Snapshots {
+		n += sn.Size
+	}
+	return n
+}
+
+func (s *Session) stepPath(id int) string {
+	return filepath.Join(s.Path, "step-"+strconv.Itoa(id)+".set")
+}
+
+// openStep opens the set file of a step, whose references name the files
+// of earlier steps.
+func (s *Session) openStep(id int) (*setReader, error) {
+	return openSet(s.stepPath(id), id, func(step int) (*os.File, error) { return userfiles.Open(s.stepPath(step)) })
+}
+
+func (s *Session) snapPath(name string) string {
+	return filepath.Join(s.Path, "snap-"+name+".set")
+}
+
+// open makes the session's directory if need be, and removes what an
+// interrupted command left: files no step or snapshot names. The caller
+// holds the lock.
+func (s *Session) open() error {
+	if err := userfiles.MakeDir(s.Path); err != nil {
+		return err
+	}
+	if !s.exists {
+		s.st.Identity = s.id
+	}
+	keep := map[string]bool{"state": true}
+	for _, st := range append(slices.Clone(s.st.Steps), s.st.Kept...) {
+		keep[filepath.Base(s.stepPath(st.ID))] = true
+	}
+	for _, sn := range s.st.Snapshots {
+		keep[filepath.Base(s.snapPath(sn.Name))] = true
+	}
+	entries, err := os.ReadDir(s.Path)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !keep[e.Name()] && (strings.HasSuffix(e.Name(), ".set") || strings.HasSuffix(e.Name(), ".tmp")) {
+			os.Remove(filepath.Join(s.Path, e.Name()))
+		}
+	}
+	return nil
+}
+
+// save writes the state file.
+func (s *Session) save() error {
+	s.st.Format = SessionFormat
+	b, err := json.MarshalIndent(&s.st, "", "\t")
+	if err != nil {
+		return err
+	}
+	f, err := userfiles.Create(filepath.Join(s.Path, "state"), 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Abort()
+		return err
+	}
+	if err := f.Commit(); err != nil {
+		return err
+	}
+	s.exists = true
+	return nil
+}
+
+// Remove removes the session and everything in it. The caller holds the
+// lock.
+func (s *Session) Remove() error {
+	fi, err := os.Lstat(s.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.Mode().IsRegular(): // a session of an earlier procmem
+		return os.Remove(s.Path)
+	}
+	if err := userfiles.RemoveDir(s.Path); err != nil {
+		return err
+	}
+	s.st, s.exists, s.foreign = emptyState(), false, nil
+	return nil
+}
+
+// Outcome is what a scan did to the session.
+type Outcome struct {
+	Matches uint64
+	First   bool   // it was a first scan
+	Unread  uint64 // bytes that could not be read
+	Dropped int    // old steps dropped to keep to the budget
+}
+
+// Scan runs a scan command: a first scan when there are no matches, else
+// a narrowing of them. Its matches become a new step; label is what the
+// history calls it ("" for the command itself). The caller holds the lock.
+func (s *Session) Scan(ctx context.Context, sc *Scanner, regions []procfs.Region, c Cond, label string) (Outcome, error) {
+	cur := s.Current()
+	first := cur == nil || c.Op == OpSnapshot
+	t, err := s.Spec().compile(c, first)
+	if err != nil {
+		return Outcome{}, err
+	}
+	var snap *setReader
+	if c.Since != "" {
+		if snap, err = s.openSnapshot(c.Since); err != nil {
+			return Outcome{}, err
+		}
+		defer snap.close()
+	}
+	if err := s.open(); err != nil {
+		return Outcome{}, err
+	}
+	id2 := s.st.NextID
+	w, err := createSet(s.stepPath(id2), setHeader{Spec: t.spec})
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer w.abort()
+	var res Result
+	scans := []string{cmp.Or(label, c.String())}
+	switch {
+	case first && snap != nil:
+		res, err = sc.narrow(ctx, regions, nil, oldSource{snap: snap, fromSnap: true}, t, w, s.snapshot(c.Since).Pages*uint64(PageSize))
+	case first:
+		res, err = sc.first(ctx, regions, t, w)
+	default:
+		var prev *setReader
+		if prev, err = s.openStep(cur.ID); err != nil {
+			return Outcome{}, err
+		}
+		defer prev.close()
+		if !prev.hdr.Spec.Same(cur.Spec) {
+			return Outcome{}, fmt.Errorf("%s: %w: its spec is not the session's", s.stepPath(cur.ID), ErrSet)
+		}
+		res, err = sc.narrow(ctx, regions, prev, oldSource{snap: snap}, t, w, cur.Pages*uint64(PageSize))
+		scans = append(append([]string(nil), cur.Scans...), scans...)
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	size, err := w.commit()
+	if err != nil {
+		return Outcome{}, err
+	}
+	step := Step{ID: id2, Spec: t.spec, Scans: scans, Matches: w.total.matches, Pages: uint64(w.total.pages), Size: size}
+	for u := range w.refs {
+		step.Uses = append(step.Uses, u)
+	}
+	slices.Sort(step.Uses)
+	dropped, err := s.push(step)
+	return Outcome{Matches: step.Matches, First: first, Unread: res.Unread, Dropped: dropped}, err
+}
+
+// push makes step the current one: the steps undo had gone back over are
+// dropped (no redo past a new step), and the oldest ones while the
+// history takes more than the budget. It saves the state.
+func (s *Session) push(step Step) (dropped int, err error) {
+	s.st.NextID = step.ID + 1
+	gone := slices.Clone(s.st.Steps[s.st.Cur+1:])
+	s.st.Steps = append(slices.Clone(s.st.Steps[:s.st.Cur+1]), step)
+	s.st.Cur = len(s.st.Steps) - 1
+	for s.historySize() > s.st.Budget && s.st.Cur > 0 {
+		gone = append(gone, s.st.Steps[0])
+		s.st.Steps = s.st.Steps[1:]
+		s.st.Cur--
+		s.st.Trimmed = true
+		dropped++
+	}
+	s.collect(gone)
+	return dropped, s.save()
+}
+
+// reads is the steps whose files the steps given read: their own, and the
+// ones their references name.
+func reads(steps []Step) map[int]bool {
+	need := map[int]bool{}
+	for _, st := range steps {
+		if !st.Reset {
+			need[st.ID] = true
+		}
+		for _, u := range st.Uses {
+			need[u] = true
+		}
+	}
+	return need
+}
+
+// collect removes the files of the steps gone from the history that no
+// step left reads, and keeps the others (Kept) until none does.
+func (s *Session) collect(gone []Step) {
+	need := reads(s.st.Steps)
+	var kept []Step
+	for _, st := range append(slices.Clone(s.st.Kept), gone...) {
+		switch {
+		case need[st.ID]:
+			kept = append(kept, st)
+		case !st.Reset:
+			os.Remove(s.stepPath(st.ID))
+		}
+	}
+	s.st.Kept = kept
+}
+
+// historySize is what the files read by the steps other than the current
+// one take, and not by the current one.
+func (s *Session) historySize() int64 {
+	cur := reads(s.st.Steps[s.st.Cur : s.st.Cur+1])
+	others := reads(slices.Delete(slices.Clone(s.st.Steps), s.st.Cur, s.st.Cur+1))
+	var n int64
+	for _, st := range append(slices.Clone(s.st.Steps), s.st.Kept...) {
+		if others[st.ID] && !cur[st.ID] {
+			n += st.Size
+		}
+	}
+	return n
+}
+
+// Reset forgets the matches: a step without any, which undo goes back
+// over. A session of another process, or of an earlier procmem, is
+// removed instead (removed). The caller holds the lock.
+func (s *Session) Reset() (removed bool, err error) {
+	if s.foreign != nil {
+		return true, s.Remove()
+	}
+	if err := s.open(); err != nil {
+		return false, err
+	}
+	_, err = s.push(Step{ID: s.st.NextID, Spec: s.def, Scans: []string{"reset"}, Reset: true})
+	return false, err
+}
+
+// Undo goes back one step. The caller holds the lock.
+func (s *Session) Undo() error {
+	switch {
+	case s.st.Cur < 0:
+		return errors.New("nothing to undo")
+	case s.st.Cur == 0 && s.st.Trimmed:
+		return fmt.Errorf("no older step is kept: the undo budget is %s (--undo-budget raises it)", FormatSize(s.st.Budget))
+	}
+	s.st.Cur--
+	return s.save()
+}
+
+// Redo goes forth one step again. The caller holds the lock.
+func (s *Session) Redo() error {
+	if s.st.Cur+1 >= len(s.st.Steps) {
+		return errors.New("nothing to redo")
+	}
+	s.st.Cur++
+	return s.save()
+}
+
+// HasSnapshot reports whether there is a snapshot of that name.
+func (s *Session) HasSnapshot(name string) bool { return s.snapshot(name) != nil }
+
+// snapshot is the named snapshot, or nil.
+func (s *Session) snapshot(name string) *Snapshot {
+	for i := range s.st.Snapshots {
+		if s.st.Snapshots[i].Name == name {
+			return &s.st.Snapshots[i]
+		}
+	}
+	return nil
+}
+
+func (s *Session) openSnapshot(name string) (*setReader, error) {
+	if s.snapshot(name) == nil {
+		return nil, s.noSnapshot(name)
+	}
+	r, err := openSet(s.snapPath(name), 0, nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.hdr.Spec.Class != snapshotSpec.Class || r.hdr.Spec.Len != snapshotSpec.Len {
+		r.close()
+		return nil, fmt.Errorf("%s: %w: not a snapshot", s.snapPath(name), ErrSet)
+	}
+	return r, nil
+}
+
+func (s *Session) noSnapshot(name string) error {
+	var names []string
+	for _, sn := range s.st.Snapshots {
+		names = append(names, sn.Name)
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("no snapshot %q: snapshot %s takes one", name, name)
+	}
+	return fmt.Errorf("no snapshot %q (there are %s)", name, strings.Join(names, ", "))
+}
+
+// TakeSnapshot keeps the memory of the regions as it is now under name,
+// replacing a snapshot of that name; the matches stay as they are. The
+// caller holds the lock.
+func (s *Session) TakeSnapshot(ctx context.Context, sc *Scanner, regions []procfs.Region, name string) (Snapshot, uint64, error) {
+	if err := s.open(); err != nil {
+		return Snapshot{}, 0, err
+	}
+	h := setHeader{Spec: snapshotSpec}
+	for _, r := range regions {
+		h.Regions = append(h.Regions, [2]uint64{r.Start, r.End})
+	}
+	w, err := createSet(s.snapPath(name), h)
+	if err != nil {
+		return Snapshot{}, 0, err
+	}
+	defer w.abort()
+	t := &test{op: OpSnapshot, spec: snapshotSpec}
+	res, err := sc.first(ctx, regions, t, w)
+	if err != nil {
+		return Snapshot{}, 0, err
+	}
+	size, err := w.commit()
+	if err != nil {
+		return Snapshot{}, 0, err
+	}
+	sn := Snapshot{Name: name, Pages: uint64(w.total.pages), Size: size, Taken: time.Now().UTC().Truncate(time.Second)}
+	if old := s.snapshot(name); old != nil {
+		*old = sn
+	} else {
+		s.st.Snapshots = append(s.st.Snapshots, sn)
+	}
+	return sn, res.Unread, s.save()
+}
+
+// Forget removes a named snapshot. The caller holds the lock.
+func (s *Session) Forget(name string) error {
+	for i, sn := range s.st.Snapshots {
+		if sn.Name == name {
+			s.st.Snapshots = append(s.st.Snapshots[:i], s.st.Snapshots[i+1:]...)
+			if err := s.save(); err != nil {
+				return err
+			}
+			os.Remove(s.snapPath(name))
+			return nil
+		}
+	}
+	return s.noSnapshot(name)
+}
+
+// FormatSize says a size in bytes as people read it.
+func FormatSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + " GiB"
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// ParseSize reads a size such as 512M, 2G, 1.5GiB or 1000000.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := 1.0
+	if n := len(t); n > 0 {
+		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
+			mult, t = float64(int64(1)<<(10*(i+1))), t[:n-1]
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || f*mult > 1<<62 || strings.ContainsAny(t, "xXpP_") {
+		return 0, fmt.Errorf("%w: size %q: want bytes, or a number with K, M, G or T", ErrSyntax, s)
+	}
+	return int64(f * mult), nil
 }

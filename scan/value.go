@@ -2,8 +2,10 @@
 // as the value changes: what game modders do to find health or gold. A
 // first scan reads every selected page that holds data, on every core; each
 // following scan reads only the previous matches again, and keeps those
-// that pass. Matches and the values they held are kept compactly (Set), and
-// a session of them is saved to a file between commands (session.go).
+// that pass. Matches and the values they held are kept per page (frame.go)
+// in set files that are written and read as streams (setfile.go), and a
+// session keeps every step of them, for undo and redo, with named
+// snapshots of memory, in a directory (session.go).
 package scan
 
 import (
@@ -27,19 +29,38 @@ const (
 	Float
 )
 
-// Type is the type of the value scanned for.
+// Type is one numeric type: of the value scanned for, or of one reading of
+// the bytes at a match (a lane, for anyint and anynumber).
 type Type struct {
 	Name string // int8 ... int64, uint8 ... uint64, float, double
 	Size int    // in bytes
 	Kind Kind
-	Big  bool // big-endian
+	Big  bool   // big-endian
+	Flag uint16 // the type's bit in a match's flags (one per type, as scanmem's)
 }
 
+// The flags of a match say which readings of its bytes passed every scan
+// so far: for a one-type scan always its type's, for anyint and anynumber
+// any of them.
+const (
+	FlagU8 uint16 = 1 << iota
+	FlagS8
+	FlagU16
+	FlagS16
+	FlagU32
+	FlagS32
+	FlagU64
+	FlagS64
+	FlagF32
+	FlagF64
+)
+
 var types = []Type{
-	{Name: "int8", Size: 1}, {Name: "int16", Size: 2}, {Name: "int32", Size: 4}, {Name: "int64", Size: 8},
-	{Name: "uint8", Size: 1, Kind: Unsigned}, {Name: "uint16", Size: 2, Kind: Unsigned},
-	{Name: "uint32", Size: 4, Kind: Unsigned}, {Name: "uint64", Size: 8, Kind: Unsigned},
-	{Name: "float", Size: 4, Kind: Float}, {Name: "double", Size: 8, Kind: Float},
+	{Name: "int8", Size: 1, Flag: FlagS8}, {Name: "int16", Size: 2, Flag: FlagS16},
+	{Name: "int32", Size: 4, Flag: FlagS32}, {Name: "int64", Size: 8, Flag: FlagS64},
+	{Name: "uint8", Size: 1, Kind: Unsigned, Flag: FlagU8}, {Name: "uint16", Size: 2, Kind: Unsigned, Flag: FlagU16},
+	{Name: "uint32", Size: 4, Kind: Unsigned, Flag: FlagU32}, {Name: "uint64", Size: 8, Kind: Unsigned, Flag: FlagU64},
+	{Name: "float", Size: 4, Kind: Float, Flag: FlagF32}, {Name: "double", Size: 8, Kind: Float, Flag: FlagF64},
 }
 
 // TypeNames lists the types ParseType knows.
@@ -77,25 +98,25 @@ func (t Type) Endian() string {
 	return "little"
 }
 
-func (t Type) order() binary.ByteOrder {
-	if t.Big {
-		return binary.BigEndian
-	}
-	return binary.LittleEndian
-}
-
-// bits reads the value's bits from the first Size bytes of b.
+// bits reads the value's bits from the first Size bytes of b. It runs for
+// every match a narrowing tests, so the byte order is no interface call.
 func (t Type) bits(b []byte) uint64 {
-	o := t.order()
-	switch t.Size {
-	case 1:
+	le, be := binary.LittleEndian, binary.BigEndian
+	switch {
+	case t.Size == 1:
 		return uint64(b[0])
-	case 2:
-		return uint64(o.Uint16(b))
-	case 4:
-		return uint64(o.Uint32(b))
+	case t.Size == 2 && t.Big:
+		return uint64(be.Uint16(b))
+	case t.Size == 2:
+		return uint64(le.Uint16(b))
+	case t.Size == 4 && t.Big:
+		return uint64(be.Uint32(b))
+	case t.Size == 4:
+		return uint64(le.Uint32(b))
+	case t.Big:
+		return be.Uint64(b)
 	}
-	return o.Uint64(b)
+	return le.Uint64(b)
 }
 
 // num is a value read from memory or typed: the field of its type's kind.

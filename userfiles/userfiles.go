@@ -325,3 +325,34 @@ func safeDir(dir string, st *unix.Stat_t, uid int) error {
 	}
 	return nil
 }
+
+// MakeDir makes the directory path (mode 0700) if it is missing, and
+// checks that it is safe to keep files in, as the cache directory is: no
+// symlink, the effective user's, not writable by others. Its parent must
+// exist.
+func MakeDir(path string) error {
+	if err := unix.Mkdir(path, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return &os.PathError{Op: "mkdir", Path: path, Err: err}
+	}
+	return CheckDir(path)
+}
+
+// CheckDir checks that the existing directory path is safe to keep files
+// in, as MakeDir does.
+func CheckDir(path string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return safeDir(path, &st, os.Geteuid())
+}
+
+// RemoveDir removes the directory path and everything in it, once CheckDir
+// finds it safe: a symlink is never followed, another user's directory
+// never emptied.
+func RemoveDir(path string) error {
+	if err := CheckDir(path); err != nil {
+		return err
+	}
+	return os.RemoveAll(path)
+}

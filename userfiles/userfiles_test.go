@@ -137,6 +137,41 @@ func TestCacheDirForeignHome(t *testing.T) {
 	}
 }
 
+func TestMakeDir(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "d")
+	if err := MakeDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("made %v, %v", fi, err)
+	}
+	if err := MakeDir(dir); err != nil {
+		t.Fatalf("again: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "f"), nil, 0o600)
+	victim := filepath.Join(base, "victim")
+	os.Mkdir(victim, 0o700)
+	os.WriteFile(filepath.Join(victim, "keep"), nil, 0o600)
+	link := filepath.Join(base, "link")
+	os.Symlink(victim, link)
+	if err := MakeDir(link); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("MakeDir of a link: %v", err)
+	}
+	if err := RemoveDir(link); err == nil {
+		t.Fatal("RemoveDir followed a link")
+	}
+	if _, err := os.Stat(filepath.Join(victim, "keep")); err != nil {
+		t.Fatalf("the link's target lost its file: %v", err)
+	}
+	if err := RemoveDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Fatalf("RemoveDir left %v", err)
+	}
+}
+
 // A device, pipe or the user's own link to one is written in place, never
 // replaced: -o /dev/null must leave /dev/null a device.
 func TestCreateInPlace(t *testing.T) {
