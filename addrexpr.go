@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/procmem/procmem/addrexpr"
+	"github.com/procmem/procmem/core"
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/pointers"
 	"github.com/procmem/procmem/procfs"
@@ -66,6 +67,36 @@ func newResolver(p *procfs.Process) (*resolver, error) {
 	return &resolver{regions: regions, mem: mem, proc: p}, nil
 }
 
+// targetResolver resolves in the target: the live process, or the
+// captured one, whose threads' stacks its registers tell.
+func targetResolver(e *env) (*resolver, error) {
+	if e.capture == nil {
+		return targetResolver(e)
+	}
+	mem, err := openMemory(e, false)
+	if err != nil {
+		return nil, err
+	}
+	regions := e.capture.Regions()
+	return &resolver{regions: regions, mem: mem, stacks: capturedStacks(e.capture, regions)}, nil
+}
+
+// capturedStacks are a capture's threads' stacks, as their stack pointers
+// tell, in the order the core lists the threads (the main one first).
+func capturedStacks(c *core.Capture, regions []procfs.Region) []pointers.Stack {
+	var stacks []pointers.Stack
+	for i, t := range c.Threads() {
+		s := pointers.Stack{Thread: i, TID: t.TID}
+		if sp, ok := c.StackPointer(t); ok {
+			if r, ok := procfs.RegionAt(regions, sp); ok {
+				s.Start, s.Top = r.Start, r.End
+			}
+		}
+		stacks = append(stacks, s)
+	}
+	return stacks
+}
+
 func (r *resolver) close() {
 	if r.mem != nil {
 		r.mem.Close()
@@ -90,7 +121,7 @@ func (r *resolver) eval(x expr) (uint64, error) {
 
 // stackTop is the top of thread n's stack, for [stack:N].
 func (r *resolver) stackTop(n int) (uint64, error) {
-	if r.proc == nil {
+	if r.stacks == nil && r.proc == nil {
 		return 0, errors.New("no process to ask for its threads")
 	}
 	if r.stacks == nil {
@@ -116,7 +147,7 @@ func resolveAddr(e *env, s string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	r, err := newResolver(e.proc)
+	r, err := targetResolver(e)
 	if err != nil {
 		return 0, err
 	}
@@ -132,7 +163,7 @@ func resolveRange(e *env, s string) (addrRange, error) {
 	if _, err := addrexpr.ParseRange(s); err != nil {
 		return addrRange{}, usageOf(err)
 	}
-	r, err := newResolver(e.proc)
+	r, err := targetResolver(e)
 	if err != nil {
 		return addrRange{}, err
 	}

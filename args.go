@@ -36,9 +36,9 @@ func (f *regionFilter) declare(flags *pflag.FlagSet) {
 	flags.BoolVar(&f.all, "no-default-filter", false, "include [vvar], [vvar_vclock] and [vsyscall], which cannot be read")
 }
 
-// parse checks the filter's arguments, and computes -a's address in
-// process p.
-func (f *regionFilter) parse(p *procfs.Process) error {
+// parse checks the filter's arguments, and computes -a's address in the
+// target.
+func (f *regionFilter) parse(e *env) error {
 	if f.at == "" || f.hasAddr {
 		return nil
 	}
@@ -46,7 +46,7 @@ func (f *regionFilter) parse(p *procfs.Process) error {
 	if err != nil {
 		return err
 	}
-	r, err := newResolver(p)
+	r, err := targetResolver(e)
 	if err != nil {
 		return err
 	}
@@ -75,15 +75,15 @@ func (f *regionFilter) among() string {
 	return ""
 }
 
-func (f *regionFilter) regions(p *procfs.Process) ([]procfs.Region, error) {
-	if err := f.parse(p); err != nil {
+func (f *regionFilter) regions(e *env) ([]procfs.Region, error) {
+	if err := f.parse(e); err != nil {
 		return nil, err
 	}
-	all, err := p.Maps()
+	all, err := e.maps()
 	if err != nil {
 		return nil, err
 	}
-	return f.choose(p.PID, all)
+	return f.choose(e.pid(), all)
 }
 
 // choose applies the filter to all of a process's regions, and says why

@@ -90,10 +90,8 @@ func flagValues(verb, flag string) []string {
 }
 
 func globalFlagList() []*pflag.Flag {
-	var pid, name string
-	var suspend, version bool
 	var out []*pflag.Flag
-	globalFlags(&pid, &name, &suspend, &version).VisitAll(func(f *pflag.Flag) { out = append(out, f) })
+	globalFlags(&globals{}).VisitAll(func(f *pflag.Flag) { out = append(out, f) })
 	return out
 }
 

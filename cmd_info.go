@@ -11,11 +11,12 @@ import (
 )
 
 var infoVerb = verb{
-	name:  "info",
-	args:  "[-v | -R] [-a ADDR] [-P PATHNAME] [-w] [--no-default-filter]",
-	short: "print the memory regions",
-	long:  "With -a ADDR, the region holding ADDR and how far into it ADDR is.",
-	setup: setupInfo,
+	name:     "info",
+	args:     "[-v | -R] [-a ADDR] [-P PATHNAME] [-w] [--no-default-filter]",
+	short:    "print the memory regions",
+	long:     "With -a ADDR, the region holding ADDR and how far into it ADDR is.",
+	setup:    setupInfo,
+	captures: true,
 }
 
 func setupInfo(flags *pflag.FlagSet) func(*env, []string) error {
@@ -30,13 +31,13 @@ func setupInfo(flags *pflag.FlagSet) func(*env, []string) error {
 		if *verbose && *raw {
 			return usagef("info: -v and -R exclude each other")
 		}
-		if err := filter.parse(e.proc); err != nil {
+		if err := filter.parse(e); err != nil {
 			return err
 		}
 		var regions []procfs.Region
 		switch {
 		case *raw || *verbose:
-			text, err := e.proc.ReadFile("smaps")
+			text, err := smapsText(e)
 			if err != nil {
 				return err
 			}
@@ -69,10 +70,15 @@ func setupInfo(flags *pflag.FlagSet) func(*env, []string) error {
 			}
 		default:
 			var err error
-			if regions, err = filter.regions(e.proc); err != nil {
+			if regions, err = filter.regions(e); err != nil {
 				return err
 			}
-			if err := report.Info(e.stdout, regions); err != nil {
+			if e.capture != nil {
+				err = e.capture.Info(e.stdout, regions)
+			} else {
+				err = report.Info(e.stdout, regions)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -83,4 +89,16 @@ func setupInfo(flags *pflag.FlagSet) func(*env, []string) error {
 		}
 		return nil
 	}
+}
+
+// smapsText is the target's smaps: read now, or as a core written by
+// procmem keeps it (other cores have none).
+func smapsText(e *env) ([]byte, error) {
+	if e.capture == nil {
+		return e.proc.ReadFile("smaps")
+	}
+	if text := e.capture.Smaps(); text != nil {
+		return text, nil
+	}
+	return nil, fmt.Errorf("%s has no smaps: only cores procmem writes keep them (info without -v and -R lists its regions)", e.capture.Path())
 }

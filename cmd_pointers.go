@@ -40,6 +40,7 @@ var pointersVerb = verb{
 		"back with --rescan keeps the chains that still lead to ADDR (or to a value) in the process now.\n" +
 		"The map format is in docs/design.md.\n\n" + exprHelp,
 	setup:       setupPointers,
+	captures:    true,
 	needsTarget: true,
 }
 
@@ -165,7 +166,11 @@ func searchPointers(e *env, f pointersFlags, args []string) error {
 		return err
 	}
 	defer mem.Close()
-	m, err := takeMap(e, e.proc, mem, target, f.stacks)
+	src, err := targetSource(e, mem)
+	if err != nil {
+		return err
+	}
+	m, err := takeMap(e, src, e.pid(), target, f.stacks)
 	if err != nil {
 		return err
 	}
@@ -226,13 +231,23 @@ func inEvery(runs []pointers.Run) string {
 	return fmt.Sprintf(" that holds in all %d runs", len(runs))
 }
 
-// takeMap takes the pointer map of process p, showing its progress, and
-// says which of the first stacks threads' stacks are unknown.
-func takeMap(e *env, p *procfs.Process, mem *memory.Reader, target uint64, stacks int) (*pointers.Map, error) {
-	src, err := pointers.LiveSource(p, mem)
-	if err != nil {
-		return nil, err
+// targetSource is what a map of the target is taken from: the live
+// process, or the captured one (its modules' program headers from its
+// memory, its threads' stacks from their registers).
+func targetSource(e *env, mem *memory.Reader) (pointers.Source, error) {
+	c := e.capture
+	if c == nil {
+		return pointers.LiveSource(e.proc, mem)
 	}
+	regions := c.Regions()
+	mods := pointers.FindModules(regions, c.Executable(), mem, nil)
+	return pointers.Source{Memory: mem, Regions: regions, Modules: mods, Stacks: capturedStacks(c, regions)}, nil
+}
+
+// takeMap takes the pointer map of process pid from src, showing its
+// progress, and says which of the first stacks threads' stacks are
+// unknown.
+func takeMap(e *env, src pointers.Source, pid int, target uint64, stacks int) (*pointers.Map, error) {
 	if r, ok := procfs.RegionAt(src.Regions, target); ok && !r.Perms.Write {
 		src.Also = pointers.Range{Start: r.Start, End: r.End}
 	}
@@ -242,17 +257,17 @@ func takeMap(e *env, p *procfs.Process, mem *memory.Reader, target uint64, stack
 			total += 2 * r.Size() // read twice: counted, then collected
 		}
 	}
-	prog := newProgress(e, total, fmt.Sprintf("pointers of process %d", p.PID))
+	prog := newProgress(e, total, fmt.Sprintf("pointers of process %d", pid))
 	src.Progress = prog.add
 	m, err := pointers.Take(e.ctx, src)
 	prog.finish()
 	if err != nil {
 		return nil, err
 	}
-	m.PID, m.Target = p.PID, target
+	m.PID, m.Target = pid, target
 	for _, s := range m.Stacks[:min(stacks, len(m.Stacks))] {
 		if !s.Known() {
-			stderrf(e, "process %d: thread %d (TID %d) kept running: its stack is not known", p.PID, s.Thread, s.TID)
+			stderrf(e, "process %d: thread %d (TID %d) kept running: its stack is not known", pid, s.Thread, s.TID)
 		}
 	}
 	return m, nil
@@ -371,7 +386,11 @@ func liveRun(e *env, pid int, at string, stacks int) (pointers.Run, error) {
 		return pointers.Run{}, err
 	}
 	defer mem.Close()
-	m, err := takeMap(e, p, mem, target, stacks)
+	src, err := pointers.LiveSource(p, mem)
+	if err != nil {
+		return pointers.Run{}, err
+	}
+	m, err := takeMap(e, src, p.PID, target, stacks)
 	if err != nil {
 		return pointers.Run{}, err
 	}
@@ -509,7 +528,7 @@ func rescan(e *env, f pointersFlags, args []string) error {
 	if err != nil {
 		return usagef("pointers: --rescan %s: %s", f.rescan, err)
 	}
-	r, err := newResolver(e.proc)
+	r, err := targetResolver(e)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,8 @@ var readVerb = verb{
 	short: "hexdump or save memory",
 	long: rangeHelp + "\n\nPages that hold no data are not read: they are zeros in the hexdump and holes in -o files." +
 		"\n-o - (or a pipe) streams the raw bytes, zeros included; --sparse and --split need a FILE.",
-	setup: setupRead,
+	setup:    setupRead,
+	captures: true,
 }
 
 // rangeHelp says how a RANGE is written, for read and watch.
@@ -72,7 +73,7 @@ func setupRead(flags *pflag.FlagSet) func(*env, []string) error {
 				return err
 			}
 		}
-		regions, err := filter.regions(e.proc)
+		regions, err := filter.regions(e)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ var scanVerb = verb{
 		"too: procmem -p PID scan -t bytes '48 8b ?? 90'.\n" +
 		rangeHelp,
 	setup:       setupScan,
+	captures:    true,
 	needsTarget: true,
 	ownSuspend:  true,
 	alone:       func(flags *pflag.FlagSet) bool { return flags.Changed("sessions") || flags.Changed("prune") },
@@ -110,11 +112,7 @@ func setupScan(flags *pflag.FlagSet) func(*env, []string) error {
 			}
 			cmd = &c
 		}
-		pid := e.exited
-		if e.proc != nil {
-			pid = e.pid()
-		}
-		path, isDefault, err := sessionPath(pid, *session)
+		path, isDefault, err := sessionPath(e, *session)
 		if err != nil {
 			return err
 		}
@@ -177,17 +175,34 @@ type scanRun struct {
 
 // open reads the session and checks that cmd may run on it.
 func (r *scanRun) open(path string, o scan.Options, cmd *scan.Command) error {
-	st, err := r.proc.Stat()
+	id, err := r.identity()
 	if err != nil {
 		return err
 	}
-	r.image = st.Image
-	sess, err := scan.Open(path, scan.Identity{PID: r.pid(), StartTime: st.StartTime, Comm: st.Comm, Image: st.Image}, o, cmd)
+	r.image = id.Image
+	sess, err := scan.Open(path, id, o, cmd)
 	if errors.Is(err, scan.ErrSyntax) {
 		return usagef("scan: %s", syntaxMsg(err))
 	}
 	r.sess = sess
 	return err
+}
+
+// identity is what a session records of its process: a live one's PID,
+// start time, name and image; for captured memory, its core's process and
+// file (the start time stands for the core file and when it was written).
+func (r *scanRun) identity() (scan.Identity, error) {
+	if c := r.capture; c != nil {
+		p, _ := c.Process()
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s %d", c.Path(), c.ModTime().UnixNano())
+		return scan.Identity{PID: p.PID, StartTime: h.Sum64(), Comm: p.Name}, nil
+	}
+	st, err := r.proc.Stat()
+	if err != nil {
+		return scan.Identity{}, err
+	}
+	return scan.Identity{PID: r.pid(), StartTime: st.StartTime, Comm: st.Comm, Image: st.Image}, nil
 }
 
 // do carries out one command.
@@ -267,7 +282,7 @@ func (r *scanRun) memory(write bool) (*memory.Reader, error) {
 
 // regions are the regions the user selected, as maps shows them now.
 func (r *scanRun) regions() ([]procfs.Region, error) {
-	regions, err := r.filter.regions(r.proc)
+	regions, err := r.filter.regions(r.env)
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +388,7 @@ func (r *scanRun) list(n int) error {
 	if err != nil {
 		return err
 	}
-	all, err := r.proc.Maps()
+	all, err := r.maps()
 	if err != nil {
 		return err
 	}
@@ -471,7 +486,7 @@ func (r *scanRun) mayWrite(writes []scan.Write, force bool) error {
 	if r.force || force {
 		return nil
 	}
-	all, err := r.proc.Maps()
+	all, err := r.maps()
 	if err != nil {
 		return err
 	}

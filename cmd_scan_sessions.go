@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"hash/fnv"
 	"path/filepath"
 
 	"github.com/procmem/procmem/scan"
@@ -16,7 +17,7 @@ const largeSession = 512 << 20
 
 // sessionPath is the session of process pid: the one given, or
 // scan-PID.session in procmem's cache directory (not made here).
-func sessionPath(pid int, given string) (path string, isDefault bool, err error) {
+func sessionPath(e *env, given string) (path string, isDefault bool, err error) {
 	if given != "" {
 		return given, false, nil
 	}
@@ -24,7 +25,17 @@ func sessionPath(pid int, given string) (path string, isDefault bool, err error)
 	if err != nil {
 		return "", false, fmt.Errorf("no cache directory for the session: %v: give --session DIR", err)
 	}
-	return filepath.Join(dir, fmt.Sprintf("scan-%d.session", pid)), true, nil
+	name := fmt.Sprintf("scan-%d.session", e.exited)
+	switch {
+	case e.capture != nil: // named by the core file, never a live process's
+		abs, _ := filepath.Abs(e.capture.Path())
+		h := fnv.New32a()
+		h.Write([]byte(abs))
+		name = fmt.Sprintf("scan-core-%s-%08x.session", filepath.Base(abs), h.Sum32())
+	case e.proc != nil:
+		name = fmt.Sprintf("scan-%d.session", e.pid())
+	}
+	return filepath.Join(dir, name), true, nil
 }
 
 // saySize says, once, that the session has grown large.

@@ -13,11 +13,12 @@ import (
 )
 
 var searchVerb = verb{
-	name:  "search",
-	args:  "(-s STRING | -b HEX | -t TYPE VALUE [-e little|big]) [-r RANGE] [region filters]",
-	short: "find bytes, strings or numbers in memory",
-	long:  "Pages that hold no data are not searched: they hold only zeros.\n" + rangeHelp,
-	setup: setupSearch,
+	name:     "search",
+	args:     "(-s STRING | -b HEX | -t TYPE VALUE [-e little|big]) [-r RANGE] [region filters]",
+	short:    "find bytes, strings or numbers in memory",
+	long:     "Pages that hold no data are not searched: they hold only zeros.\n" + rangeHelp,
+	setup:    setupSearch,
+	captures: true,
 }
 
 func setupSearch(flags *pflag.FlagSet) func(*env, []string) error {
@@ -36,11 +37,11 @@ func setupSearch(flags *pflag.FlagSet) func(*env, []string) error {
 		if err != nil {
 			return err
 		}
-		all, err := e.proc.Maps()
+		all, err := e.maps()
 		if err != nil {
 			return err
 		}
-		if err := filter.parse(e.proc); err != nil {
+		if err := filter.parse(e); err != nil {
 			return err
 		}
 		regions, err := filter.choose(e.pid(), all)

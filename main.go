@@ -14,17 +14,19 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/procmem/procmem/core"
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// env is what a verb works with: the pinned target process and the
-// outputs.
+// env is what a verb works with: the target (a pinned process, or a
+// captured one) and the outputs.
 type env struct {
 	ctx     context.Context
-	proc    *procfs.Process // the target selected with -p/-P, procmem itself by default
+	proc    *procfs.Process // the target selected with -p/-P, procmem itself by default; nil for a capture
+	capture *core.Capture   // the captured target, --core FILE; nil for a live one
 	stdout  io.Writer
 	stderr  io.Writer
 	stdin   io.Reader
@@ -33,8 +35,15 @@ type env struct {
 	exited  int    // for afterExit verbs: the PID -p named, which no process has (proc is nil)
 }
 
-// pid is the target's process ID, for messages.
-func (e *env) pid() int { return e.proc.PID }
+// pid is the target's process ID, for messages: a capture's as its core
+// tells it.
+func (e *env) pid() int {
+	if e.capture != nil {
+		p, _ := e.capture.Process()
+		return p.PID
+	}
+	return e.proc.PID
+}
 
 // verb is one subcommand. setup declares its flags and returns the
 // function that runs it with the parsed flags and remaining arguments.
@@ -55,6 +64,9 @@ type verb struct {
 	// alone, if set, says from the parsed flags that this run of the verb
 	// needs no target (scan --sessions): it runs as noTarget verbs do.
 	alone func(flags *pflag.FlagSet) bool
+	// captures verbs work on captured memory too (--core FILE): they read
+	// it, and refuse what would write it.
+	captures bool
 	// afterExit verbs also run when -p names a process that has exited,
 	// with env.exited set and no proc: scan removes its session.
 	afterExit bool
@@ -83,25 +95,31 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 // errSilent reports failure after the verb already said why.
 var errSilent = errors.New("")
 
-func globalFlags(pid, name *string, suspend, version *bool) *pflag.FlagSet {
+// globals are the flags before the verb.
+type globals struct {
+	pid, name, core string
+	suspend, version bool
+}
+
+func globalFlags(g *globals) *pflag.FlagSet {
+	pid, name, suspend, version := &g.pid, &g.name, &g.suspend, &g.version
 	flags := pflag.NewFlagSet("procmem", pflag.ContinueOnError)
 	flags.SetInterspersed(false)
 	flags.StringVarP(pid, "pid", "p", "", "target process `PID`, or self")
 	flags.StringVarP(name, "process", "P", "", "target process by exact command `NAME`")
 	flags.BoolVarP(suspend, "suspend", "S", false, "stop the target (SIGSTOP) while working, resume it after")
 	flags.BoolVar(version, "version", false, "print procmem's version and exit")
+	flags.StringVar(&g.core, "core", "", "target the captured process in the core `FILE` (a kernel, gcore or procmem core; zstd, lz4 or xz compressed too) instead of a live one: info, read, search, scan and pointers read it")
 	return flags
 }
 
 func mainUsage(w io.Writer) {
-	var pid, name string
-	var suspend, version bool
-	fmt.Fprintf(w, "usage: procmem [-p PID|self | -P NAME] [-S] VERB [verb flags]\n\nVerbs:\n")
+	fmt.Fprintf(w, "usage: procmem [-p PID|self | -P NAME | --core FILE] [-S] VERB [verb flags]\n\nVerbs:\n")
 	for _, v := range verbs() {
 		fmt.Fprintf(w, "  %-10s %s\n", v.name, v.short)
 	}
 	fmt.Fprintf(w, "\nGlobal flags:\n%s\n'procmem help VERB' or 'procmem VERB --help' describes a verb.\n",
-		globalFlags(&pid, &name, &suspend, &version).FlagUsages())
+		globalFlags(&globals{}).FlagUsages())
 }
 
 func verbUsage(w io.Writer, v verb) {
@@ -152,9 +170,9 @@ func message(err error) string {
 }
 
 func runErr(args []string, stdout, stderr io.Writer) error {
-	var pidSpec, name string
-	var suspend, showVersion bool
-	gflags := globalFlags(&pidSpec, &name, &suspend, &showVersion)
+	var g globals
+	gflags := globalFlags(&g)
+	pidSpec, name := &g.pid, &g.name
 	gflags.SetOutput(io.Discard)
 	if err := gflags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -163,7 +181,7 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 		}
 		return usagef("%v", err)
 	}
-	if showVersion {
+	if g.version {
 		_, err := fmt.Fprintln(stdout, version())
 		return err
 	}
@@ -196,8 +214,8 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 		}
 		return usagef("%s: %v%s", v.name, err, globalFlagHint(rest[1:]))
 	}
-	if pidSpec != "" && name != "" {
-		return usagef("-p and -P exclude each other")
+	if countSet(*pidSpec, *name, g.core) > 1 {
+		return usagef("-p, -P and --core exclude each other")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -206,10 +224,13 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 	if v.noTarget || v.alone != nil && v.alone(flags) {
 		return runVerb(e, flags.Args())
 	}
-	if v.needsTarget && pidSpec == "" && name == "" {
+	if g.core != "" {
+		return runCaptured(e, v, g.core, func() error { return runVerb(e, flags.Args()) })
+	}
+	if v.needsTarget && *pidSpec == "" && *name == "" {
 		return usagef("%s needs a target process: procmem -p PID %s ... or procmem -P NAME %s ...", v.name, v.name, v.name)
 	}
-	pid, err := resolveTarget(pidSpec, name)
+	pid, err := resolveTarget(*pidSpec, *name)
 	var gone noProcess
 	if errors.As(err, &gone) && v.afterExit {
 		e.exited = gone.pid
@@ -222,8 +243,8 @@ func runErr(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer e.proc.Close()
-	e.suspend = suspend && v.ownSuspend
-	if suspend && !v.ownSuspend {
+	e.suspend = g.suspend && v.ownSuspend
+	if g.suspend && !v.ownSuspend {
 		resume, err := stopProcess(e.proc)
 		if err != nil {
 			return err

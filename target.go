@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procmem/procmem/core"
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
 )
@@ -160,7 +161,53 @@ func stopProcess(p *procfs.Process) (resume func(), err error) {
 	return nil, fmt.Errorf("process %d did not stop after SIGSTOP", p.PID)
 }
 
-// openMemory opens the target's memory as procmem's own user.
+// openMemory opens the target's memory as procmem's own user, or the
+// captured memory of --core, which nothing writes.
 func openMemory(e *env, write bool) (*memory.Reader, error) {
+	if e.capture != nil {
+		if write {
+			return nil, fmt.Errorf("%w: %s is a core file", memory.ErrCaptured, e.capture.Path())
+		}
+		return memory.OpenCapture(e.capture), nil
+	}
 	return memory.Open(e.proc, memory.Self, write)
+}
+
+// maps are the target's regions: as maps shows them now, or as the
+// capture holds them.
+func (e *env) maps() ([]procfs.Region, error) {
+	if e.capture != nil {
+		return e.capture.Regions(), nil
+	}
+	return e.proc.Maps()
+}
+
+// runCaptured runs verb v on the core file at path (--core): verbs that
+// only read memory work on captured memory as on a live process; the rest
+// need one.
+func runCaptured(e *env, v verb, path string, run func() error) error {
+	if !v.captures {
+		return fmt.Errorf("%s needs a live process: %s is captured memory (info, read, search, scan and pointers read it)", v.name, path)
+	}
+	c, err := core.Open(path, core.OpenOptions{})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, w := range c.Warnings() {
+		stderrf(e, "%s: %s", path, w)
+	}
+	e.capture = c
+	return run()
+}
+
+// countSet counts the strings that are not empty.
+func countSet(s ...string) int {
+	n := 0
+	for _, x := range s {
+		if x != "" {
+			n++
+		}
+	}
+	return n
 }

@@ -23,6 +23,7 @@ import (
 // as richly as the live process did), plain or compressed as
 // systemd-coredump writes them.
 type Capture struct {
+	path        string   // the core file
 	data        *os.File // the core, or where it was decompressed to
 	compression string
 	cut         bool      // the compressed stream ended early
@@ -102,8 +103,12 @@ func Open(path string, opts OpenOptions) (*Capture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	c.path = path
 	return c, nil
 }
+
+// Path is the core file's path, as it was opened.
+func (c *Capture) Path() string { return c.path }
 
 func open(path string, opts OpenOptions) (*Capture, error) {
 	// O_NONBLOCK: a FIFO in place of a core must not hang the open.

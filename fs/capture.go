@@ -13,7 +13,6 @@ import (
 	"github.com/procmem/procmem/core"
 	"github.com/procmem/procmem/memory"
 	"github.com/procmem/procmem/procfs"
-	"github.com/procmem/procmem/report"
 )
 
 // A mount of captured memory (procmem mount --core FILE) serves each core
@@ -98,27 +97,8 @@ func (cp *captured) snapshot(d *procDir) *mapsSnapshot {
 // the core does not hold whole.
 func (cp *captured) info() []byte {
 	var b bytes.Buffer
-	report.Info(&b, cp.regions)
-	var sources []report.Source
-	for _, r := range cp.regions {
-		if s := cp.c.Source(r); s.InCore < s.Size {
-			sources = append(sources, report.Source{Region: r, Where: s.String()})
-		}
-	}
-	report.CaptureSources(&b, cp.describe(), sources)
+	cp.c.Info(&b, cp.regions)
 	return b.Bytes()
-}
-
-// describe says what the capture is, for info's last section.
-func (cp *captured) describe() string {
-	what := fmt.Sprintf("%s, a core written by %s", cp.path, cp.c.Origin())
-	if z := cp.c.Compression(); z != "" {
-		what += ", compressed with " + z
-	}
-	if cp.c.Truncated() {
-		what += ", cut short"
-	}
-	return what
 }
 
 // resident tells how much of each region the capture holds data for.

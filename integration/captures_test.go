@@ -228,3 +228,45 @@ func TestCapturesBad(t *testing.T) {
 		g.alive()
 	}
 }
+
+// TestCapturesCLI: the command line takes a core as its target (--core):
+// info, read, search, scan and pointers read captured memory as they read
+// a live process; what would write it is refused in one line.
+func TestCapturesCLI(t *testing.T) {
+	c := writeCores(t)
+	health := fmt.Sprintf("%x", c.health)
+	cache := t.TempDir()
+	for _, w := range []string{"kernel", "procmem.zst"} {
+		t.Run(w, func(t *testing.T) {
+			f := c.paths[w]
+			pm := func(args ...string) result {
+				r := run(t, "", "env", append([]string{"XDG_CACHE_HOME=" + cache, procmemBin, "--core", f}, args...)...)
+				return r
+			}
+			r := pm("read", "-r", health+":+4")
+			mustSucceed(t, r, "read -r")
+			if !strings.Contains(r.stdout, "92 10 00 00") {
+				t.Errorf("read -r of the health:\n%s", r.stdout)
+			}
+			if r := pm("search", "-s", "procmem core global"); r.code != 0 || !strings.Contains(r.stdout, "coretarget+") {
+				t.Errorf("search: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			mustSucceed(t, pm("scan", "-t", "int32", "4242"), "scan 4242")
+			if r := pm("scan", "list"); !strings.Contains(r.stdout, fmt.Sprintf("%016x", c.health)) {
+				t.Errorf("scan list lacks the health:\n%s%s", r.stdout, r.stderr)
+			}
+			if r := pm("scan", "set", "1"); r.code != 1 || !strings.Contains(r.stderr, "cannot be written") {
+				t.Errorf("scan set on a capture: exit %d %s", r.code, r.stderr)
+			}
+			if r := pm("pointers", health); r.code != 0 || !strings.Contains(r.stdout, "[[coretarget+") {
+				t.Errorf("pointers: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			for _, args := range [][]string{{"write", "-a", health, "-b", "00"}, {"freeze", health + "=1"}, {"watch", "-r", health + ":+4"}, {"statm"}} {
+				r := pm(args...)
+				if r.code != 1 || !strings.Contains(r.stderr, "needs a live process") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+					t.Errorf("%s on a capture: exit %d %q", args[0], r.code, r.stderr)
+				}
+			}
+		})
+	}
+}
