@@ -451,7 +451,7 @@ func (r *scanRun) set(ctx context.Context, cmd scan.Command) error {
 	written, failed := 0, 0
 	for _, w := range writes {
 		wr := mem.Writer(w.Addr, w.Addr+uint64(len(w.Bytes)))
-		if cmd.Force {
+		if r.force || cmd.Force {
 			wr.Forcing() // mayWrite let it into memory without w
 		}
 		if _, err := wr.WriteFull(w.Bytes, w.Addr); err != nil {

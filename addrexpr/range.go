@@ -87,7 +87,7 @@ func (rr Range) Resolve(r *Resolver) (start, end uint64, err error) {
 	switch rr.kind {
 	case 0:
 		if start == 1<<64-1 {
-			return bad("no byte after the last address")
+			return bad("a byte there would run past the last address")
 		}
 		return start, start + 1, nil
 	case '+':

@@ -90,14 +90,13 @@ func (t *textFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetA
 }
 
 // Open renders the text once, so every read of one open file sees the
-// same snapshot: of maps as the caller read them (through an fd opened
-// with its credentials) no longer than an open trusts, whose rendering
-// the opens of that moment share.
+// same snapshot: of maps as they are now, read through an fd opened with
+// the caller's credentials, so the check and the read are one act.
 func (t *textFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, t.denied()
 	}
-	data, errno := t.content(ctx, snapshotAge)
+	data, errno := t.content(ctx, 0)
 	if errno != 0 {
 		return nil, 0, errno
 	}
