@@ -71,7 +71,7 @@ func newResolver(p *procfs.Process) (*resolver, error) {
 // captured one, whose threads' stacks its registers tell.
 func targetResolver(e *env) (*resolver, error) {
 	if e.capture == nil {
-		return targetResolver(e)
+		return newResolver(e.proc)
 	}
 	mem, err := openMemory(e, false)
 	if err != nil {

@@ -126,3 +126,30 @@ func TestCapture(t *testing.T) {
 		t.Errorf("WriteSpan to a capture: %v", err)
 	}
 }
+
+// A part of a captured region (a range asked for) reads as that part of
+// the whole.
+func TestCapturePart(t *testing.T) {
+	page := int64(pageSize)
+	data := sparseFile(t, 4*page, map[int64][]byte{page: []byte("0123456789abcdef")})
+	file := sparseFile(t, 4*page, map[int64][]byte{page + 8: []byte("FILE")})
+	r := procfs.Region{Start: 0x10000, End: 0x10000 + 2*uint64(page), Perms: procfs.Perms{Read: true}}
+	c := &fakeCapture{regions: []procfs.Region{r}, data: data, layouts: map[uint64]CaptureLayout{
+		r.Start: {InCore: uint64(page), Offset: page, File: file, FileOffset: 0},
+	}}
+	rd := OpenCapture(c)
+	for _, tc := range []struct {
+		at   uint64
+		n    int
+		want string
+	}{{r.Start + 4, 4, "4567"}, {r.Start + uint64(page) + 8, 4, "FILE"}} {
+		part := r
+		part.Start, part.End = tc.at, tc.at+uint64(tc.n)
+		g := rd.Region(part)
+		b := make([]byte, tc.n)
+		if n, err := g.ReadAt(b, tc.at); err != nil || n != tc.n || string(b) != tc.want {
+			t.Errorf("ReadAt of the part at %#x: %q, %d, %v; want %q", tc.at, b, n, err, tc.want)
+		}
+		g.Close()
+	}
+}

@@ -72,7 +72,7 @@ type layout struct {
 // avoided device are never read.
 func (rd *Reader) newLayout(r procfs.Region) *layout {
 	if rd.capture != nil {
-		cl := rd.capture.Layout(r)
+		cl := captureLayout(rd.capture, r)
 		return &layout{region: r, capture: &cl, data: rd.capture.Data(), file: cl.File}
 	}
 	// [vvar]: refused without asking; [vsyscall] is refused for its
@@ -372,4 +372,19 @@ func (l *layout) readCapture(b []byte, addr uint64) (int, error) {
 		return len(b), nil
 	}
 	return n, err
+}
+
+// captureLayout is the layout of r, a captured region or part of one (a
+// range the reader was asked for): the whole region's, moved to r's start.
+func captureLayout(c Capture, r procfs.Region) CaptureLayout {
+	whole, ok := procfs.RegionAt(c.Regions(), r.Start)
+	if !ok {
+		return CaptureLayout{}
+	}
+	cl := c.Layout(whole)
+	delta := r.Start - whole.Start
+	cl.InCore -= min(cl.InCore, delta)
+	cl.Offset += int64(delta)
+	cl.FileOffset += int64(delta)
+	return cl
 }
