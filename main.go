@@ -97,7 +97,7 @@ var errSilent = errors.New("")
 
 // globals are the flags before the verb.
 type globals struct {
-	pid, name, core string
+	pid, name, core  string
 	suspend, version bool
 }
 
