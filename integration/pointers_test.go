@@ -294,9 +294,15 @@ func TestPointersAcrossThreeRuns(t *testing.T) {
 func TestPointersPaste(t *testing.T) {
 	g := startShuffled(t)
 	health, _ := chainsOf(t, itoa(g.pid), "pointers", fmt.Sprintf("%x", g.health), "--limit", "1")
-	gold, _ := chainsOf(t, itoa(g.pid), "pointers", fmt.Sprintf("%x", g.gold), "--stack", "2", "--depth", "1", "--limit", "1")
-	if len(health) != 1 || len(gold) != 1 || !strings.HasPrefix(gold[0], "[[stack:1]-") {
-		t.Fatalf("pointers printed %q and %q", health, gold)
+	// The gold is reached from a thread's stack; a library's data may also
+	// hold a pointer a little below it (malloc's own), which ranks first.
+	golds, _ := chainsOf(t, itoa(g.pid), "pointers", fmt.Sprintf("%x", g.gold), "--stack", "2", "--depth", "1", "--limit", "100")
+	var gold []string
+	if i := slices.IndexFunc(golds, func(c string) bool { return strings.HasPrefix(c, "[[stack:1]-") }); i >= 0 {
+		gold = golds[i : i+1]
+	}
+	if len(health) != 1 || len(gold) != 1 {
+		t.Fatalf("pointers printed %q and %q", health, golds)
 	}
 	for i, c := range []string{health[0], gold[0]} {
 		at := []uint64{g.health, g.gold}[i]
@@ -409,8 +415,8 @@ func TestPointersRanking(t *testing.T) {
 	chains, _ := chainsOf(t, itoa(g.pid), "pointers", fmt.Sprintf("%x", g.health))
 	program := fmt.Sprintf("[shuffled+%x]+10", symbol(t, bin, "player_ptr"))
 	lib := fmt.Sprintf("[libshuffled.so+%x]+8", symbol(t, filepath.Join(filepath.Dir(bin), "libshuffled.so"), "lib_cursor"))
-	if len(chains) < 2 || chains[0] != program || chains[1] != lib {
-		t.Errorf("ranked %q, want %s, then %s", chains[:min(len(chains), 5)], program, lib)
+	if i := slices.Index(chains, lib); len(chains) < 2 || chains[0] != program || i < 0 || slices.ContainsFunc(chains[:i], func(c string) bool { return !strings.HasPrefix(c, "[shuffled+") }) {
+		t.Errorf("ranked %q, want %s first, and %s after the program's chains only", chains[:min(len(chains), 5)], program, lib)
 	}
 }
 
