@@ -1,5 +1,5 @@
 /*
- * kernel.h: what every test target does first, so that the tests see the
+ * kernel.h: what a test target does first, so that the tests see the
  * same process on every stock kernel.
  *
  * Transparent huge pages off for this process (PR_SET_THP_DISABLE, kept
@@ -11,6 +11,10 @@
  * only an ancestor may otherwise open its /proc/PID/mem, and the tests
  * compare procmem with the kernel's rule for a user's own processes.
  * Without Yama the call fails (EINVAL), which changes nothing.
+ *
+ * Only target.c includes it: the game and the core target are neither
+ * counted by the page nor read by other users, and a change to the game
+ * moves what its image holds (TestScanAgreesWithScanmem compares it).
  */
 #include <sys/prctl.h>
 

@@ -1,8 +1,8 @@
 /*
  * target32: a 32-bit process (i386, no libc) whose memory TestMemImage32
- * knows: its marker is built at run time in .bss (so the bytes are in
- * memory, not in the file), then it prints "ready" and waits for a
- * signal. Assembled with binutils alone (as --32, ld -m elf_i386), so
+ * knows: it copies its marker from .rodata into .bss at run time (the
+ * test looks for it at the .bss address, which only memory holds), then
+ * prints "ready" and waits for a signal. Assembled with binutils alone (as --32, ld -m elf_i386), so
  * no 32-bit C library is needed; linked non-PIE, the address of the
  * symbol "marker" is where it lives.
  */
