@@ -436,6 +436,9 @@ func (r *scanRun) set(ctx context.Context, cmd scan.Command) error {
 		if err != nil {
 			return err
 		}
+		if _, err := bytesAt(addr, len(b)); err != nil {
+			return usagef("scan: set: %v", err)
+		}
 		writes = []scan.Write{{Addr: addr, Bytes: b}}
 	} else if writes, skipped, err = r.sess.Writes(value, maxWrites); err != nil {
 		return err
