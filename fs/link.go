@@ -42,10 +42,12 @@ func (l *regionLink) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.A
 }
 
 // Readlink is asked on every resolution (the kernel does not cache
-// symlinks here), so it checks the caller each time, like Lookup.
+// symlinks here), so it checks the caller each time, like Lookup: findLink
+// reads the caller's reading of maps.
 func (l *regionLink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	if errno := l.dir.checkLayoutAccess(ctx); errno != 0 {
-		return nil, errno
+	ctx, err := l.fsys.access.withCaller(ctx)
+	if err != nil {
+		return nil, toErrno(err)
 	}
 	r, err := l.dir.findLink(ctx, l.name)
 	if err != nil {

@@ -97,7 +97,11 @@ func (l *listing) load(ctx context.Context) syscall.Errno {
 		if err := d.alive(); err != nil {
 			return nil, err
 		}
-		return d.snapshotFrom(l.maps, l.image)
+		snap, err := d.snapshotFrom(l.maps, l.image)
+		if err == nil {
+			d.observe(snap.regions)
+		}
+		return snap, err
 	}, nil)
 	if err != nil {
 		return readdirErrno(err)

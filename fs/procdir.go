@@ -39,6 +39,9 @@ type procDir struct {
 	core   reading[*core.Image] // the core last built, for a stat and the open after it
 
 	capture *captured // set for a directory of captured memory, which has no process
+
+	shownMu sync.Mutex
+	shown   []procfs.Region // the last fresh reading of maps, whoever read it
 }
 
 // view is what one caller has read of the process's layout, each file
@@ -292,7 +295,52 @@ func (d *procDir) readLayout(p *procfs.Process, c who) (*mapsSnapshot, error) {
 		return nil, err
 	}
 	defer maps.Close()
-	return d.snapshotFrom(maps, image)
+	snap, err := d.snapshotFrom(maps, image)
+	if err == nil {
+		d.observe(snap.regions)
+	}
+	return snap, err
+}
+
+// observe compares a fresh reading of maps with the last one, and tells
+// the kernel to forget the names of regions that are gone and the
+// attributes of those whose permissions changed: it caches them for
+// regionTimeout, and must not answer with them any longer.
+func (d *procDir) observe(regions []procfs.Region) {
+	d.shownMu.Lock()
+	prev := d.shown
+	d.shown = regions
+	d.shownMu.Unlock()
+	var gone, changed []string
+	i := 0
+	for _, p := range prev {
+		for i < len(regions) && regions[i].Start < p.Start {
+			i++
+		}
+		switch {
+		case i == len(regions) || regions[i].Start != p.Start || regions[i].End != p.End:
+			gone = append(gone, p.Name())
+		case regions[i].Perms != p.Perms:
+			changed = append(changed, p.Name())
+		}
+	}
+	if len(gone)+len(changed) > 0 && d.fsys.root != nil {
+		// Not inside the request: the kernel may hold the directory's lock.
+		go d.forgetNames(gone, changed)
+	}
+}
+
+// forgetNames has the kernel drop the entries of gone and the attributes
+// of changed, which it may have cached.
+func (d *procDir) forgetNames(gone, changed []string) {
+	for _, name := range gone {
+		d.NotifyEntry(name)
+	}
+	for _, name := range changed {
+		if ch := d.GetChild(name); ch != nil {
+			ch.NotifyContent(0, 0)
+		}
+	}
 }
 
 // openMaps opens maps with credentials c, and tells the image the process
@@ -332,9 +380,13 @@ func (d *procDir) currentRegions(ctx context.Context) ([]procfs.Region, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readProcess(ctx, d, func(p *procfs.Process) ([]procfs.Region, error) {
+	regions, err := readProcess(ctx, d, func(p *procfs.Process) ([]procfs.Region, error) {
 		return readAs(d.fsys.access, c, p, "maps", procfs.ReadMaps)
 	})
+	if err == nil {
+		d.observe(regions)
+	}
+	return regions, err
 }
 
 // readAs reads the named file of p through an fd opened as caller c.
@@ -474,10 +526,20 @@ func links(regions []procfs.Region) map[string]procfs.Region {
 	return found
 }
 
-// findLink resolves a link name against the current maps, never a
-// snapshot: a link must follow its region at once (a heap that grows gets
-// a new name).
+// findLink resolves a link name against the maps as they are now: a link
+// must follow its region at once (a heap that grows gets a new name). The
+// caller's reading names the region; the kernel confirms it is still so
+// (PROCMAP_QUERY), one question instead of a reading of all maps (of
+// 60,000 regions, tens of milliseconds, for every link ls -l reads). Only
+// if it is not is maps read again.
 func (d *procDir) findLink(ctx context.Context, name string) (procfs.Region, error) {
+	snap, err := d.snapshot(ctx, stableTimeout)
+	if err != nil {
+		return procfs.Region{}, err
+	}
+	if r, ok := links(snap.regions)[name]; ok && (d.capture != nil || d.stillMapped(ctx, r)) {
+		return r, nil
+	}
 	regions, err := d.currentRegions(ctx)
 	if err != nil {
 		return procfs.Region{}, err
@@ -486,6 +548,21 @@ func (d *procDir) findLink(ctx context.Context, name string) (procfs.Region, err
 		return r, nil
 	}
 	return procfs.Region{}, syscall.ENOENT
+}
+
+// stillMapped asks the kernel whether region r, which the caller read in
+// maps, is still mapped as it was: the same bounds and pathname.
+func (d *procDir) stillMapped(ctx context.Context, r procfs.Region) bool {
+	same, _ := readProcess(ctx, d, func(p *procfs.Process) (bool, error) {
+		q, err := p.OpenMapsQuery()
+		if err != nil {
+			return false, err
+		}
+		defer q.Close()
+		m, ok, err := q.FindNamed(r.Start)
+		return err == nil && ok && m.Start == r.Start && m.End == r.End && m.Path == r.Path, nil
+	})
+	return same
 }
 
 func (d *procDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -550,7 +627,12 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		}
 		t := &textFile{dir: d, statm: name == "statm"}
 		t.fsys = d.fsys
-		t.fillAttr(ctx, &out.Attr, -1)
+		size := -1 // what it would render now
+		if snap != nil && !t.statm {
+			size = len(snap.info()) // a listing's: info as of its reading
+		}
+		t.fillAttr(ctx, &out.Attr, size)
+		out.SetEntryTimeout(stableTimeout) // every process has them
 		return d.NewInode(ctx, t, t.stableAttr()), 0
 	}
 	if name == "core" {
@@ -591,8 +673,8 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		// A region's name may be cached for every caller: a caller who
 		// knows it learns nothing from a stat, and only one who may read
 		// maps can learn it (docs/security.md).
-		out.SetEntryTimeout(stableTimeout)
-		out.SetAttrTimeout(stableTimeout)
+		out.SetEntryTimeout(regionTimeout)
+		out.SetAttrTimeout(regionTimeout)
 		return d.NewInode(ctx, n, n.stableAttr()), 0
 	}
 	if snap == nil {
@@ -605,6 +687,10 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 	l := &regionLink{dir: d, name: name}
 	l.fsys = d.fsys
 	l.fillAttr(&out.Attr)
+	// That a process has a heap tells nothing; where it points is asked
+	// of Readlink every time.
+	out.SetEntryTimeout(stableTimeout)
+	out.SetAttrTimeout(stableTimeout)
 	return d.NewInode(ctx, l, l.stableAttr()), 0
 }
 

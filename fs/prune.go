@@ -22,7 +22,7 @@ import (
 const (
 	// idleAfter is how long a process directory must go unused before
 	// its entries are dropped.
-	idleAfter = 5 * time.Second
+	idleAfter = 30 * time.Second
 	// pruneEvery is how often idle directories are looked for.
 	pruneEvery = time.Second
 )

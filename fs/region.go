@@ -87,7 +87,7 @@ func (n *regionFile) refresh(ctx context.Context) (procfs.Region, *mapsSnapshot,
 func (n *regionFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	_, snap, _ := n.refresh(ctx)
 	n.fillAttr(ctx, &out.Attr, snap)
-	out.SetTimeout(stableTimeout)
+	out.SetTimeout(regionTimeout)
 	return 0
 }
 

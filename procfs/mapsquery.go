@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"unsafe"
 
@@ -91,21 +92,38 @@ func (q *MapsQuery) Next(addr uint64) (start, end uint64, ok bool, err error) {
 // one after it, as maps would show it but for its pathname (left empty);
 // ok is false if there is none.
 func (q *MapsQuery) Find(addr uint64) (Region, bool, error) {
+	return q.find(addr, nil)
+}
+
+// FindNamed is Find with the pathname too, as maps shows it.
+func (q *MapsQuery) FindNamed(addr uint64) (Region, bool, error) {
+	return q.find(addr, make([]byte, 4096))
+}
+
+func (q *MapsQuery) find(addr uint64, name []byte) (Region, bool, error) {
 	if q.noQuery {
-		return q.findRead(addr)
+		return q.findRead(addr, name != nil)
 	}
 	arg := procmapQuery{size: uint64(unsafe.Sizeof(procmapQuery{})), flags: queryCoveringOrNext, addr: addr}
+	if name != nil {
+		arg.vmaNameSize, arg.vmaNameAddr = uint32(len(name)), uint64(uintptr(unsafe.Pointer(&name[0])))
+	}
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, q.f.Fd(), procmapQueryIoctl, uintptr(unsafe.Pointer(&arg)))
 	switch {
 	case errno == unix.ENOENT: // nothing at or after addr
 		return Region{}, false, nil
 	case errno == unix.ENOTTY || errno == unix.EINVAL:
 		q.noQuery = true
-		return q.findRead(addr)
+		return q.findRead(addr, name != nil)
 	case errno != 0:
 		return Region{}, false, fmt.Errorf("PROCMAP_QUERY 0x%x: %w", addr, errno)
 	}
 	f := arg.vmaFlags
+	var path string
+	if name != nil && arg.vmaNameSize > 0 {
+		path = string(name[:arg.vmaNameSize-1]) // without its NUL
+	}
+	runtime.KeepAlive(name)
 	return Region{
 		Start:  arg.vmaStart,
 		End:    arg.vmaEnd,
@@ -113,12 +131,13 @@ func (q *MapsQuery) Find(addr uint64) (Region, bool, error) {
 		Offset: arg.vmaOffset,
 		Dev:    fmt.Sprintf("%02x:%02x", arg.devMajor, arg.devMinor),
 		Inode:  arg.inode,
+		Path:   path,
 	}, true, nil
 }
 
 // findRead answers Find from the text of maps, for kernels without
 // PROCMAP_QUERY: slower, the same answer.
-func (q *MapsQuery) findRead(addr uint64) (Region, bool, error) {
+func (q *MapsQuery) findRead(addr uint64, named bool) (Region, bool, error) {
 	regions, err := q.Regions()
 	if err != nil {
 		return Region{}, false, err
@@ -128,6 +147,8 @@ func (q *MapsQuery) findRead(addr uint64) (Region, bool, error) {
 		return Region{}, false, nil
 	}
 	r := regions[i]
-	r.Path = ""
+	if !named {
+		r.Path = ""
+	}
 	return r, true, nil
 }

@@ -86,9 +86,14 @@ func TestFind(t *testing.T) {
 		}
 		q.noQuery = noQuery
 		got, ok, err := q.Find(base + 5)
+		named, _, _ := q.FindNamed(base + 5)
 		q.Close()
 		if err != nil || !ok || got != want {
 			t.Errorf("Find (read maps: %v) = %+v, %v, %v; want %+v", noQuery, got, ok, err, want)
 		}
+		if want.Path = f.Name(); named != want {
+			t.Errorf("FindNamed (read maps: %v) = %+v; want %+v", noQuery, named, want)
+		}
+		want.Path = ""
 	}
 }
