@@ -91,7 +91,7 @@ func measure(pid int, m Metric) (pf ProcFigures, ok, readable bool) {
 		if r.Fields == nil {
 			return pf, false, true // a kernel thread
 		}
-		f = figures(&r)
+		f = rollupFigures(&r)
 		if m.Field == Size {
 			sm, err := p.Statm()
 			if err != nil {

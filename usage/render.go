@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,21 +12,39 @@ import (
 )
 
 // Top returns the n regions of kind k with the most resident bytes (then
-// the largest), in that order.
+// the largest, then the lowest), in that order. It keeps the n best as it
+// goes: a kind may have 60,000 regions, and n is a handful.
 func (s *Sample) Top(k Kind, n int) []Region {
-	var top []Region
-	for _, r := range s.Regions {
-		if r.Kind == k {
-			top = append(top, r)
-		}
+	if n <= 0 {
+		return nil
 	}
-	sort.SliceStable(top, func(i, j int) bool {
-		if top[i].Rss != top[j].Rss {
-			return top[i].Rss > top[j].Rss
+	top := make([]*Region, 0, n+1)
+	for i := range s.Regions {
+		r := &s.Regions[i]
+		if r.Kind != k || len(top) == n && !above(r, top[n-1]) {
+			continue
 		}
-		return top[i].Figures.Size > top[j].Figures.Size
-	})
-	return top[:min(n, len(top))]
+		at := len(top)
+		for at > 0 && above(r, top[at-1]) {
+			at--
+		}
+		top = slices.Insert(top, at, r)[:min(n, len(top)+1)]
+	}
+	regions := make([]Region, len(top))
+	for i, r := range top {
+		regions[i] = *r
+	}
+	return regions
+}
+
+// above reports whether r comes before q among the top regions: more
+// resident, then larger; regions are visited in address order, so the
+// lower of two equal ones stays first.
+func above(r, q *Region) bool {
+	if r.Rss != q.Rss {
+		return r.Rss > q.Rss
+	}
+	return r.Figures.Size > q.Figures.Size
 }
 
 // WriteTable writes the sample as a table of kinds and, for each kind, its

@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"slices"
 	"time"
 
 	"github.com/procmem/procmem/procfs"
@@ -71,6 +72,7 @@ type Region struct {
 	procfs.Region
 	Kind Kind
 	Figures
+	io bool // VmFlags io or pf, as smaps last said
 }
 
 // Sample is the memory of a process at one moment.
@@ -82,24 +84,55 @@ type Sample struct {
 	Regions []Region      // in address order
 	Kinds   [numKinds]Figures
 	Total   Figures
+	// SmapsTime is when the smaps the regions' Pss and PrivateDirty come
+	// from was read: Time, or for a sample that read maps and pagemap
+	// instead, an earlier sample's. Those figures (and the kinds', their
+	// sums) are then as they were at SmapsTime, for the regions that still
+	// start where they did, and zero for the others. Everything else, and
+	// the total's Pss and PrivateDirty (from smaps_rollup), is of Time.
+	SmapsTime time.Time
 }
 
 // Kind returns the figures of kind k.
 func (s *Sample) Kind(k Kind) Figures { return s.Kinds[k] }
 
+// FromSmaps reports whether the sample read smaps: whether the kinds' Pss
+// and PrivateDirty are of its time.
+func (s *Sample) FromSmaps() bool { return s.SmapsTime.Equal(s.Time) }
+
 // Sampler samples one process again and again.
+//
+// smaps, the one file with each mapping's proportional and dirty bytes,
+// costs the kernel a microsecond per mapping to write: 75 ms for a process
+// with 60,000, and as long again to take in. Its maps (a tenth of that),
+// the page tables' account of which pages are resident or swapped
+// (PAGEMAP_SCAN, 14 ms for the whole address space) and smaps_rollup (the
+// totals, 5-8 ms) give every figure but those two per mapping. So a
+// Sampler reads smaps while doing so costs at most 2% of the time since it
+// last did, which for a process of a few hundred mappings is every sample,
+// and reads the others between.
 type Sampler struct {
 	proc *procfs.Process
 	scan procfs.SmapsScanner
 	// NoThreads leaves out reading each thread's stack pointer: thread
 	// stacks are then told by their shape alone (see markStacks).
 	NoThreads bool
+	// Smaps makes every sample read smaps, as a condition on a kind's Pss
+	// or private dirty bytes needs.
+	Smaps bool
+
+	smapsSample *Sample       // the last sample that read smaps
+	smapsCost   time.Duration // how long that read took
+	size        int           // regions in the last sample
 }
+
+// smapsShare is the share of the time a Sampler may spend reading smaps.
+const smapsShare = 50 // 1/50: 2%
 
 // NewSampler samples the pinned process p.
 func NewSampler(p *procfs.Process) *Sampler { return &Sampler{proc: p} }
 
-// Sample reads the process's smaps and classifies its mappings.
+// Sample reads the process's memory and classifies its mappings.
 func (s *Sampler) Sample() (*Sample, error) {
 	st, err := s.proc.Stat()
 	if err != nil {
@@ -109,32 +142,167 @@ func (s *Sampler) Sample() (*Sample, error) {
 	if !s.NoThreads {
 		sps = stackPointers(s.proc)
 	}
-	mappings, err := s.scan.Scan(s.proc)
+	start := time.Now()
+	smaps := s.Smaps || s.smapsSample == nil || time.Duration(smapsShare)*s.smapsCost <= start.Sub(s.smapsSample.Time)
+	var sample *Sample
+	if smaps {
+		sample, err = s.readSmaps()
+		s.smapsCost = time.Since(start)
+	} else {
+		sample, err = s.readPages()
+	}
 	if err != nil {
 		return nil, err
 	}
-	cpu, err := s.proc.CPUTime()
-	if err != nil {
+	sample.Regions = clip(sample.Regions)
+	sample.sum(sps)
+	if !smaps {
+		// The totals of the moment, where the kinds' are older.
+		rollup, err := s.proc.SmapsRollup()
+		if err != nil {
+			return nil, err
+		}
+		r := rollupFigures(&rollup)
+		sample.Total.Pss, sample.Total.PrivateDirty = r.Pss, r.PrivateDirty
+	}
+	if sample.CPU, err = s.proc.CPUTime(); err != nil {
 		return nil, err
 	}
-	return newSample(time.Now(), s.proc.PID, st.Comm, cpu, mappings, sps), nil
+	sample.PID, sample.Comm = s.proc.PID, st.Comm
+	s.size = len(sample.Regions)
+	if smaps {
+		s.smapsSample = sample
+	}
+	return sample, nil
 }
 
-// newSample sums the mappings by kind.
-func newSample(at time.Time, pid int, comm string, cpu time.Duration, mappings []procfs.Mapping, sps []uint64) *Sample {
-	kinds := classify(mappings, sps)
-	s := &Sample{Time: at, PID: pid, Comm: comm, CPU: cpu, Regions: make([]Region, len(mappings))}
-	for i := range mappings {
-		r := Region{Region: mappings[i].Region, Kind: kinds[i], Figures: figures(&mappings[i])}
-		s.Regions[i] = r
+// readSmaps reads every figure of every region from smaps.
+func (s *Sampler) readSmaps() (*Sample, error) {
+	sample := &Sample{Time: time.Now(), Regions: make([]Region, 0, s.capacity())}
+	err := s.scan.Scan(s.proc, func(m *procfs.MappingFigures) {
+		sample.Regions = append(sample.Regions, Region{Region: m.Region, io: m.IO, Figures: Figures{
+			Size: m.Size(), Rss: m.Rss, Pss: m.Pss, Swap: m.Swap, PrivateDirty: m.PrivateDirty, Regions: 1,
+		}})
+	})
+	sample.SmapsTime = sample.Time
+	return sample, err
+}
+
+// readPages reads the regions from maps, their resident and swapped bytes
+// from the page tables, the totals from smaps_rollup, and takes each
+// region's Pss and PrivateDirty (and device flag) from the last sample
+// that read smaps.
+func (s *Sampler) readPages() (*Sample, error) {
+	sample := &Sample{Time: time.Now(), Regions: make([]Region, 0, s.capacity()), SmapsTime: s.smapsSample.Time}
+	err := s.scan.ScanMaps(s.proc, func(m *procfs.MappingFigures) {
+		sample.Regions = append(sample.Regions, Region{Region: m.Region, Figures: Figures{Size: m.Size(), Regions: 1}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := addPages(s.proc, sample.Regions); err != nil {
+		return nil, err
+	}
+	carrySmaps(sample.Regions, s.smapsSample.Regions)
+	return sample, nil
+}
+
+// capacity is room for the regions of the next sample, so that the slice
+// is made once: those of the last sample and some. The first sample does
+// not know how many to expect: it makes room for as many as the kernel
+// allows by default (vm.max_map_count, 65,530), as the pages of a new
+// slice cost nothing until written, where growing it 13 times over would
+// write them all twice (each costing a page fault, 2-20 us in a virtual
+// machine), and clip makes it small after.
+func (s *Sampler) capacity() int {
+	if s.size == 0 {
+		return 1 << 16
+	}
+	return s.size + s.size/8 + 16
+}
+
+// clip returns the regions in a slice of their size when the one they
+// were read into is much larger.
+func clip(regions []Region) []Region {
+	if cap(regions) > 2*len(regions)+64 {
+		return slices.Clone(regions)
+	}
+	return regions
+}
+
+// addPages adds to each region (in address order) its resident and
+// swapped bytes, as the page tables say: one PAGEMAP_SCAN of the address
+// space from the lowest region to the highest in user space. It counts
+// as smaps does: not the shared zero page, nor guard markers, nor the
+// pages of raw page frame mappings (which the kernel does not walk).
+func addPages(p *procfs.Process, regions []Region) error {
+	end := 0
+	for end < len(regions) && regions[end].Start < userTop {
+		end++
+	}
+	if end == 0 {
+		return nil
+	}
+	pm, err := p.OpenPagemap()
+	if err != nil {
+		return err
+	}
+	defer pm.Close()
+	runs, err := pm.Scan(regions[0].Start, regions[end-1].End)
+	if err != nil {
+		return err
+	}
+	i := 0
+	for _, run := range runs {
+		for i < end && regions[i].End <= run.Start {
+			i++
+		}
+		for j := i; j < end && regions[j].Start < run.End; j++ {
+			r := &regions[j]
+			n := min(run.End, r.End) - max(run.Start, r.Start)
+			switch {
+			case run.Flags&procfs.PagePresent != 0 && run.Flags&procfs.PageZero == 0:
+				r.Rss += n
+			case run.Flags&procfs.PageSwapped != 0 && run.Flags&procfs.PageGuard == 0:
+				r.Swap += n
+			}
+		}
+	}
+	return nil
+}
+
+// userTop bounds user space: the kernel's half of the address space
+// ([vsyscall]) is shown in maps but not walked by PAGEMAP_SCAN.
+const userTop = 1 << 63
+
+// carrySmaps gives each region the Pss, PrivateDirty and device flag that
+// the region starting at the same address had in the last sample that
+// read smaps (both in address order).
+func carrySmaps(regions, smapsRegions []Region) {
+	j := 0
+	for i := range regions {
+		r := &regions[i]
+		for j < len(smapsRegions) && smapsRegions[j].Start < r.Start {
+			j++
+		}
+		if j < len(smapsRegions) && smapsRegions[j].Start == r.Start {
+			old := &smapsRegions[j]
+			r.Pss, r.PrivateDirty, r.io = old.Pss, old.PrivateDirty, old.io
+		}
+	}
+}
+
+// sum classifies the regions and sums their figures by kind.
+func (s *Sample) sum(sps []uint64) {
+	classify(s.Regions, sps)
+	for i := range s.Regions {
+		r := &s.Regions[i]
 		s.Kinds[r.Kind].add(r.Figures)
 		s.Total.add(r.Figures)
 	}
-	return s
 }
-
-// figures reads the figures of one mapping from its smaps fields.
-func figures(m *procfs.Mapping) Figures {
+// rollupFigures reads the figures of smaps_rollup.
+func rollupFigures(m *procfs.Mapping) Figures {
 	f := Figures{Size: m.Size(), Regions: 1}
 	for _, field := range m.Fields {
 		switch field.Name {

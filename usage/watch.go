@@ -232,7 +232,7 @@ func (w *Watcher) readTotals(o *observation) error {
 	if err != nil {
 		return err
 	}
-	o.total = figures(&r)
+	o.total = rollupFigures(&r)
 	o.total.Size, o.total.Regions = 0, 0
 	sm, err := w.proc.Statm()
 	if err != nil {
