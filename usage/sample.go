@@ -301,6 +301,7 @@ func (s *Sample) sum(sps []uint64) {
 		s.Total.add(r.Figures)
 	}
 }
+
 // rollupFigures reads the figures of smaps_rollup.
 func rollupFigures(m *procfs.Mapping) Figures {
 	f := Figures{Size: m.Size(), Regions: 1}
