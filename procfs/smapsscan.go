@@ -4,6 +4,7 @@ package procfs
 // a sampler that looks at the same process every second.
 
 import (
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -51,6 +52,22 @@ func (s *SmapsScanner) Scan(p *Process, add func(*MappingFigures)) error {
 // neither walks the page tables nor writes the fields.
 func (s *SmapsScanner) ScanMaps(p *Process, add func(*MappingFigures)) error {
 	return s.scan(p, "maps", add)
+}
+
+// Rollup reads /proc/PID/smaps_rollup as Scan reads smaps: the figures
+// summed over every mapping, in one entry. ok is false for a process
+// without an address space (a kernel thread, a zombie), whose file is
+// empty.
+func (s *SmapsScanner) Rollup(p *Process) (rollup MappingFigures, ok bool, err error) {
+	n := 0
+	err = s.scan(p, "smaps_rollup", func(m *MappingFigures) {
+		rollup = *m
+		n++
+	})
+	if err == nil && n > 1 {
+		err = fmt.Errorf("%w: %s: %d entries, want one", ErrParse, p.path("smaps_rollup"), n)
+	}
+	return rollup, n == 1 && err == nil, err
 }
 
 func (s *SmapsScanner) scan(p *Process, name string, add func(*MappingFigures)) error {

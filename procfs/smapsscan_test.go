@@ -1,8 +1,10 @@
 package procfs
 
 import (
+	"errors"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -91,5 +93,95 @@ func TestSmapsScannerSelf(t *testing.T) {
 	}
 	if len(s.chunks) < 2 {
 		t.Errorf("%d chunks made for %d mappings", len(s.chunks), n)
+	}
+}
+
+// TestSmapsScannerRollup: Rollup reads this process's totals as
+// SmapsRollup does, and smaps_rollup text of two entries is refused.
+func TestSmapsScannerRollup(t *testing.T) {
+	p, err := Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var s SmapsScanner
+	got, ok, err := s.Rollup(p)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	want, err := p.SmapsRollup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Path != "[rollup]" || got.Region != want.Region || got.Rss == 0 {
+		t.Errorf("Rollup: %+v, SmapsRollup: %+v", got, want)
+	}
+}
+
+// TestSmapsScannerFiles: the scanner reads a copy of a process's files
+// (a procfs root of saved files) as it reads /proc: smaps, maps, and
+// smaps_rollup, which must hold one entry.
+func TestSmapsScannerFiles(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "3029")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, from := range map[string]string{"stat": "fixture.stat", "smaps": "sleep.smaps", "smaps_rollup": "sleep.smaps_rollup"} {
+		b, err := os.ReadFile(filepath.Join("testdata", from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if name == "smaps" { // its maps: the lines that are no field
+			var maps []string
+			for _, line := range strings.SplitAfter(string(b), "\n") {
+				if _, _, field := smapsFieldLine(strings.TrimSuffix(line, "\n")); !field && line != "" {
+					maps = append(maps, line)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, "maps"), []byte(strings.Join(maps, "")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p, err := OpenIn(root, 3029)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var s SmapsScanner
+	var smaps, maps []MappingFigures
+	if err := s.Scan(p, collect(&smaps)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ScanMaps(p, collect(&maps)); err != nil {
+		t.Fatal(err)
+	}
+	if len(smaps) == 0 || len(maps) != len(smaps) {
+		t.Fatalf("%d mappings in smaps, %d in maps", len(smaps), len(maps))
+	}
+	for i := range maps {
+		if maps[i].Region != smaps[i].Region || maps[i].Rss != 0 {
+			t.Errorf("maps %+v, smaps %+v", maps[i], smaps[i])
+		}
+	}
+	if r, ok, err := s.Rollup(p); err != nil || !ok || r.Rss != 1812<<10 || r.Pss != 212<<10 {
+		t.Errorf("Rollup: %+v, %v, %v", r, ok, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "smaps_rollup"))
+	if err := os.WriteFile(filepath.Join(dir, "smaps_rollup"), append(b, b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.Rollup(p); ok || !errors.Is(err, ErrParse) {
+		t.Errorf("Rollup of two entries: %v, %v", ok, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "smaps_rollup"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.Rollup(p); ok || err != nil {
+		t.Errorf("Rollup of an empty file: %v, %v", ok, err)
 	}
 }

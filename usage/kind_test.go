@@ -141,3 +141,25 @@ func TestTop(t *testing.T) {
 		}
 	}
 }
+
+// TestAddRuns: runs of pages are cut at the regions' bounds; the zero page
+// is not resident, nor a guard marker swapped.
+func TestAddRuns(t *testing.T) {
+	rs := mappings(t, "1000-3000 rw-p", "3000-5000 rw-p", "8000-9000 rw-p")
+	for i := range rs {
+		rs[i].Rss = 0
+	}
+	addRuns(rs, []procfs.PageRange{
+		{Start: 0x1000, End: 0x2000, Flags: procfs.PageSwapped | procfs.PageGuard},
+		{Start: 0x2000, End: 0x4000, Flags: procfs.PagePresent},
+		{Start: 0x4000, End: 0x5000, Flags: procfs.PageSwapped},
+		{Start: 0x5000, End: 0x8000, Flags: procfs.PagePresent}, // between regions
+		{Start: 0x8000, End: 0x9000, Flags: procfs.PagePresent | procfs.PageZero},
+	})
+	want := [][2]uint64{{0x1000, 0}, {0x1000, 0x1000}, {0, 0}}
+	for i, w := range want {
+		if rs[i].Rss != w[0] || rs[i].Swap != w[1] {
+			t.Errorf("%s: rss %#x swap %#x, want %#x %#x", rs[i].Name(), rs[i].Rss, rs[i].Swap, w[0], w[1])
+		}
+	}
+}

@@ -113,7 +113,7 @@ func (s *Sample) FromSmaps() bool { return s.SmapsTime.Equal(s.Time) }
 // and reads the others between.
 type Sampler struct {
 	proc *procfs.Process
-	scan procfs.SmapsScanner
+	read regionReader
 	// NoThreads leaves out reading each thread's stack pointer: thread
 	// stacks are then told by their shape alone (see markStacks).
 	NoThreads bool
@@ -142,14 +142,17 @@ func (s *Sampler) Sample() (*Sample, error) {
 	if !s.NoThreads {
 		sps = stackPointers(s.proc)
 	}
-	start := time.Now()
-	smaps := s.Smaps || s.smapsSample == nil || time.Duration(smapsShare)*s.smapsCost <= start.Sub(s.smapsSample.Time)
-	var sample *Sample
+	sample := &Sample{Time: time.Now()}
+	smaps := s.Smaps || s.smapsSample == nil || time.Duration(smapsShare)*s.smapsCost <= sample.Time.Sub(s.smapsSample.Time)
+	into := make([]Region, 0, s.capacity())
 	if smaps {
-		sample, err = s.readSmaps()
-		s.smapsCost = time.Since(start)
+		sample.Regions, err = s.read.smaps(s.proc, into)
+		sample.SmapsTime = sample.Time
+		s.smapsCost = time.Since(sample.Time)
 	} else {
-		sample, err = s.readPages()
+		sample.Regions, err = s.read.pages(s.proc, into)
+		carrySmaps(sample.Regions, s.smapsSample.Regions)
+		sample.SmapsTime = s.smapsSample.SmapsTime
 	}
 	if err != nil {
 		return nil, err
@@ -158,12 +161,13 @@ func (s *Sampler) Sample() (*Sample, error) {
 	sample.sum(sps)
 	if !smaps {
 		// The totals of the moment, where the kinds' are older.
-		rollup, err := s.proc.SmapsRollup()
+		rollup, ok, err := s.read.scan.Rollup(s.proc)
 		if err != nil {
 			return nil, err
 		}
-		r := rollupFigures(&rollup)
-		sample.Total.Pss, sample.Total.PrivateDirty = r.Pss, r.PrivateDirty
+		if ok {
+			sample.Total.Pss, sample.Total.PrivateDirty = rollup.Pss, rollup.PrivateDirty
+		}
 	}
 	if sample.CPU, err = s.proc.CPUTime(); err != nil {
 		return nil, err
@@ -173,37 +177,6 @@ func (s *Sampler) Sample() (*Sample, error) {
 	if smaps {
 		s.smapsSample = sample
 	}
-	return sample, nil
-}
-
-// readSmaps reads every figure of every region from smaps.
-func (s *Sampler) readSmaps() (*Sample, error) {
-	sample := &Sample{Time: time.Now(), Regions: make([]Region, 0, s.capacity())}
-	err := s.scan.Scan(s.proc, func(m *procfs.MappingFigures) {
-		sample.Regions = append(sample.Regions, Region{Region: m.Region, io: m.IO, Figures: Figures{
-			Size: m.Size(), Rss: m.Rss, Pss: m.Pss, Swap: m.Swap, PrivateDirty: m.PrivateDirty, Regions: 1,
-		}})
-	})
-	sample.SmapsTime = sample.Time
-	return sample, err
-}
-
-// readPages reads the regions from maps, their resident and swapped bytes
-// from the page tables, the totals from smaps_rollup, and takes each
-// region's Pss and PrivateDirty (and device flag) from the last sample
-// that read smaps.
-func (s *Sampler) readPages() (*Sample, error) {
-	sample := &Sample{Time: time.Now(), Regions: make([]Region, 0, s.capacity()), SmapsTime: s.smapsSample.Time}
-	err := s.scan.ScanMaps(s.proc, func(m *procfs.MappingFigures) {
-		sample.Regions = append(sample.Regions, Region{Region: m.Region, Figures: Figures{Size: m.Size(), Regions: 1}})
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := addPages(s.proc, sample.Regions); err != nil {
-		return nil, err
-	}
-	carrySmaps(sample.Regions, s.smapsSample.Regions)
 	return sample, nil
 }
 
@@ -230,68 +203,6 @@ func clip(regions []Region) []Region {
 	return regions
 }
 
-// addPages adds to each region (in address order) its resident and
-// swapped bytes, as the page tables say: one PAGEMAP_SCAN of the address
-// space from the lowest region to the highest in user space. It counts
-// as smaps does: not the shared zero page, nor guard markers, nor the
-// pages of raw page frame mappings (which the kernel does not walk).
-func addPages(p *procfs.Process, regions []Region) error {
-	end := 0
-	for end < len(regions) && regions[end].Start < userTop {
-		end++
-	}
-	if end == 0 {
-		return nil
-	}
-	pm, err := p.OpenPagemap()
-	if err != nil {
-		return err
-	}
-	defer pm.Close()
-	runs, err := pm.Scan(regions[0].Start, regions[end-1].End)
-	if err != nil {
-		return err
-	}
-	i := 0
-	for _, run := range runs {
-		for i < end && regions[i].End <= run.Start {
-			i++
-		}
-		for j := i; j < end && regions[j].Start < run.End; j++ {
-			r := &regions[j]
-			n := min(run.End, r.End) - max(run.Start, r.Start)
-			switch {
-			case run.Flags&procfs.PagePresent != 0 && run.Flags&procfs.PageZero == 0:
-				r.Rss += n
-			case run.Flags&procfs.PageSwapped != 0 && run.Flags&procfs.PageGuard == 0:
-				r.Swap += n
-			}
-		}
-	}
-	return nil
-}
-
-// userTop bounds user space: the kernel's half of the address space
-// ([vsyscall]) is shown in maps but not walked by PAGEMAP_SCAN.
-const userTop = 1 << 63
-
-// carrySmaps gives each region the Pss, PrivateDirty and device flag that
-// the region starting at the same address had in the last sample that
-// read smaps (both in address order).
-func carrySmaps(regions, smapsRegions []Region) {
-	j := 0
-	for i := range regions {
-		r := &regions[i]
-		for j < len(smapsRegions) && smapsRegions[j].Start < r.Start {
-			j++
-		}
-		if j < len(smapsRegions) && smapsRegions[j].Start == r.Start {
-			old := &smapsRegions[j]
-			r.Pss, r.PrivateDirty, r.io = old.Pss, old.PrivateDirty, old.io
-		}
-	}
-}
-
 // sum classifies the regions and sums their figures by kind.
 func (s *Sample) sum(sps []uint64) {
 	classify(s.Regions, sps)
@@ -300,24 +211,6 @@ func (s *Sample) sum(sps []uint64) {
 		s.Kinds[r.Kind].add(r.Figures)
 		s.Total.add(r.Figures)
 	}
-}
-
-// rollupFigures reads the figures of smaps_rollup.
-func rollupFigures(m *procfs.Mapping) Figures {
-	f := Figures{Size: m.Size(), Regions: 1}
-	for _, field := range m.Fields {
-		switch field.Name {
-		case "Rss":
-			f.Rss = field.Value
-		case "Pss":
-			f.Pss = field.Value
-		case "Swap":
-			f.Swap = field.Value
-		case "Private_Dirty":
-			f.PrivateDirty = field.Value
-		}
-	}
-	return f
 }
 
 // stackPointers returns the stack pointers of the process's threads that
