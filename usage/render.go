@@ -61,6 +61,7 @@ func WriteTable(w io.Writer, s *Sample, top int) error {
 		row(k.String(), s.Kinds[k])
 	}
 	row("total", s.Total)
+	writeAge(&b, s)
 	if top > 0 {
 		fmt.Fprintf(&b, "\nlargest regions of each kind, by rss:\n")
 		for _, k := range Kinds {
@@ -113,11 +114,23 @@ func WriteLive(w io.Writer, first, last, now *Sample, changes int) error {
 		row(k.String(), now.Kinds[k], first.Kinds[k], last.Kinds[k])
 	}
 	row("total", now.Total, first.Total, last.Total)
+	writeAge(&b, now)
 	if changes > 0 {
 		writeChanges(&b, "since the last sample", Diff(last, now), changes)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeAge says, of a sample that did not read smaps, how old its kinds'
+// pss and private dirty bytes are.
+func writeAge(b *strings.Builder, s *Sample) {
+	if s.FromSmaps() {
+		return
+	}
+	fmt.Fprintf(b, "pss and priv-dirty of the kinds are from smaps read %s ago, at %s (it is read as often as\n"+
+		"it costs at most 2%% of the time); the rest, and the total's, are of now\n",
+		s.PssAge().Round(time.Second), s.SmapsTime.Format("15:04:05"))
 }
 
 // WriteChanges writes the n largest changes from before to after.
@@ -142,20 +155,22 @@ func writeChanges(b *strings.Builder, what string, changes []Change, n int) {
 
 // CSVHeader is the first line of WriteCSV's output. The columns are
 // stable: time (RFC 3339, milliseconds), seconds since the first sample,
-// pid, kind (or "total"), then bytes.
-const CSVHeader = "time,elapsed,pid,kind,size,rss,pss,swap,private_dirty,regions\n"
+// pid, kind (or "total"), bytes, the count of regions, and the age in
+// seconds of the row's pss and private_dirty (0 where read for the
+// sample; see Sample.SmapsTime).
+const CSVHeader = "time,elapsed,pid,kind,size,rss,pss,swap,private_dirty,regions,pss_age\n"
 
 // WriteCSV writes one line per kind and one for the total.
 func WriteCSV(w io.Writer, first, s *Sample) error {
 	var b strings.Builder
-	row := func(name string, f Figures) {
-		fmt.Fprintf(&b, "%s,%.3f,%d,%s,%d,%d,%d,%d,%d,%d\n", s.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
-			s.Time.Sub(first.Time).Seconds(), s.PID, name, f.Size, f.Rss, f.Pss, f.Swap, f.PrivateDirty, f.Regions)
+	row := func(name string, f Figures, age time.Duration) {
+		fmt.Fprintf(&b, "%s,%.3f,%d,%s,%d,%d,%d,%d,%d,%d,%.3f\n", s.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
+			s.Time.Sub(first.Time).Seconds(), s.PID, name, f.Size, f.Rss, f.Pss, f.Swap, f.PrivateDirty, f.Regions, age.Seconds())
 	}
 	for _, k := range Kinds {
-		row(k.String(), s.Kinds[k])
+		row(k.String(), s.Kinds[k], s.PssAge())
 	}
-	row("total", s.Total)
+	row("total", s.Total, 0)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -185,6 +200,7 @@ type jsonSample struct {
 	Comm    string             `json:"comm"`
 	CPU     float64            `json:"cpu_seconds"`
 	Kinds   map[string]Figures `json:"kinds"`
+	PssAge  float64            `json:"pss_age"` // of the kinds' and regions' pss and private_dirty, in seconds
 	Total   Figures            `json:"total"`
 	Top     []jsonRegion       `json:"top"`
 	Changes []jsonChange       `json:"changes,omitempty"`
@@ -200,7 +216,7 @@ func newJSONRegion(s *Sample, r Region) jsonRegion {
 // regions that changed most since that sample.
 func WriteJSON(w io.Writer, first, last, s *Sample, top int) error {
 	js := jsonSample{Time: s.Time, Elapsed: s.Time.Sub(first.Time).Seconds(), PID: s.PID, Comm: s.Comm,
-		CPU: s.CPU.Seconds(), Kinds: map[string]Figures{}, Total: s.Total, Top: []jsonRegion{}}
+		CPU: s.CPU.Seconds(), Kinds: map[string]Figures{}, PssAge: s.PssAge().Seconds(), Total: s.Total, Top: []jsonRegion{}}
 	for _, k := range Kinds {
 		js.Kinds[k.String()] = s.Kinds[k]
 		for _, r := range s.Top(k, top) {

@@ -100,6 +100,10 @@ func (s *Sample) Kind(k Kind) Figures { return s.Kinds[k] }
 // and PrivateDirty are of its time.
 func (s *Sample) FromSmaps() bool { return s.SmapsTime.Equal(s.Time) }
 
+// PssAge is how much older than the sample its regions' Pss and
+// PrivateDirty are.
+func (s *Sample) PssAge() time.Duration { return s.Time.Sub(s.SmapsTime) }
+
 // Sampler samples one process again and again.
 //
 // smaps, the one file with each mapping's proportional and dirty bytes,
