@@ -82,20 +82,3 @@ func addRuns(regions []Region, runs []procfs.PageRange) {
 // userTop bounds user space: the kernel's half of the address space
 // ([vsyscall]) is shown in maps but not walked by PAGEMAP_SCAN.
 const userTop = 1 << 63
-
-// carrySmaps gives each region the Pss, PrivateDirty and device flag that
-// the region starting at the same address had in the last sample that
-// read smaps (both in address order).
-func carrySmaps(regions, smapsRegions []Region) {
-	j := 0
-	for i := range regions {
-		r := &regions[i]
-		for j < len(smapsRegions) && smapsRegions[j].Start < r.Start {
-			j++
-		}
-		if j < len(smapsRegions) && smapsRegions[j].Start == r.Start {
-			old := &smapsRegions[j]
-			r.Pss, r.PrivateDirty, r.io = old.Pss, old.PrivateDirty, old.io
-		}
-	}
-}

@@ -108,8 +108,8 @@ func (s *Sample) PssAge() time.Duration { return s.Time.Sub(s.SmapsTime) }
 //
 // smaps, the one file with each mapping's proportional and dirty bytes,
 // costs the kernel a microsecond per mapping to write: 75 ms for a process
-// with 60,000, and as long again to take in. Its maps (a tenth of that),
-// the page tables' account of which pages are resident or swapped
+// with 60,000, and half as long again to take in. Its maps (a tenth of
+// that), the page tables' account of which pages are resident or swapped
 // (PAGEMAP_SCAN, 14 ms for the whole address space) and smaps_rollup (the
 // totals, 5-8 ms) give every figure but those two per mapping. So a
 // Sampler reads smaps while doing so costs at most 2% of the time since it
@@ -125,9 +125,18 @@ type Sampler struct {
 	// or private dirty bytes needs.
 	Smaps bool
 
-	smapsSample *Sample       // the last sample that read smaps
-	smapsCost   time.Duration // how long that read took
-	size        int           // regions in the last sample
+	smapsTime time.Time     // of the last sample that read smaps
+	smapsCost time.Duration // how long that read took
+	smapsRead []smapsOnly   // what it gave that the others do not read
+	size      int           // regions in the last sample
+	spare     []Region      // the regions of a sample given back, to reuse
+}
+
+// smapsOnly is what a sample that does not read smaps takes over from the
+// last that did, for the region starting at the same address.
+type smapsOnly struct {
+	start, pss, privateDirty uint64
+	io                       bool
 }
 
 // smapsShare is the share of the time a Sampler may spend reading smaps.
@@ -147,21 +156,23 @@ func (s *Sampler) Sample() (*Sample, error) {
 		sps = stackPointers(s.proc)
 	}
 	sample := &Sample{Time: time.Now()}
-	smaps := s.Smaps || s.smapsSample == nil || time.Duration(smapsShare)*s.smapsCost <= sample.Time.Sub(s.smapsSample.Time)
-	into := make([]Region, 0, s.capacity())
+	smaps := s.Smaps || s.smapsTime.IsZero() || time.Duration(smapsShare)*s.smapsCost <= sample.Time.Sub(s.smapsTime)
 	if smaps {
-		sample.Regions, err = s.read.smaps(s.proc, into)
+		sample.Regions, err = s.read.smaps(s.proc, s.regions())
 		sample.SmapsTime = sample.Time
-		s.smapsCost = time.Since(sample.Time)
 	} else {
-		sample.Regions, err = s.read.pages(s.proc, into)
-		carrySmaps(sample.Regions, s.smapsSample.Regions)
-		sample.SmapsTime = s.smapsSample.SmapsTime
+		sample.Regions, err = s.read.pages(s.proc, s.regions())
+		s.carry(sample.Regions)
+		sample.SmapsTime = s.smapsTime
 	}
 	if err != nil {
 		return nil, err
 	}
-	sample.Regions = clip(sample.Regions)
+	if smaps {
+		s.smapsTime, s.smapsCost = sample.Time, time.Since(sample.Time)
+		s.keep(sample.Regions)
+	}
+	sample.Regions = s.clip(sample.Regions)
 	sample.sum(sps)
 	if !smaps {
 		// The totals of the moment, where the kinds' are older.
@@ -178,33 +189,78 @@ func (s *Sampler) Sample() (*Sample, error) {
 	}
 	sample.PID, sample.Comm = s.proc.PID, st.Comm
 	s.size = len(sample.Regions)
-	if smaps {
-		s.smapsSample = sample
-	}
 	return sample, nil
 }
 
-// capacity is room for the regions of the next sample, so that the slice
-// is made once: those of the last sample and some. The first sample does
-// not know how many to expect: it makes room for as many as the kernel
-// allows by default (vm.max_map_count, 65,530), as the pages of a new
-// slice cost nothing until written, where growing it 13 times over would
-// write them all twice (each costing a page fault, 2-20 us in a virtual
-// machine), and clip makes it small after.
-func (s *Sampler) capacity() int {
-	if s.size == 0 {
-		return 1 << 16
+// Recycle gives back a sample its caller is done with (one Sample
+// returned and no longer used), so that the next sample is read into its
+// regions: a process of 60,000 regions is then sampled without new memory,
+// where each new slice (8 MB) costs the garbage collector and, once it has
+// been returned to the system, a page fault per page.
+func (s *Sampler) Recycle(sample *Sample) {
+	if sample != nil && cap(sample.Regions) > cap(s.spare) {
+		s.spare = sample.Regions[:0]
 	}
-	return s.size + s.size/8 + 16
+	if sample != nil {
+		sample.Regions = nil
+	}
+}
+
+// regions returns the slice to read the next sample's regions into, made
+// once: the spare one if large enough, or one with room for those of the
+// last sample and some. The first sample does not know how many to
+// expect: it makes room for as many as the kernel allows by default
+// (vm.max_map_count, 65,530), as the pages of a new slice cost nothing
+// until written, where growing it 13 times over would write them all
+// twice (each costing a page fault, 2-20 us in a virtual machine), and
+// clip makes it small after.
+func (s *Sampler) regions() []Region {
+	want := 1 << 16
+	if s.size > 0 {
+		want = s.size + s.size/8 + 16
+	}
+	if cap(s.spare) >= want {
+		into := s.spare
+		s.spare = nil
+		return into
+	}
+	return make([]Region, 0, want)
 }
 
 // clip returns the regions in a slice of their size when the one they
 // were read into is much larger.
-func clip(regions []Region) []Region {
+func (s *Sampler) clip(regions []Region) []Region {
 	if cap(regions) > 2*len(regions)+64 {
 		return slices.Clone(regions)
 	}
 	return regions
+}
+
+// keep notes what a sample that read smaps gave that the others do not
+// read.
+func (s *Sampler) keep(regions []Region) {
+	s.smapsRead = s.smapsRead[:0]
+	for i := range regions {
+		r := &regions[i]
+		s.smapsRead = append(s.smapsRead, smapsOnly{r.Start, r.Pss, r.PrivateDirty, r.io})
+	}
+}
+
+// carry gives each region the Pss, PrivateDirty and device flag of the
+// region that started at the same address when smaps was last read (both
+// in address order), nothing if none did.
+func (s *Sampler) carry(regions []Region) {
+	j := 0
+	for i := range regions {
+		r := &regions[i]
+		for j < len(s.smapsRead) && s.smapsRead[j].start < r.Start {
+			j++
+		}
+		if j < len(s.smapsRead) && s.smapsRead[j].start == r.Start {
+			old := &s.smapsRead[j]
+			r.Pss, r.PrivateDirty, r.io = old.pss, old.privateDirty, old.io
+		}
+	}
 }
 
 // sum classifies the regions and sums their figures by kind.

@@ -200,6 +200,7 @@ func (w *Watcher) read(o *observation) error {
 			return err
 		}
 		o.total, o.kinds, o.cpu = s.Total, s.Kinds, s.CPU
+		w.sampler.Recycle(s)
 	} else if w.totals {
 		if err := w.readTotals(o); err != nil {
 			return err
