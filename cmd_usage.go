@@ -28,10 +28,10 @@ var usageVerb = verb{
 		"first sample and since the last, and the regions that changed most (in the address notation the other\n" +
 		"verbs take); at the end, the regions that changed since the first sample. smaps costs the kernel about a\n" +
 		"microsecond per region to write; when reading it would take more than 2% of the time (a process with\n" +
-		"thousands of regions), samples between two reads of it take the regions from maps, their resident and\n" +
-		"swapped bytes from the page tables (pagemap) and the total from smaps_rollup: all of the moment but the\n" +
-		"kinds' pss and private dirty bytes, which are from the last smaps read, as the table says (pss_age in\n" +
-		"--csv and --json); --exact reads smaps at every sample. --csv writes the columns\n" +
+		"thousands of regions), samples between two reads of it take the regions from maps and their resident\n" +
+		"and swapped bytes from the page tables (pagemap): all of the moment but the pss and private dirty\n" +
+		"bytes, which are from the last smaps read, as the table says (pss_age in --csv and --json); --exact\n" +
+		"reads smaps at every sample. --csv writes the columns\n" +
 		"time,elapsed,pid,kind,size,rss,pss,swap,private_dirty,regions,pss_age (bytes, seconds; a row per kind\n" +
 		"and one \"total\"); --json one object per sample per line. --plot draws the timeline and the address\n" +
 		"space (.svg or .png). --all ranks every process you may read by MEASURE (rss, pss, swap, size, dirty, a\n" +

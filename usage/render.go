@@ -122,14 +122,14 @@ func WriteLive(w io.Writer, first, last, now *Sample, changes int) error {
 	return err
 }
 
-// writeAge says, of a sample that did not read smaps, how old its kinds'
-// pss and private dirty bytes are.
+// writeAge says, of a sample that did not read smaps, how old its pss and
+// private dirty bytes are.
 func writeAge(b *strings.Builder, s *Sample) {
 	if s.FromSmaps() {
 		return
 	}
-	fmt.Fprintf(b, "pss and priv-dirty of the kinds are from smaps read %s ago, at %s (it is read as often as\n"+
-		"it costs at most 2%% of the time); the rest, and the total's, are of now\n",
+	fmt.Fprintf(b, "pss and priv-dirty are from smaps read %s ago, at %s (read when it costs at most 2%%\n"+
+		"of the time; --exact reads it every time); the rest is of now, from maps and pagemap\n",
 		s.PssAge().Round(time.Second), s.SmapsTime.Format("15:04:05"))
 }
 
@@ -156,8 +156,8 @@ func writeChanges(b *strings.Builder, what string, changes []Change, n int) {
 // CSVHeader is the first line of WriteCSV's output. The columns are
 // stable: time (RFC 3339, milliseconds), seconds since the first sample,
 // pid, kind (or "total"), bytes, the count of regions, and the age in
-// seconds of the row's pss and private_dirty (0 where read for the
-// sample; see Sample.SmapsTime).
+// seconds of the row's pss and private_dirty (0 where smaps was read for
+// the sample; see Sample.SmapsTime).
 const CSVHeader = "time,elapsed,pid,kind,size,rss,pss,swap,private_dirty,regions,pss_age\n"
 
 // WriteCSV writes one line per kind and one for the total.
@@ -170,7 +170,7 @@ func WriteCSV(w io.Writer, first, s *Sample) error {
 	for _, k := range Kinds {
 		row(k.String(), s.Kinds[k], s.PssAge())
 	}
-	row("total", s.Total, 0)
+	row("total", s.Total, s.PssAge())
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -200,7 +200,7 @@ type jsonSample struct {
 	Comm    string             `json:"comm"`
 	CPU     float64            `json:"cpu_seconds"`
 	Kinds   map[string]Figures `json:"kinds"`
-	PssAge  float64            `json:"pss_age"` // of the kinds' and regions' pss and private_dirty, in seconds
+	PssAge  float64            `json:"pss_age"` // of every pss and private_dirty, in seconds
 	Total   Figures            `json:"total"`
 	Top     []jsonRegion       `json:"top"`
 	Changes []jsonChange       `json:"changes,omitempty"`

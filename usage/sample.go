@@ -86,10 +86,10 @@ type Sample struct {
 	Total   Figures
 	// SmapsTime is when the smaps the regions' Pss and PrivateDirty come
 	// from was read: Time, or for a sample that read maps and pagemap
-	// instead, an earlier sample's. Those figures (and the kinds', their
-	// sums) are then as they were at SmapsTime, for the regions that still
-	// start where they did, and zero for the others. Everything else, and
-	// the total's Pss and PrivateDirty (from smaps_rollup), is of Time.
+	// instead, an earlier sample's. Those figures (and their sums, the
+	// kinds' and the total's) are then as they were at SmapsTime, for the
+	// regions that still start where they did, and zero for the others.
+	// Everything else is of Time.
 	SmapsTime time.Time
 }
 
@@ -109,12 +109,11 @@ func (s *Sample) PssAge() time.Duration { return s.Time.Sub(s.SmapsTime) }
 // smaps, the one file with each mapping's proportional and dirty bytes,
 // costs the kernel a microsecond per mapping to write: 75 ms for a process
 // with 60,000, and half as long again to take in. Its maps (a tenth of
-// that), the page tables' account of which pages are resident or swapped
-// (PAGEMAP_SCAN, 14 ms for the whole address space) and smaps_rollup (the
-// totals, 5-8 ms) give every figure but those two per mapping. So a
-// Sampler reads smaps while doing so costs at most 2% of the time since it
-// last did, which for a process of a few hundred mappings is every sample,
-// and reads the others between.
+// that) and the page tables' account of which pages are resident or
+// swapped (PAGEMAP_SCAN, 14 ms for the whole address space) give every
+// figure but those two. So a Sampler reads smaps while doing so costs at
+// most 2% of the time since it last did, which for a process of a few
+// hundred mappings is every sample, and maps and pagemap between.
 type Sampler struct {
 	proc *procfs.Process
 	read regionReader
@@ -174,16 +173,6 @@ func (s *Sampler) Sample() (*Sample, error) {
 	}
 	sample.Regions = s.clip(sample.Regions)
 	sample.sum(sps)
-	if !smaps {
-		// The totals of the moment, where the kinds' are older.
-		rollup, ok, err := s.read.scan.Rollup(s.proc)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			sample.Total.Pss, sample.Total.PrivateDirty = rollup.Pss, rollup.PrivateDirty
-		}
-	}
 	if sample.CPU, err = s.proc.CPUTime(); err != nil {
 		return nil, err
 	}
