@@ -82,6 +82,10 @@ func (p *figuresParser) line(line string) error {
 	if len(line) == 0 || hexDigit(line[0]) {
 		// A maps line, or a field whose name starts like a hex number
 		// (Anonymous, FilePmdMapped): told apart as the full parser does.
+		if region, ok := kernelMapsLine(line); ok {
+			p.newMapping(region)
+			return nil
+		}
 		name, value, isField := smapsFieldLine(line)
 		if !isField {
 			region, err := parseMapsLine(line)
@@ -112,6 +116,70 @@ var wantedFields = [32][]string{
 	'R' & 31: {"Rss"},
 	'S' & 31: {"Swap"},
 	'V' & 31: {"VmFlags"},
+}
+
+// kernelMapsLine parses a maps line as the kernel writes it, fields one
+// space apart, in one pass: a third of the time parseMapsLine takes, which
+// a sampler spends 60,000 times. A line written otherwise is not taken
+// (ok is false), and parseMapsLine, which takes more, parses it; what
+// this takes, parseMapsLine parses the same.
+func kernelMapsLine(line string) (r Region, ok bool) {
+	i := 0
+	if r.Start, i, ok = hexUntil(line, i, '-'); !ok {
+		return r, false
+	}
+	if r.End, i, ok = hexUntil(line, i, ' '); !ok || r.Start >= r.End || i+5 > len(line) || line[i+4] != ' ' {
+		return r, false
+	}
+	if r.Perms, ok = parsePerms(line[i : i+4]); !ok {
+		return r, false
+	}
+	if r.Offset, i, ok = hexUntil(line, i+5, ' '); !ok {
+		return r, false
+	}
+	dev := i
+	for i < len(line) && (hexDigit(line[i]) || line[i] == ':') {
+		i++
+	}
+	if i == len(line) || line[i] != ' ' || strings.Count(line[dev:i], ":") != 1 {
+		return r, false
+	}
+	r.Dev = line[dev:i]
+	i++
+	inode := i
+	for i < len(line) && '0' <= line[i] && line[i] <= '9' && i-inode < 19 {
+		r.Inode = r.Inode*10 + uint64(line[i]-'0')
+		i++
+	}
+	if i == inode || i < len(line) && line[i] != ' ' {
+		return r, false
+	}
+	r.Path = strings.TrimLeft(line[i:], " ")
+	return r, true
+}
+
+// hexUntil parses the hex number of at most 16 digits at line[i:] that
+// ends with stop, and returns it and where it ends, past stop.
+func hexUntil(line string, i int, stop byte) (v uint64, next int, ok bool) {
+	start := i
+	for ; i < len(line) && line[i] != stop; i++ {
+		c := line[i]
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, i, false
+		}
+		v = v<<4 | uint64(c)
+	}
+	if i == start || i-start > 16 || i == len(line) {
+		return 0, i, false
+	}
+	return v, i + 1, true
 }
 
 func hexDigit(c byte) bool {

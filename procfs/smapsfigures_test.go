@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -126,6 +127,52 @@ func BenchmarkParseFigures(b *testing.B) {
 		for b.Loop() {
 			if _, err := p.parse(text); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestKernelMapsLine: the one-pass parser takes the lines the kernel
+// writes, as parseMapsLine parses them, and leaves others to it.
+func TestKernelMapsLine(t *testing.T) {
+	for _, line := range []string{
+		"7f2a00000000-7f2a00021000 rw-p 00000000 00:00 0 ",
+		"555555554000-555555556000 r-xp 00001000 fd:01 1835012                    /usr/bin/prog",
+		"7ffff7fc0000-7ffff7fc2000 r-xp 00000000 00:00 0                          [vdso]",
+		"ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]",
+		"7f2a00000000-7f2a00021000 rw-s 00000000 00:01 4242                       /memfd:pool (deleted)",
+		"1000-2000 rw-p 0 00:00 0",
+		"1000-2000 rw-p 0 00:00 0 a path with  spaces ",
+	} {
+		got, ok := kernelMapsLine(line)
+		want, err := parseMapsLine(line)
+		if !ok || err != nil || got != want {
+			t.Errorf("%q: %+v, %v; parseMapsLine: %+v, %v", line, got, ok, want, err)
+		}
+	}
+	for _, line := range []string{
+		"", "1000-2000", "2000-1000 rw-p 0 00:00 0", "1000-2000  rw-p 0 00:00 0", "1000-2000 rw-p 0 0000 0",
+		"1000-2000 rw-p 0 00:00:00 0", "1000-2000 rw-p 0 00:00 0x1", "1000-2000 rw-p 0 00:00 \t0",
+		"10000000000000000-20000000000000000 rw-p 0 00:00 0", "1000-2000 rw-q 0 00:00 0",
+		"1000-2000 rw-p 0 00:00 99999999999999999999",
+	} {
+		if got, ok := kernelMapsLine(line); ok {
+			t.Errorf("%q taken: %+v", line, got)
+		}
+	}
+}
+
+func FuzzKernelMapsLine(f *testing.F) {
+	fuzzSeeds(f, "maps")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, line := range strings.Split(string(b), "\n") {
+			got, ok := kernelMapsLine(line)
+			if !ok {
+				continue
+			}
+			want, err := parseMapsLine(line)
+			if err != nil || got != want {
+				t.Fatalf("%q: %+v; parseMapsLine: %+v, %v", line, got, want, err)
 			}
 		}
 	})
