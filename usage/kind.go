@@ -1,10 +1,10 @@
 // Package usage tells where a process's memory goes: its mappings sorted
 // into kinds (heap, other anonymous memory, thread stacks, file-backed code
 // and data, shared memory, other), each with its size, resident, proportional,
-// swapped and private dirty bytes, sampled over time from
-// /proc/PID/smaps without touching the process's pages; the regions that
-// grew between two samples; tables, CSV, JSON and plots of it; and the
-// conditions on which procmem writes a core.
+// swapped and private dirty bytes, sampled over time from /proc/PID/smaps
+// (or, between reads of it, maps and pagemap) without touching the
+// process's pages; the regions that grew between two samples; tables, CSV,
+// JSON and plots of it; and the conditions on which procmem writes a core.
 package usage
 
 import (
