@@ -33,16 +33,16 @@ func (rr *regionReader) pages(p *procfs.Process, into []Region) ([]Region, error
 }
 
 // addPages adds to each region (in address order) its resident and
-// swapped bytes, as the page tables say: one PAGEMAP_SCAN of the address
-// space from the lowest region to the highest in user space. It counts
-// as smaps does: not the shared zero page, nor guard markers, nor the
-// pages of raw page frame mappings (which the kernel does not walk).
+// swapped bytes, as the page tables say: a PAGEMAP_SCAN of each stretch of
+// adjoining regions in user space (most processes have a few dozen, the
+// kernel skips the pages never touched). It counts as smaps does: not the
+// shared zero page, nor guard markers, nor the pages of raw page frame
+// mappings (which the kernel does not walk). Scanning stretch by stretch
+// rather than the whole address space at once keeps a kernel without
+// PAGEMAP_SCAN (before 6.7), where pagemap gives eight bytes for every
+// page asked about, to the pages mapped.
 func addPages(p *procfs.Process, regions []Region) error {
-	end := 0
-	for end < len(regions) && regions[end].Start < userTop {
-		end++
-	}
-	if end == 0 {
+	if len(regions) == 0 || regions[0].Start >= userTop {
 		return nil
 	}
 	pm, err := p.OpenPagemap()
@@ -50,11 +50,18 @@ func addPages(p *procfs.Process, regions []Region) error {
 		return err
 	}
 	defer pm.Close()
-	runs, err := pm.Scan(regions[0].Start, regions[end-1].End)
-	if err != nil {
-		return err
+	for first := 0; first < len(regions) && regions[first].Start < userTop; {
+		last := first
+		for last+1 < len(regions) && regions[last+1].Start == regions[last].End && regions[last+1].Start < userTop {
+			last++
+		}
+		runs, err := pm.Scan(regions[first].Start, regions[last].End)
+		if err != nil {
+			return err
+		}
+		addRuns(regions[first:last+1], runs)
+		first = last + 1
 	}
-	addRuns(regions[:end], runs)
 	return nil
 }
 
