@@ -78,6 +78,7 @@ func (s *SmapsScanner) scan(p *Process, name string, add func(*MappingFigures)) 
 	defer unix.Close(fd)
 	path := p.path(name)
 	s.parser.reset(add)
+	defer s.parser.reset(nil) // not to hold on to add, nor what it holds
 	s.carry = s.carry[:0]
 	if s.free == nil {
 		s.free = make(chan []byte, smapsDepth)

@@ -1,6 +1,10 @@
 package usage
 
-import "github.com/procmem/procmem/procfs"
+import (
+	"slices"
+
+	"github.com/procmem/procmem/procfs"
+)
 
 // regionReader reads the regions of processes and their figures, keeping
 // its buffers from one process or sample to the next.
@@ -11,7 +15,7 @@ type regionReader struct {
 // smaps appends to into every region of p with every figure, from smaps.
 func (rr *regionReader) smaps(p *procfs.Process, into []Region) ([]Region, error) {
 	err := rr.scan.Scan(p, func(m *procfs.MappingFigures) {
-		into = append(into, Region{Region: m.Region, io: m.IO, Figures: Figures{
+		into = append(grow(into), Region{Region: m.Region, io: m.IO, Figures: Figures{
 			Size: m.Size(), Rss: m.Rss, Pss: m.Pss, Swap: m.Swap, PrivateDirty: m.PrivateDirty, Regions: 1,
 		}})
 	})
@@ -24,13 +28,27 @@ func (rr *regionReader) smaps(p *procfs.Process, into []Region) ([]Region, error
 func (rr *regionReader) pages(p *procfs.Process, into []Region) ([]Region, error) {
 	first := len(into)
 	err := rr.scan.ScanMaps(p, func(m *procfs.MappingFigures) {
-		into = append(into, Region{Region: m.Region, Figures: Figures{Size: m.Size(), Regions: 1}})
+		into = append(grow(into), Region{Region: m.Region, Figures: Figures{Size: m.Size(), Regions: 1}})
 	})
 	if err != nil {
 		return into, err
 	}
 	return into, addPages(p, into[first:])
 }
+
+// grow makes room for one more region. Past a few hundred it makes room
+// for as many as the kernel allows a process by default (vm.max_map_count,
+// 65,530) rather than doubling 8 times: the pages of a new slice cost
+// nothing until written, where each doubling writes them all again (a page
+// fault each, 2-20 us in a virtual machine).
+func grow(regions []Region) []Region {
+	if len(regions) < cap(regions) || cap(regions) >= manyRegions {
+		return regions
+	}
+	return slices.Grow(regions, manyRegions-len(regions))
+}
+
+const manyRegions = 1 << 16
 
 // addPages adds to each region (in address order) its resident and
 // swapped bytes, as the page tables say: a PAGEMAP_SCAN of each stretch of

@@ -197,14 +197,9 @@ func (s *Sampler) Recycle(sample *Sample) {
 
 // regions returns the slice to read the next sample's regions into, made
 // once: the spare one if large enough, or one with room for those of the
-// last sample and some. The first sample does not know how many to
-// expect: it makes room for as many as the kernel allows by default
-// (vm.max_map_count, 65,530), as the pages of a new slice cost nothing
-// until written, where growing it 13 times over would write them all
-// twice (each costing a page fault, 2-20 us in a virtual machine), and
-// clip makes it small after.
+// last sample and some (grow makes room for a first sample of many).
 func (s *Sampler) regions() []Region {
-	want := 1 << 16
+	want := 256
 	if s.size > 0 {
 		want = s.size + s.size/8 + 16
 	}
