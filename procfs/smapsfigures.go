@@ -208,15 +208,9 @@ func (p *figuresParser) field(line, name, value string) error {
 	default:
 		return nil
 	}
-	f, ok := quickSmapsValue(value)
-	if !ok {
-		var err error
-		if f, err = parseSmapsValue(name, strings.TrimSpace(value)); err != nil {
-			return fmt.Errorf("%q: %v", line, err)
-		}
-	}
+	f, err := smapsValue(line, name, value)
 	*figure = f.Value
-	return nil
+	return err
 }
 
 // newMapping hands over the mapping before and starts one. Neighbours
