@@ -36,8 +36,8 @@ var usageVerb = verb{
 		"and one \"total\"); --json one object per sample per line. --plot draws the timeline and the address\n" +
 		"space (.svg or .png). --all ranks every process you may read by MEASURE (rss, pss, swap, size, dirty, a\n" +
 		"KIND or KIND.FIELD such as heap.pss), or with -i by its growth since the first look: 'procmem usage --all\n" +
-		"-i 60s -n 2'; it reads of each process only what MEASURE needs (smaps_rollup for a total, maps and\n" +
-		"pagemap for a kind's rss, size or swap, smaps for its pss or dirty bytes).",
+		"-i 60s -n 2'; it reads of each process only what MEASURE needs (smaps_rollup for a total, maps for a\n" +
+		"kind's size, maps and pagemap for its rss or swap, smaps for its pss or dirty bytes).",
 	setup: setupUsage,
 }
 

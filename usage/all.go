@@ -32,10 +32,10 @@ type Census struct {
 
 // TakeCensus measures m of every process but skip (procmem itself),
 // GOMAXPROCS processes at a time (at least two), each read no more than m
-// needs: a total from smaps_rollup (and statm for size); a kind's size,
-// resident or swapped bytes from maps and the page tables; a kind's
-// proportional or private dirty bytes from smaps. Thread stacks are told
-// by their shape only (no syscall file per thread).
+// needs: a total from smaps_rollup (and statm for size); a kind's size
+// from maps, its resident or swapped bytes from maps and the page tables,
+// its proportional or private dirty bytes from smaps. Thread stacks are
+// told by their shape only (no syscall file per thread).
 func TakeCensus(m Metric, skip int) (*Census, error) {
 	pids, err := procfs.PIDs()
 	if err != nil {
@@ -122,8 +122,11 @@ func (cs *censusTaker) figures(p *procfs.Process) (f Figures, ok bool, err error
 		return f, true, nil
 	}
 	read := cs.read.pages
-	if m.Field == Pss || m.Field == Dirty {
+	switch m.Field {
+	case Pss, Dirty:
 		read = cs.read.smaps
+	case Size:
+		read = cs.read.maps
 	}
 	cs.regions, err = read(p, cs.regions[:0])
 	if err != nil || len(cs.regions) == 0 {

@@ -27,28 +27,40 @@ func (rr *regionReader) smaps(p *procfs.Process, into []Region) ([]Region, error
 // Pss and PrivateDirty, for a third of what smaps costs.
 func (rr *regionReader) pages(p *procfs.Process, into []Region) ([]Region, error) {
 	first := len(into)
-	err := rr.scan.ScanMaps(p, func(m *procfs.MappingFigures) {
-		into = append(grow(into), Region{Region: m.Region, Figures: Figures{Size: m.Size(), Regions: 1}})
-	})
+	into, err := rr.maps(p, into)
 	if err != nil {
 		return into, err
 	}
 	return into, addPages(p, into[first:])
 }
 
-// grow makes room for one more region. Past a few hundred it makes room
+// maps appends to into every region of p, from maps, with its size.
+func (rr *regionReader) maps(p *procfs.Process, into []Region) ([]Region, error) {
+	err := rr.scan.ScanMaps(p, func(m *procfs.MappingFigures) {
+		into = append(grow(into), Region{Region: m.Region, Figures: Figures{Size: m.Size(), Regions: 1}})
+	})
+	return into, err
+}
+
+// grow makes room for one more region: for 256 at first, and past that
 // for as many as the kernel allows a process by default (vm.max_map_count,
 // 65,530) rather than doubling 8 times: the pages of a new slice cost
 // nothing until written, where each doubling writes them all again (a page
 // fault each, 2-20 us in a virtual machine).
 func grow(regions []Region) []Region {
-	if len(regions) < cap(regions) || cap(regions) >= manyRegions {
+	switch {
+	case len(regions) < cap(regions) || cap(regions) >= manyRegions:
 		return regions
+	case cap(regions) < fewRegions:
+		return slices.Grow(regions, fewRegions-len(regions))
 	}
 	return slices.Grow(regions, manyRegions-len(regions))
 }
 
-const manyRegions = 1 << 16
+const (
+	fewRegions  = 256
+	manyRegions = 1 << 16
+)
 
 // addPages adds to each region (in address order) its resident and
 // swapped bytes, as the page tables say: a PAGEMAP_SCAN of each stretch of

@@ -199,7 +199,7 @@ func (s *Sampler) Recycle(sample *Sample) {
 // once: the spare one if large enough, or one with room for those of the
 // last sample and some (grow makes room for a first sample of many).
 func (s *Sampler) regions() []Region {
-	want := 256
+	want := fewRegions
 	if s.size > 0 {
 		want = s.size + s.size/8 + 16
 	}
