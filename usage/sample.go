@@ -108,7 +108,7 @@ func (s *Sample) PssAge() time.Duration { return s.Time.Sub(s.SmapsTime) }
 //
 // smaps, the one file with each mapping's proportional and dirty bytes,
 // costs the kernel a microsecond per mapping to write: 75 ms for a process
-// with 60,000, and half as long again to take in. Its maps (a tenth of
+// with 60,000, and a third as long again to take in. Its maps (a tenth of
 // that) and the page tables' account of which pages are resident or
 // swapped (PAGEMAP_SCAN, 14 ms for the whole address space) give every
 // figure but those two. So a Sampler reads smaps while doing so costs at
@@ -171,7 +171,7 @@ func (s *Sampler) Sample() (*Sample, error) {
 		s.smapsTime, s.smapsCost = sample.Time, time.Since(sample.Time)
 		s.keep(sample.Regions)
 	}
-	sample.Regions = s.clip(sample.Regions)
+	sample.Regions = clip(sample.Regions)
 	sample.sum(sps)
 	if sample.CPU, err = s.proc.CPUTime(); err != nil {
 		return nil, err
@@ -187,12 +187,13 @@ func (s *Sampler) Sample() (*Sample, error) {
 // where each new slice (8 MB) costs the garbage collector and, once it has
 // been returned to the system, a page fault per page.
 func (s *Sampler) Recycle(sample *Sample) {
-	if sample != nil && cap(sample.Regions) > cap(s.spare) {
+	if sample == nil {
+		return
+	}
+	if cap(sample.Regions) > cap(s.spare) {
 		s.spare = sample.Regions[:0]
 	}
-	if sample != nil {
-		sample.Regions = nil
-	}
+	sample.Regions = nil
 }
 
 // regions returns the slice to read the next sample's regions into, made
@@ -213,7 +214,7 @@ func (s *Sampler) regions() []Region {
 
 // clip returns the regions in a slice of their size when the one they
 // were read into is much larger.
-func (s *Sampler) clip(regions []Region) []Region {
+func clip(regions []Region) []Region {
 	if cap(regions) > 2*len(regions)+64 {
 		return slices.Clone(regions)
 	}
