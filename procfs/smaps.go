@@ -79,46 +79,27 @@ func parseSmapsText(b []byte) ([]Mapping, error) {
 // before is overwritten, except the strings.
 func (p *smapsParser) parse(b []byte) ([]Mapping, error) {
 	p.reset(len(b))
-	if _, err := p.feed(b, true); err != nil {
-		return nil, err
-	}
-	return p.end(), nil
-}
-
-// feed parses the whole lines at the start of b, and with last the rest
-// too, and returns how many bytes it took.
-func (p *smapsParser) feed(b []byte, last bool) (int, error) {
 	if len(b) == 0 {
-		return 0, nil
+		return p.end(), nil
 	}
 	// Read as a string without copying 43 MB: b is not written while this
 	// runs, and every string kept is a copy, so b may be reused after.
 	text := unsafe.String(&b[0], len(b))
 	for text != "" {
-		i := strings.IndexByte(text, '\n')
-		var line string
-		switch {
-		case i >= 0:
-			line, text = text[:i], text[i+1:]
-		case !last && len(text) <= maxSmapsLine:
-			p.fed += len(b) - len(text)
-			return len(b) - len(text), nil
-		default:
-			line, text = text, ""
-		}
+		line, rest, _ := strings.Cut(text, "\n")
+		text = rest
 		p.n++
 		if len(line) > maxSmapsLine {
-			return 0, fmt.Errorf("%w: smaps line %d: longer than %d bytes", ErrParse, p.n, maxSmapsLine)
+			return nil, fmt.Errorf("%w: smaps line %d: longer than %d bytes", ErrParse, p.n, maxSmapsLine)
 		}
 		if len(line) > 0 && line[len(line)-1] == '\r' {
 			line = line[:len(line)-1]
 		}
-		if err := p.line(line, p.fed+len(b)-len(text)); err != nil {
-			return 0, fmt.Errorf("%w: smaps line %d: %v", ErrParse, p.n, err)
+		if err := p.line(line, len(b)-len(text)); err != nil {
+			return nil, fmt.Errorf("%w: smaps line %d: %v", ErrParse, p.n, err)
 		}
 	}
-	p.fed += len(b)
-	return len(b), nil
+	return p.end(), nil
 }
 
 // end returns the mappings parsed.
@@ -128,23 +109,21 @@ func (p *smapsParser) end() []Mapping {
 }
 
 // smapsParser holds the state of one parse: the mappings so far and the
-// arenas the fields and flags of all of them are cut from.
+// arena the fields of all of them are cut from.
 type smapsParser struct {
 	mappings []Mapping
 	fields   []SmapsField // the current mapping's are fields[first:]
 	first    int
-	flags    []string
 	names    []string // field names seen, by position in an entry
 	flagLine string   // the last VmFlags line, and its parse
 	flagSet  []string
-	total    int // length of the text, or a guess at it
-	fed      int // bytes parsed before the current feed
+	total    int // length of the text
 	n        int // lines parsed
 }
 
 func (p *smapsParser) reset(total int) {
 	p.mappings, p.fields, p.first, p.total = p.mappings[:0], p.fields[:0], 0, total
-	p.flagLine, p.flagSet, p.fed, p.n = "", nil, 0, 0
+	p.flagLine, p.flagSet, p.n = "", nil, 0
 }
 
 // line takes one line; read is how much of the text has been read, to size
@@ -166,12 +145,9 @@ func (p *smapsParser) line(line string, read int) error {
 		p.mappings[len(p.mappings)-1].VmFlags = p.vmFlags(strings.TrimSpace(value))
 		return nil
 	}
-	f, ok := quickSmapsValue(value)
-	if !ok {
-		var err error
-		if f, err = parseSmapsValue(name, strings.TrimSpace(value)); err != nil {
-			return fmt.Errorf("%q: %v", line, err)
-		}
+	f, err := smapsValue(line, name, value)
+	if err != nil {
+		return err
 	}
 	f.Name = p.name(name, len(p.fields)-p.first)
 	if len(p.fields) == cap(p.fields) {
@@ -290,6 +266,19 @@ func smapsFieldLine(line string) (name, value string, ok bool) {
 		}
 	}
 	return name, line[colon+1:], true
+}
+
+// smapsValue parses the value of the field name on line: the quick way,
+// or if the kernel did not write it so, the slow way.
+func smapsValue(line, name, value string) (SmapsField, error) {
+	if f, ok := quickSmapsValue(value); ok {
+		return f, nil
+	}
+	f, err := parseSmapsValue(name, strings.TrimSpace(value))
+	if err != nil {
+		return f, fmt.Errorf("%q: %v", line, err)
+	}
+	return f, nil
 }
 
 // quickSmapsValue parses the value as the kernel writes nearly all of them,

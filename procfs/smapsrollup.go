@@ -2,10 +2,7 @@ package procfs
 
 // This file reads /proc/PID/smaps_rollup, described in proc_pid_smaps_rollup(5).
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // SmapsRollup reads /proc/PID/smaps_rollup: the fields of smaps summed
 // over all mappings, with the proportional set split by kind (Pss_Anon,
@@ -25,7 +22,7 @@ func (p *Process) SmapsRollup() (Mapping, error) {
 // parseSmapsRollup parses smaps_rollup: one smaps entry. A process without
 // an address space (a kernel thread, a zombie) has an empty file.
 func parseSmapsRollup(text []byte) (Mapping, error) {
-	mappings, err := parseSmaps(strings.NewReader(string(text)))
+	mappings, err := parseSmapsText(text)
 	if err != nil {
 		return Mapping{}, err
 	}

@@ -30,9 +30,12 @@ type Census struct {
 	Unreadable int // processes whose smaps the caller may not read
 }
 
-// TakeCensus measures m of every process but skip (procmem itself): from
-// smaps_rollup (and statm for size) when m is a total, from smaps when it
-// is a kind's, two processes at a time.
+// TakeCensus measures m of every process but skip (procmem itself),
+// GOMAXPROCS processes at a time (at least two), each read no more than m
+// needs: a total from smaps_rollup (and statm for size); a kind's size
+// from maps, its resident or swapped bytes from maps and the page tables,
+// its proportional or private dirty bytes from smaps. Thread stacks are
+// told by their shape only (no syscall file per thread).
 func TakeCensus(m Metric, skip int) (*Census, error) {
 	pids, err := procfs.PIDs()
 	if err != nil {
@@ -46,8 +49,9 @@ func TakeCensus(m Metric, skip int) (*Census, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			cs := censusTaker{measure: m}
 			for pid := range work {
-				pf, ok, readable := measure(pid, m)
+				pf, ok, readable := cs.take(pid)
 				mu.Lock()
 				if ok {
 					c.Procs = append(c.Procs, pf)
@@ -68,51 +72,73 @@ func TakeCensus(m Metric, skip int) (*Census, error) {
 	return c, nil
 }
 
-// measure reads measure m of process pid. A process that is gone, or has
+// censusTaker measures one process after another, with the same buffers.
+type censusTaker struct {
+	measure Metric
+	read    regionReader
+	regions []Region
+}
+
+// take reads the measure of process pid. A process that is gone, or has
 // no address space (a kernel thread), is neither measured nor unreadable.
-func measure(pid int, m Metric) (pf ProcFigures, ok, readable bool) {
-	p, err := procfs.Open(pid)
+func (cs *censusTaker) take(pid int) (pf ProcFigures, ok, readable bool) {
+	// Pinned without reading stat, which is read once here.
+	p, err := procfs.OpenTask(pid)
 	if err != nil {
 		return pf, false, true
 	}
 	defer p.Close()
-	pf = ProcFigures{PID: pid, StartTime: p.StartTime}
 	st, err := p.Stat()
-	if err != nil || p.Zombie {
+	if err != nil || st.Exited() {
 		return pf, false, true
 	}
-	pf.Comm = st.Comm
-	var f Figures
+	pf = ProcFigures{PID: pid, StartTime: st.StartTime, Comm: st.Comm}
+	f, ok, err := cs.figures(p)
+	if err != nil {
+		return pf, false, !notPermitted(err)
+	}
+	pf.Value = f.Of(cs.measure.Field)
+	return pf, ok, true
+}
+
+// figures reads the figures the measure is taken from: the process's
+// totals, or its kind's; ok is false for a process without an address
+// space.
+func (cs *censusTaker) figures(p *procfs.Process) (f Figures, ok bool, err error) {
+	m := cs.measure
 	if m.Kind == numKinds {
-		r, err := p.SmapsRollup()
-		if err != nil {
-			return pf, false, !notPermitted(err)
+		r, ok, err := cs.read.scan.Rollup(p)
+		if err != nil || !ok {
+			return f, false, err
 		}
-		if r.Fields == nil {
-			return pf, false, true // a kernel thread
-		}
-		f = figures(&r)
+		f = Figures{Rss: r.Rss, Pss: r.Pss, Swap: r.Swap, PrivateDirty: r.PrivateDirty}
 		if m.Field == Size {
 			sm, err := p.Statm()
 			if err != nil {
-				return pf, false, true
+				return f, false, err
 			}
 			f.Size = sm.Size
 		}
-	} else {
-		s := NewSampler(p)
-		s.NoThreads = true
-		sample, err := s.Sample()
-		if err != nil {
-			return pf, false, !notPermitted(err)
-		}
-		if sample.Total.Regions == 0 {
-			return pf, false, true // a kernel thread
-		}
-		f = sample.Kinds[m.Kind]
+		return f, true, nil
 	}
-	pf.Value = f.Of(m.Field)
-	return pf, true, true
+	read := cs.read.pages
+	switch m.Field {
+	case Pss, Dirty:
+		read = cs.read.smaps
+	case Size:
+		read = cs.read.maps
+	}
+	cs.regions, err = read(p, cs.regions[:0])
+	if err != nil || len(cs.regions) == 0 {
+		return f, false, err
+	}
+	classify(cs.regions, nil)
+	for i := range cs.regions {
+		if r := &cs.regions[i]; r.Kind == m.Kind {
+			f.add(r.Figures)
+		}
+	}
+	return f, true, nil
 }
 
 func notPermitted(err error) bool { return memory.Classify(err) == memory.NotPermitted }

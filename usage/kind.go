@@ -1,10 +1,10 @@
 // Package usage tells where a process's memory goes: its mappings sorted
 // into kinds (heap, other anonymous memory, thread stacks, file-backed code
 // and data, shared memory, other), each with its size, resident, proportional,
-// swapped and private dirty bytes, sampled over time from
-// /proc/PID/smaps without touching the process's pages; the regions that
-// grew between two samples; tables, CSV, JSON and plots of it; and the
-// conditions on which procmem writes a core.
+// swapped and private dirty bytes, sampled over time from /proc/PID/smaps
+// (or, between reads of it, maps and pagemap) without touching the
+// process's pages; the regions that grew between two samples; tables, CSV,
+// JSON and plots of it; and the conditions on which procmem writes a core.
 package usage
 
 import (
@@ -56,21 +56,19 @@ const (
 	maxGuard = 64 << 10
 )
 
-// classify gives each of the mappings (in address order) its kind. sps are
+// classify gives each of the regions (in address order) its kind. sps are
 // the stack pointers of the process's threads where they could be read.
-func classify(mappings []procfs.Mapping, sps []uint64) []Kind {
-	kinds := make([]Kind, len(mappings))
-	for i := range mappings {
-		kinds[i] = basicKind(&mappings[i])
+func classify(regions []Region, sps []uint64) {
+	for i := range regions {
+		regions[i].Kind = basicKind(&regions[i])
 	}
-	markArenas(mappings, kinds)
-	markStacks(mappings, kinds, sps)
-	return kinds
+	markArenas(regions)
+	markStacks(regions, sps)
 }
 
 // basicKind is the kind a mapping has by its own name, permissions and
 // flags.
-func basicKind(m *procfs.Mapping) Kind {
+func basicKind(m *Region) Kind {
 	switch {
 	case m.Path == "[heap]":
 		return Heap
@@ -80,7 +78,7 @@ func basicKind(m *procfs.Mapping) Kind {
 		return Shmem
 	case m.Path == "" || strings.HasPrefix(m.Path, "[anon:"):
 		return Anon
-	case m.Pseudo() || slices.Contains(m.VmFlags, "io") || slices.Contains(m.VmFlags, "pf"):
+	case m.Pseudo() || m.io:
 		return Other
 	case m.Perms.Exec:
 		return Code
@@ -107,22 +105,22 @@ func shmem(r procfs.Region) bool {
 // read-write mapping at a 64 MiB boundary, at most 64 MiB long, followed
 // within that block by the rest of the reservation, inaccessible (---p),
 // unless the arena has grown to fill it. Both are heap.
-func markArenas(mappings []procfs.Mapping, kinds []Kind) {
-	for i := range mappings {
-		m := &mappings[i]
-		if kinds[i] != Anon || m.Start%arenaSize != 0 || m.Size() > arenaSize || !m.Perms.Read || !m.Perms.Write {
+func markArenas(regions []Region) {
+	for i := range regions {
+		m := &regions[i]
+		if m.Kind != Anon || m.Start%arenaSize != 0 || m.Figures.Size > arenaSize || !m.Perms.Read || !m.Perms.Write {
 			continue
 		}
 		end := m.Start + arenaSize
 		next := i + 1
-		tail := next < len(mappings) && kinds[next] == Anon && inaccessible(&mappings[next]) &&
-			mappings[next].Start == m.End && mappings[next].End <= end
-		if !tail && m.Size() != arenaSize {
+		tail := next < len(regions) && regions[next].Kind == Anon && inaccessible(&regions[next]) &&
+			regions[next].Start == m.End && regions[next].End <= end
+		if !tail && m.Figures.Size != arenaSize {
 			continue
 		}
-		kinds[i] = Heap
+		m.Kind = Heap
 		if tail {
-			kinds[next] = Heap
+			regions[next].Kind = Heap
 		}
 	}
 }
@@ -132,9 +130,9 @@ func markArenas(mappings []procfs.Mapping, kinds []Kind) {
 // running (whose stack pointer /proc does not show), the shape glibc and
 // musl give a stack: a read-write anonymous mapping right above an
 // inaccessible guard of at most 64 KiB. The guard counts as stack.
-func markStacks(mappings []procfs.Mapping, kinds []Kind, sps []uint64) {
+func markStacks(regions []Region, sps []uint64) {
 	for _, sp := range sps {
-		i, ok := slices.BinarySearchFunc(mappings, sp, func(m procfs.Mapping, sp uint64) int {
+		i, ok := slices.BinarySearchFunc(regions, sp, func(m Region, sp uint64) int {
 			switch {
 			case m.End <= sp:
 				return -1
@@ -143,27 +141,27 @@ func markStacks(mappings []procfs.Mapping, kinds []Kind, sps []uint64) {
 			}
 			return 0
 		})
-		if ok && (kinds[i] == Anon || kinds[i] == Heap && mappings[i].Path != "[heap]") {
-			kinds[i] = Stack
-			if i > 0 && kinds[i-1] == Anon && guardBelow(&mappings[i-1], &mappings[i], arenaSize) {
-				kinds[i-1] = Stack
+		if ok && (regions[i].Kind == Anon || regions[i].Kind == Heap && regions[i].Path != "[heap]") {
+			regions[i].Kind = Stack
+			if i > 0 && regions[i-1].Kind == Anon && guardBelow(&regions[i-1], &regions[i], arenaSize) {
+				regions[i-1].Kind = Stack
 			}
 		}
 	}
-	for i := 1; i < len(mappings); i++ {
-		m := &mappings[i]
-		if kinds[i] == Anon && kinds[i-1] == Anon && m.Perms.Read && m.Perms.Write && guardBelow(&mappings[i-1], m, maxGuard) {
-			kinds[i-1], kinds[i] = Stack, Stack
+	for i := 1; i < len(regions); i++ {
+		m := &regions[i]
+		if m.Kind == Anon && regions[i-1].Kind == Anon && m.Perms.Read && m.Perms.Write && guardBelow(&regions[i-1], m, maxGuard) {
+			regions[i-1].Kind, m.Kind = Stack, Stack
 		}
 	}
 }
 
 // guardBelow reports whether g is an inaccessible anonymous mapping of at
 // most max bytes right below m.
-func guardBelow(g, m *procfs.Mapping, max uint64) bool {
-	return inaccessible(g) && g.End == m.Start && g.Size() <= max && g.Path == ""
+func guardBelow(g, m *Region, max uint64) bool {
+	return inaccessible(g) && g.End == m.Start && g.Figures.Size <= max && g.Path == ""
 }
 
-func inaccessible(m *procfs.Mapping) bool {
+func inaccessible(m *Region) bool {
 	return !m.Perms.Read && !m.Perms.Write && !m.Perms.Exec && !m.Perms.Shared
 }

@@ -2,6 +2,9 @@ package usage
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -9,10 +12,10 @@ import (
 	"github.com/procmem/procmem/procfs"
 )
 
-// mappings parses lines of "START-END PERMS PATH [RSS]" into smaps
-// mappings.
-func mappings(t *testing.T, lines ...string) []procfs.Mapping {
-	var ms []procfs.Mapping
+// mappings parses lines of "START-END PERMS PATH" into regions, each half
+// resident.
+func mappings(t *testing.T, lines ...string) []Region {
+	var ms []Region
 	for _, line := range lines {
 		f := strings.Fields(line)
 		var r procfs.Region
@@ -27,7 +30,7 @@ func mappings(t *testing.T, lines ...string) []procfs.Mapping {
 				r.Inode = 42
 			}
 		}
-		ms = append(ms, procfs.Mapping{Region: r, Fields: []procfs.SmapsField{{Name: "Rss", Value: r.Size() / 2, Bytes: true}}})
+		ms = append(ms, Region{Region: r, Figures: Figures{Size: r.Size(), Rss: r.Size() / 2, Regions: 1}})
 	}
 	return ms
 }
@@ -58,13 +61,13 @@ func TestClassify(t *testing.T) {
 		"7ffffffde000-7ffffffff000 rw-p [stack]",
 	)
 	want := []Kind{Code, File, Heap, Heap, Heap, Stack, Stack, Stack, Stack, Anon, Shmem, Shmem, Code, File, Other, Stack}
-	got := classify(ms, []uint64{0x7ffff5900000})
+	classify(ms, []uint64{0x7ffff5900000})
 	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("%s %s: %s, want %s", ms[i].Name(), ms[i].Path, got[i], want[i])
+		if ms[i].Kind != want[i] {
+			t.Errorf("%s %s: %s, want %s", ms[i].Name(), ms[i].Path, ms[i].Kind, want[i])
 		}
 	}
-	s := newSample(time.Now(), 1, "prog", 0, ms, nil)
+	s := sampleOf(ms, nil)
 	var sum Figures
 	for _, k := range Kinds {
 		sum.add(s.Kinds[k])
@@ -87,10 +90,8 @@ func TestClassify(t *testing.T) {
 }
 
 func TestDiff(t *testing.T) {
-	before := newSample(time.Now(), 1, "p", 0, mappings(t,
-		"1000-3000 rw-p [heap]", "10000-20000 rw-p", "30000-31000 rw-p"), nil)
-	after := newSample(time.Now(), 1, "p", 0, mappings(t,
-		"1000-9000 rw-p [heap]", "10000-20000 rw-p", "40000-80000 rw-p"), nil)
+	before := sampleOf(mappings(t, "1000-3000 rw-p [heap]", "10000-20000 rw-p", "30000-31000 rw-p"), nil)
+	after := sampleOf(mappings(t, "1000-9000 rw-p [heap]", "10000-20000 rw-p", "40000-80000 rw-p"), nil)
 	changes := Diff(before, after)
 	var got []string
 	for _, c := range changes {
@@ -102,4 +103,63 @@ func TestDiff(t *testing.T) {
 	}
 }
 
+// sampleOf is a sample of the regions, taken now.
+func sampleOf(regions []Region, sps []uint64) *Sample {
+	s := &Sample{Time: time.Now(), PID: 1, Comm: "prog", Regions: regions}
+	s.SmapsTime = s.Time
+	s.sum(sps)
+	return s
+}
+
 func fmtSscanf(s string, a, b *uint64) (int, error) { return fmt.Sscanf(s, "%x-%x", a, b) }
+
+// TestTop: the regions Top keeps as it goes are those a stable sort of
+// all of them puts first.
+func TestTop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	s := &Sample{}
+	for i := range 500 {
+		r := Region{Kind: Kind(rng.IntN(3))}
+		r.Start = uint64(i) << 12
+		r.Rss = uint64(rng.IntN(4)) << 12
+		r.Figures.Size = uint64(rng.IntN(4)) << 12
+		s.Regions = append(s.Regions, r)
+	}
+	for _, k := range []Kind{Heap, Anon, Stack, Code} {
+		var want []Region
+		for _, r := range s.Regions {
+			if r.Kind == k {
+				want = append(want, r)
+			}
+		}
+		sort.SliceStable(want, func(i, j int) bool { return above(&want[i], &want[j]) })
+		for _, n := range []int{0, 1, 5, 1000} {
+			got := s.Top(k, n)
+			if len(got) != min(n, len(want)) || !slices.Equal(got, want[:len(got)]) {
+				t.Errorf("Top(%s, %d): %d regions, not the first of the sorted %d", k, n, len(got), len(want))
+			}
+		}
+	}
+}
+
+// TestAddRuns: runs of pages are cut at the regions' bounds; the zero page
+// is not resident, nor a guard marker swapped.
+func TestAddRuns(t *testing.T) {
+	rs := mappings(t, "1000-3000 rw-p", "3000-5000 rw-p", "8000-9000 rw-p")
+	for i := range rs {
+		rs[i].Rss = 0
+	}
+	addRuns(rs, []procfs.PageRange{
+		{Start: 0x1000, End: 0x2000, Flags: procfs.PageSwapped | procfs.PageGuard},
+		{Start: 0x2000, End: 0x4000, Flags: procfs.PagePresent},
+		{Start: 0x4000, End: 0x5000, Flags: procfs.PageSwapped},
+		{Start: 0x5000, End: 0x8000, Flags: procfs.PagePresent}, // between regions
+		{Start: 0x8000, End: 0x9000, Flags: procfs.PagePresent | procfs.PageZero},
+	})
+	want := [][2]uint64{{0x1000, 0}, {0x1000, 0x1000}, {0, 0}}
+	for i, w := range want {
+		if rs[i].Rss != w[0] || rs[i].Swap != w[1] {
+			t.Errorf("%s: rss %#x swap %#x, want %#x %#x", rs[i].Name(), rs[i].Rss, rs[i].Swap, w[0], w[1])
+		}
+	}
+}

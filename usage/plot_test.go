@@ -3,6 +3,7 @@ package usage
 import (
 	"bytes"
 	"image/png"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +16,9 @@ func TestPlot(t *testing.T) {
 		"7ffff6002000-7ffff6102000 rw-p",
 		"7ffff6200000-7ffff6300000 rw-s /memfd:pool",
 		"7ffffffde000-7ffffffff000 rw-p [stack]")
-	s0 := newSample(time.Now(), 1, "prog", 0, ms, nil)
-	s1 := newSample(s0.Time.Add(time.Second), 1, "prog", 0, ms, nil)
+	s0 := sampleOf(ms, nil)
+	s1 := sampleOf(slices.Clone(ms), nil)
+	s1.Time = s0.Time.Add(time.Second)
 	timeline := []Point{PointOf(s0), PointOf(s1)}
 	var svg, pngOut bytes.Buffer
 	if err := Plot(&svg, "svg", timeline, s1); err != nil {

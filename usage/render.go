@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,21 +12,39 @@ import (
 )
 
 // Top returns the n regions of kind k with the most resident bytes (then
-// the largest), in that order.
+// the largest, then the lowest), in that order. It keeps the n best as it
+// goes: a kind may have 60,000 regions, and n is a handful.
 func (s *Sample) Top(k Kind, n int) []Region {
-	var top []Region
-	for _, r := range s.Regions {
-		if r.Kind == k {
-			top = append(top, r)
-		}
+	if n <= 0 {
+		return nil
 	}
-	sort.SliceStable(top, func(i, j int) bool {
-		if top[i].Rss != top[j].Rss {
-			return top[i].Rss > top[j].Rss
+	top := make([]*Region, 0, n+1)
+	for i := range s.Regions {
+		r := &s.Regions[i]
+		if r.Kind != k || len(top) == n && !above(r, top[n-1]) {
+			continue
 		}
-		return top[i].Figures.Size > top[j].Figures.Size
-	})
-	return top[:min(n, len(top))]
+		at := len(top)
+		for at > 0 && above(r, top[at-1]) {
+			at--
+		}
+		top = slices.Insert(top, at, r)[:min(n, len(top)+1)]
+	}
+	regions := make([]Region, len(top))
+	for i, r := range top {
+		regions[i] = *r
+	}
+	return regions
+}
+
+// above reports whether r comes before q among the top regions: more
+// resident, then larger; regions are visited in address order, so the
+// lower of two equal ones stays first.
+func above(r, q *Region) bool {
+	if r.Rss != q.Rss {
+		return r.Rss > q.Rss
+	}
+	return r.Figures.Size > q.Figures.Size
 }
 
 // WriteTable writes the sample as a table of kinds and, for each kind, its
@@ -43,6 +61,7 @@ func WriteTable(w io.Writer, s *Sample, top int) error {
 		row(k.String(), s.Kinds[k])
 	}
 	row("total", s.Total)
+	writeAge(&b, s)
 	if top > 0 {
 		fmt.Fprintf(&b, "\nlargest regions of each kind, by rss:\n")
 		for _, k := range Kinds {
@@ -95,11 +114,23 @@ func WriteLive(w io.Writer, first, last, now *Sample, changes int) error {
 		row(k.String(), now.Kinds[k], first.Kinds[k], last.Kinds[k])
 	}
 	row("total", now.Total, first.Total, last.Total)
+	writeAge(&b, now)
 	if changes > 0 {
 		writeChanges(&b, "since the last sample", Diff(last, now), changes)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeAge says, of a sample that did not read smaps, how old its pss and
+// private dirty bytes are.
+func writeAge(b *strings.Builder, s *Sample) {
+	if s.FromSmaps() {
+		return
+	}
+	fmt.Fprintf(b, "pss and priv-dirty are from smaps read %s ago, at %s (read when it costs at most 2%%\n"+
+		"of the time; --exact reads it every time); the rest is of now, from maps and pagemap\n",
+		s.PssAge().Round(time.Second), s.SmapsTime.Format("15:04:05"))
 }
 
 // WriteChanges writes the n largest changes from before to after.
@@ -124,20 +155,22 @@ func writeChanges(b *strings.Builder, what string, changes []Change, n int) {
 
 // CSVHeader is the first line of WriteCSV's output. The columns are
 // stable: time (RFC 3339, milliseconds), seconds since the first sample,
-// pid, kind (or "total"), then bytes.
-const CSVHeader = "time,elapsed,pid,kind,size,rss,pss,swap,private_dirty,regions\n"
+// pid, kind (or "total"), bytes, the count of regions, and the age in
+// seconds of the row's pss and private_dirty (0 where smaps was read for
+// the sample; see Sample.SmapsTime).
+const CSVHeader = "time,elapsed,pid,kind,size,rss,pss,swap,private_dirty,regions,pss_age\n"
 
 // WriteCSV writes one line per kind and one for the total.
 func WriteCSV(w io.Writer, first, s *Sample) error {
 	var b strings.Builder
-	row := func(name string, f Figures) {
-		fmt.Fprintf(&b, "%s,%.3f,%d,%s,%d,%d,%d,%d,%d,%d\n", s.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
-			s.Time.Sub(first.Time).Seconds(), s.PID, name, f.Size, f.Rss, f.Pss, f.Swap, f.PrivateDirty, f.Regions)
+	row := func(name string, f Figures, age time.Duration) {
+		fmt.Fprintf(&b, "%s,%.3f,%d,%s,%d,%d,%d,%d,%d,%d,%.3f\n", s.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
+			s.Time.Sub(first.Time).Seconds(), s.PID, name, f.Size, f.Rss, f.Pss, f.Swap, f.PrivateDirty, f.Regions, age.Seconds())
 	}
 	for _, k := range Kinds {
-		row(k.String(), s.Kinds[k])
+		row(k.String(), s.Kinds[k], s.PssAge())
 	}
-	row("total", s.Total)
+	row("total", s.Total, s.PssAge())
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -167,6 +200,7 @@ type jsonSample struct {
 	Comm    string             `json:"comm"`
 	CPU     float64            `json:"cpu_seconds"`
 	Kinds   map[string]Figures `json:"kinds"`
+	PssAge  float64            `json:"pss_age"` // of every pss and private_dirty, in seconds
 	Total   Figures            `json:"total"`
 	Top     []jsonRegion       `json:"top"`
 	Changes []jsonChange       `json:"changes,omitempty"`
@@ -182,7 +216,7 @@ func newJSONRegion(s *Sample, r Region) jsonRegion {
 // regions that changed most since that sample.
 func WriteJSON(w io.Writer, first, last, s *Sample, top int) error {
 	js := jsonSample{Time: s.Time, Elapsed: s.Time.Sub(first.Time).Seconds(), PID: s.PID, Comm: s.Comm,
-		CPU: s.CPU.Seconds(), Kinds: map[string]Figures{}, Total: s.Total, Top: []jsonRegion{}}
+		CPU: s.CPU.Seconds(), Kinds: map[string]Figures{}, PssAge: s.PssAge().Seconds(), Total: s.Total, Top: []jsonRegion{}}
 	for _, k := range Kinds {
 		js.Kinds[k.String()] = s.Kinds[k]
 		for _, r := range s.Top(k, top) {

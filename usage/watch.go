@@ -125,8 +125,10 @@ type Watcher struct {
 	proc    *procfs.Process
 	sampler *Sampler
 	hist    history
-	kinds   bool // a measure of a kind: smaps, classified
+	kinds   bool // a measure of a kind: smaps (or maps and pagemap), classified
+	fresh   bool // of a kind's pss or private dirty bytes: smaps every time
 	totals  bool // a measure of the whole: smaps_rollup and statm
+	rollup  procfs.SmapsScanner
 	cpu     bool
 	cgroup  bool
 	window  time.Duration // the longest window
@@ -151,12 +153,14 @@ func NewWatcher(c Condition, p *procfs.Process) *Watcher {
 		}
 		if m != nil && m.Kind != numKinds {
 			w.kinds = true
+			w.fresh = w.fresh || m.Field == Pss || m.Field == Dirty
 		} else if m != nil {
 			w.totals = true
 		}
 	})
 	if w.kinds {
 		w.sampler = NewSampler(p)
+		w.sampler.Smaps = w.fresh
 	}
 	return w
 }
@@ -196,6 +200,7 @@ func (w *Watcher) read(o *observation) error {
 			return err
 		}
 		o.total, o.kinds, o.cpu = s.Total, s.Kinds, s.CPU
+		w.sampler.Recycle(s)
 	} else if w.totals {
 		if err := w.readTotals(o); err != nil {
 			return err
@@ -228,12 +233,11 @@ func (w *Watcher) read(o *observation) error {
 // readTotals reads the process's totals from smaps_rollup (a few
 // milliseconds even for 60,000 mappings) and its size from statm.
 func (w *Watcher) readTotals(o *observation) error {
-	r, err := w.proc.SmapsRollup()
+	r, _, err := w.rollup.Rollup(w.proc)
 	if err != nil {
 		return err
 	}
-	o.total = figures(&r)
-	o.total.Size, o.total.Regions = 0, 0
+	o.total = Figures{Rss: r.Rss, Pss: r.Pss, Swap: r.Swap, PrivateDirty: r.PrivateDirty}
 	sm, err := w.proc.Statm()
 	if err != nil {
 		return err
