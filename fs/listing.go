@@ -22,10 +22,8 @@ type listing struct {
 	image  procfs.Image // the image the process ran when maps was opened
 	charge *charge      // the descriptor and the entries, charged to the caller
 
-	mu      sync.Mutex
-	snap    *mapsSnapshot
-	entries []fuse.DirEntry
-	next    int
+	entryStream
+	snap *mapsSnapshot // the reading the entries were made from
 }
 
 var (
@@ -142,45 +140,19 @@ func (l *listing) load(ctx context.Context) syscall.Errno {
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFLNK, Ino: r.stableAttr().Ino})
 	}
 	sortEntries(entries[regions:])
-	for i := range entries {
-		entries[i].Off = uint64(i + 1) // where the next readdir resumes
-	}
-	l.snap, l.entries, l.next = snap, entries, 0
+	l.snap = snap
+	l.set(entries)
 	return 0
 }
 
 func (l *listing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	l.dir.touch()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.entries == nil {
-		if errno := l.load(ctx); errno != 0 {
-			return nil, errno
-		}
-	}
-	if l.next >= len(l.entries) {
-		return nil, 0
-	}
-	e := l.entries[l.next]
-	l.next++
-	return &e, 0
+	return l.readdirent(func() syscall.Errno { return l.load(ctx) })
 }
 
 // Seekdir resumes after the entry whose Off is off; 0 rewinds, and the
 // next read lists maps as they are then.
-func (l *listing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if off == 0 {
-		l.entries = nil
-		return 0
-	}
-	if off > uint64(len(l.entries)) {
-		return syscall.EINVAL
-	}
-	l.next = int(off)
-	return 0
-}
+func (l *listing) Seekdir(ctx context.Context, off uint64) syscall.Errno { return l.seekdir(off) }
 
 // Lookup answers for the entry just listed, from the listing's snapshot.
 // The caller passed the access check when it opened the directory.
@@ -189,4 +161,56 @@ func (l *listing) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	snap := l.snap
 	l.mu.Unlock()
 	return l.dir.lookup(ctx, name, out, snap)
+}
+
+// entryStream is what an open directory lists: its entries, made when it
+// is first read (or rewound), handed out one by one. mu also guards what
+// the listing made them from.
+type entryStream struct {
+	mu      sync.Mutex
+	entries []fuse.DirEntry
+	next    int
+}
+
+// readdirent returns the next entry, having load make the entries (with
+// set) if there are none; nil at the end.
+func (s *entryStream) readdirent(load func() syscall.Errno) (*fuse.DirEntry, syscall.Errno) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries == nil {
+		if errno := load(); errno != 0 {
+			return nil, errno
+		}
+	}
+	if s.next >= len(s.entries) {
+		return nil, 0
+	}
+	e := s.entries[s.next]
+	s.next++
+	return &e, 0
+}
+
+// set makes entries the listing, from its start; each entry's Off is where
+// the next readdir resumes. s.mu must be held.
+func (s *entryStream) set(entries []fuse.DirEntry) {
+	for i := range entries {
+		entries[i].Off = uint64(i + 1)
+	}
+	s.entries, s.next = entries, 0
+}
+
+// seekdir resumes after the entry whose Off is off; 0 rewinds, and the
+// next read makes the entries anew.
+func (s *entryStream) seekdir(off uint64) syscall.Errno {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if off == 0 {
+		s.entries = nil
+		return 0
+	}
+	if off > uint64(len(s.entries)) {
+		return syscall.EINVAL
+	}
+	s.next = int(off)
+	return 0
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -97,10 +96,8 @@ type rootListing struct {
 	root   *rootNode
 	charge *charge
 
-	mu      sync.Mutex
-	entries []fuse.DirEntry
-	procs   map[string]procfs.Listed
-	next    int
+	entryStream
+	procs map[string]procfs.Listed // what the listing read of each process
 }
 
 var (
@@ -146,27 +143,13 @@ func (l *rootListing) load(ctx context.Context) syscall.Errno {
 		procs[name] = p
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: inode(kindProc, uint64(p.PID), p.StartTime)})
 	}
-	for i := range entries {
-		entries[i].Off = uint64(i + 1)
-	}
-	l.entries, l.procs, l.next = entries, procs, 0
+	l.procs = procs
+	l.set(entries)
 	return 0
 }
 
 func (l *rootListing) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.entries == nil {
-		if errno := l.load(ctx); errno != 0 {
-			return nil, errno
-		}
-	}
-	if l.next >= len(l.entries) {
-		return nil, 0
-	}
-	e := l.entries[l.next]
-	l.next++
-	return &e, 0
+	return l.readdirent(func() syscall.Errno { return l.load(ctx) })
 }
 
 // loadCaptures lists the captures served, by name.
@@ -176,27 +159,13 @@ func (l *rootListing) loadCaptures() {
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: d.stableAttr().Ino})
 	}
 	sortEntries(entries[2:])
-	for i := range entries {
-		entries[i].Off = uint64(i + 1)
-	}
-	l.entries, l.procs, l.next = entries, nil, 0
+	l.procs = nil
+	l.set(entries)
 }
 
 // Seekdir resumes after the entry whose Off is off; 0 rewinds, and the
 // next read lists the processes anew.
-func (l *rootListing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if off == 0 {
-		l.entries = nil
-		return 0
-	}
-	if off > uint64(len(l.entries)) {
-		return syscall.EINVAL
-	}
-	l.next = int(off)
-	return 0
-}
+func (l *rootListing) Seekdir(ctx context.Context, off uint64) syscall.Errno { return l.seekdir(off) }
 
 // Lookup answers for an entry just listed from what the listing read of
 // it; the caller may see it (the listing kept only those).

@@ -5,7 +5,6 @@ package integration
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,37 +60,9 @@ type shuffledRun struct {
 
 func startShuffled(t testing.TB) shuffledRun {
 	t.Helper()
-	cmd := exec.Command(buildShuffled(t))
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	r := shuffledRun{pid: cmd.Process.Pid}
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		name, v, _ := strings.Cut(sc.Text(), " ")
-		n, _ := strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 64)
-		switch name {
-		case "health":
-			r.health = n
-		case "gold":
-			r.gold = n
-		case "ready":
-			go io.Copy(io.Discard, out)
-			return r
-		}
-	}
-	t.Fatal("shuffled did not get ready")
-	return r
+	h := startHelper(t, buildShuffled(t))
+	h.discardOutput()
+	return shuffledRun{pid: h.pid, health: h.addr["health"], gold: h.addr["gold"]}
 }
 
 // symbol returns the offset of a symbol of a binary from its load base,

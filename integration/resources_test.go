@@ -436,7 +436,7 @@ func TestIdleEntriesDropped(t *testing.T) {
 		t.Fatalf("after ls -l the daemon holds %d nodes for %d regions: the test measures nothing", busy["nodes"], regions)
 	}
 	var idle map[string]int
-	waitWithin(t, 20*time.Second, "the idle entries to be dropped", func() (string, bool) {
+	waitWithin(t, 60*time.Second, "the idle entries to be dropped", func() (string, bool) {
 		idle = m.allStats()
 		return fmt.Sprint(idle), idle["nodes"] < 10
 	})

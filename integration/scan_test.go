@@ -20,46 +20,11 @@ import (
 
 // game is a running testdata/game.c: a player whose health, speed and
 // score change on command, and decoys holding the same values.
-type game struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	pid  int
-	in   io.WriteCloser
-	out  *bufio.Reader
-	addr map[string]uint64 // health, speed, score
-}
+type game struct{ *helperProc }
 
 func startGame(t testing.TB, args ...string) *game {
 	t.Helper()
-	cmd := exec.Command(gameBin, args...)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	g := &game{t: t, cmd: cmd, pid: cmd.Process.Pid, in: in, out: bufio.NewReader(out), addr: map[string]uint64{}}
-	for {
-		line, err := g.out.ReadString('\n')
-		if err != nil {
-			t.Fatalf("game did not get ready: %v", err)
-		}
-		line = strings.TrimSpace(line)
-		if line == "ready" {
-			return g
-		}
-		name, v, _ := strings.Cut(line, " ")
-		if n, err := strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 64); err == nil && name != "pid" {
-			g.addr[name] = n
-		}
-	}
+	return &game{startHelper(t, gameBin, args...)}
 }
 
 // do sends a command and returns the game's answer.

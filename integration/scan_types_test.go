@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -202,39 +201,12 @@ func TestScanAnyIntAgreesWithScanmem(t *testing.T) {
 }
 
 // pyheld is a running testdata/pyheld.py.
-type pyheld struct {
-	t    *testing.T
-	pid  int
-	in   io.WriteCloser
-	out  *bufio.Reader
-	addr map[string]uint64
-}
+type pyheld struct{ *helperProc }
 
 func startPython(t *testing.T, args ...string) *pyheld {
 	t.Helper()
 	requireTool(t, "python3")
-	cmd := exec.Command("python3", append([]string{"testdata/pyheld.py"}, args...)...)
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	p := &pyheld{t: t, pid: cmd.Process.Pid, in: in, out: bufio.NewReader(out), addr: map[string]uint64{}}
-	for {
-		line, err := p.out.ReadString('\n')
-		if err != nil {
-			t.Fatalf("python did not get ready: %v", err)
-		}
-		name, v, _ := strings.Cut(strings.TrimSpace(line), " ")
-		if name == "ready" {
-			return p
-		}
-		if a, err := strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 64); err == nil {
-			p.addr[name] = a
-		}
-	}
+	return &pyheld{startHelper(t, "python3", append([]string{"testdata/pyheld.py"}, args...)...)}
 }
 
 func (p *pyheld) do(format string, a ...any) {
@@ -254,7 +226,7 @@ func TestScanPython(t *testing.T) {
 	value := 100000000 + rand.IntN(900000000) // below 2**30: one digit
 	text := fmt.Sprintf("procmem-%08d", rand.IntN(100000000))
 	p := startPython(t, strconv.Itoa(value), text, "Ωmega-"+text)
-	s := &scanner{t: t, g: &game{t: t, pid: p.pid}, session: t.TempDir() + "/s"}
+	s := &scanner{t: t, g: &game{&helperProc{t: t, pid: p.pid}}, session: t.TempDir() + "/s"}
 
 	n := s.count("-t", "anyint", strconv.Itoa(value))
 	ours := s.listed(n)

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
@@ -23,44 +22,11 @@ import (
 )
 
 // usageTarget is a running testdata/usagetarget.c.
-type usageTarget struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	pid  int
-	in   io.WriteCloser
-	out  *bufio.Reader
-	addr map[string]uint64
-}
+type usageTarget struct{ *helperProc }
 
 func startUsageTarget(t testing.TB) *usageTarget {
 	t.Helper()
-	cmd := exec.Command(usageBin)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ut := &usageTarget{t: t, cmd: cmd, pid: cmd.Process.Pid, in: in, out: bufio.NewReader(out), addr: map[string]uint64{}}
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	for {
-		line, err := ut.out.ReadString('\n')
-		if err != nil {
-			t.Fatalf("usagetarget did not get ready: %v", err)
-		}
-		line = strings.TrimSpace(line)
-		if line == "ready" {
-			return ut
-		}
-		name, v, _ := strings.Cut(line, " ")
-		ut.addr[name], _ = strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 64)
-	}
+	return &usageTarget{startHelper(t, usageBin)}
 }
 
 // do sends a command and waits for its "ok".

@@ -151,9 +151,9 @@ func (l *layout) fileEnd(start, end uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	r := l.region
-	if size := uint64(max(st.Size(), 0)); size > r.Offset {
-		return max(min(size-r.Offset+r.Start, end), start), nil
+	off := uint64(l.fileOffset())
+	if size := uint64(max(st.Size(), 0)); size > off {
+		return max(min(size-off+l.region.Start, end), start), nil
 	}
 	return start, nil
 }
@@ -208,6 +208,20 @@ func holdsData(f procfs.PageFlags) bool {
 }
 
 func (l *layout) anonSegments(start, end uint64) ([]segment, error) {
+	return l.pageSegments(start, end, hole, func(f procfs.PageFlags) segmentKind {
+		switch {
+		case holdsData(f):
+			return resident
+		case f&procfs.PageGuard != 0:
+			return unreadable
+		}
+		return hole // the zero page
+	})
+}
+
+// pageSegments lays out [start, end) from the page tables: pages neither
+// present nor swapped as absent, the others as kind says of their flags.
+func (l *layout) pageSegments(start, end uint64, absent segmentKind, kind func(procfs.PageFlags) segmentKind) ([]segment, error) {
 	ranges, err := l.pm.Scan(start, end)
 	if err != nil {
 		return nil, err
@@ -216,18 +230,11 @@ func (l *layout) anonSegments(start, end uint64) ([]segment, error) {
 	at := start
 	for _, r := range ranges {
 		s, e := max(r.Start, start), min(r.End, end)
-		segs.add(at, s, hole)
-		switch {
-		case holdsData(r.Flags):
-			segs.add(s, e, resident)
-		case r.Flags&procfs.PageGuard != 0:
-			segs.add(s, e, unreadable)
-		default:
-			segs.add(s, e, hole) // the zero page
-		}
+		segs.add(at, s, absent)
+		segs.add(s, e, kind(r.Flags))
 		at = max(at, e)
 	}
-	segs.add(at, end, hole)
+	segs.add(at, end, absent)
 	return segs, nil
 }
 
@@ -287,20 +294,7 @@ func seekSegments(segs *segmentList, f *os.File, base int64, at, start, end uint
 // it (they are present, so reading faults nothing in); the others are the
 // kernel's vDSO image, which the daemon has mapped too.
 func (l *layout) vdsoSegments(start, end uint64) ([]segment, error) {
-	ranges, err := l.pm.Scan(start, end)
-	if err != nil {
-		return nil, err
-	}
-	var segs segmentList
-	at := start
-	for _, r := range ranges {
-		s, e := max(r.Start, start), min(r.End, end)
-		segs.add(at, s, fromVDSO)
-		segs.add(s, e, resident)
-		at = max(at, e)
-	}
-	segs.add(at, end, fromVDSO)
-	return segs, nil
+	return l.pageSegments(start, end, fromVDSO, func(procfs.PageFlags) segmentKind { return resident })
 }
 
 // readFile reads what the mapped file holds at addr.
@@ -349,13 +343,9 @@ func (l *layout) captureSegments(start, end uint64) ([]segment, error) {
 		segs.add(from, end, hole)
 		return segs, nil
 	}
-	st, err := l.file.Stat()
+	fileEnd, err := l.fileEnd(from, end)
 	if err != nil {
 		return nil, err
-	}
-	fileEnd := from
-	if size := st.Size(); size > c.FileOffset {
-		fileEnd = min(end, max(from, r.Start+uint64(size-c.FileOffset)))
 	}
 	if err := seekSegments(&segs, l.file, c.FileOffset, r.Start, from, fileEnd, fromFile); err != nil {
 		return nil, err
