@@ -1,13 +1,18 @@
 package core
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/procmem/procmem/memory"
+	"github.com/procmem/procmem/procfs"
 )
 
 // BenchmarkOpenZstd1GiB: a 1 GiB process's core, written by procmem and
@@ -90,4 +95,52 @@ func readWhole(b *testing.B, f *os.File) time.Duration {
 		}
 	}
 	return time.Since(start)
+}
+
+// BenchmarkBuild60k: the core of a process with 60,000 mappings, built
+// (what opening MOUNT/PID/core does before its first byte), side by side
+// with the kernel's own cost for what Build must read: cat of its smaps.
+//
+//	go test ./core -run '^$' -bench Build60k -benchtime 5x
+func BenchmarkBuild60k(b *testing.B) {
+	child := startChild(b, "pages=60000")
+	p, err := procfs.Open(child.pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	rd, err := memory.Open(p, memory.Self, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rd.Close()
+	smaps := fmt.Sprintf("/proc/%d/smaps", child.pid)
+	var build, cat []time.Duration
+	var head int
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		im, err := Build(p, rd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		build = append(build, time.Since(start))
+		head = len(im.head)
+		start = time.Now()
+		if out, err := exec.Command("cat", smaps).Output(); err != nil || len(out) == 0 {
+			b.Fatalf("cat %s: %v", smaps, err)
+		}
+		cat = append(cat, time.Since(start))
+	}
+	b.StopTimer()
+	med := func(d []time.Duration) time.Duration {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	b.ReportMetric(float64(med(build).Milliseconds()), "build-ms")
+	b.ReportMetric(float64(med(cat).Milliseconds()), "cat-smaps-ms")
+	b.ReportMetric(med(build).Seconds()/med(cat).Seconds(), "build/cat-smaps")
+	b.ReportMetric(float64(head)/(1<<20), "head-MiB")
+	b.Logf("build %v; cat smaps %v", build, cat)
 }

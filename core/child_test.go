@@ -39,7 +39,9 @@ const madvGuardInstall = 102 // MADV_GUARD_INSTALL, Linux 6.13
 //   - "file=PATH": three pages of PATH, read-only and private, never touched;
 //   - "shared=PATH": three pages of PATH shared (past its end if it is
 //     shorter), with coredump_filter asking for shared file mappings;
-//   - "heap=SIZE": SIZE bytes that compress as a heap does (see heapLike).
+//   - "heap=SIZE": SIZE bytes that compress as a heap does (see heapLike);
+//   - "pages=N": N pages, written, in one reservation whose protections
+//     alternate page by page (N mappings, as a large program has).
 func runChild(args []string) int {
 	for _, arg := range args {
 		kind, path, _ := strings.Cut(arg, "=")
@@ -63,6 +65,17 @@ func runChild(args []string) int {
 			}
 			if err == nil {
 				heapLike(b)
+			}
+		case "pages":
+			var n int
+			if n, err = strconv.Atoi(path); err == nil {
+				b, err = unix.Mmap(-1, 0, n*pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+			}
+			for i := 0; err == nil && i < n; i++ {
+				b[i*pageSize] = byte(i)
+				if i%2 == 1 {
+					err = unix.Mprotect(b[i*pageSize:(i+1)*pageSize], unix.PROT_READ)
+				}
 			}
 		default:
 			err = fmt.Errorf("unknown mapping %q", arg)
@@ -415,5 +428,42 @@ func TestBuildThenOpen(t *testing.T) {
 	}
 	if got := readCapture(t, gone, c.addrs["file"]+2*pageSize, 4); !bytes.Equal(got, make([]byte, 4)) {
 		t.Errorf("the removed file's third page reads % x", got)
+	}
+}
+
+// TestHeadReadsAlike: the headers and notes read the same whole as in
+// pieces of any size, across the join of the notes and smaps' text, which
+// Build keeps apart; the padding to the data is zeros.
+func TestHeadReadsAlike(t *testing.T) {
+	c := startChild(t, "anon")
+	im, rd, _ := build(t, c.pid)
+	whole := make([]byte, im.dataOff)
+	if n, err := im.ReadAt(rd, whole, 0); n != len(whole) || err != nil {
+		t.Fatalf("reading the head whole: %d, %v", n, err)
+	}
+	join := len(im.head)
+	if !bytes.Equal(whole[:join], im.head) || !bytes.Equal(whole[join:join+len(im.smaps)], im.smaps) {
+		t.Fatal("the head does not read as built")
+	}
+	if rest := whole[join+len(im.smaps):]; !bytes.Equal(rest, make([]byte, len(rest))) {
+		t.Error("the padding after the notes is not zeros")
+	}
+	for _, size := range []int{1, 3, 4093, 4096, 65537} {
+		var pieced []byte
+		for off := 0; off < len(whole); {
+			b := make([]byte, min(size, len(whole)-off))
+			n, err := im.ReadAt(rd, b, uint64(off))
+			if n != len(b) || err != nil {
+				t.Fatalf("reading %d bytes at %d: %d, %v", len(b), off, n, err)
+			}
+			pieced = append(pieced, b...)
+			off += n
+		}
+		if !bytes.Equal(pieced, whole) {
+			t.Errorf("read in pieces of %d bytes, the head differs", size)
+		}
+	}
+	if int(im.dataOff)%pageSize != 0 || im.dataOff < uint64(join+len(im.smaps)) {
+		t.Errorf("data starts at %#x, after %d bytes of notes", im.dataOff, join+len(im.smaps))
 	}
 }

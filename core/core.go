@@ -42,7 +42,9 @@ const (
 // Image is a core file of one process: its headers and notes, fixed, and
 // its memory, read when asked for.
 type Image struct {
-	head    []byte          // ELF header, program headers, notes, padded to the first page of data
+	head    []byte          // ELF header, program headers, the notes up to smaps' text
+	smaps   []byte          // the text of procmem's smaps note, the notes' last
+	dataOff uint64          // where the data starts: the notes padded to a page
 	loads   []load          // in address order
 	regions []procfs.Region // the mappings the loads hold data of, whole, for the memory layer
 	size    uint64
@@ -85,16 +87,23 @@ func Build(p *procfs.Process, rd *memory.Reader) (*Image, error) {
 		}
 		loads = append(loads, load{region: m.Region, filesz: dumpSize(m, filter, rd)})
 	}
-	notes, err := buildNotes(p, loads, smaps)
-	if err != nil {
+	// The head is written once, into one buffer that buildNotes sizes,
+	// and smaps' text is served from where it was read: the notes of a
+	// process with 60,000 mappings are some 45 MB, 27 of them its smaps,
+	// and growing a buffer to that size, then copying it, cost more than
+	// reading smaps did.
+	notesOff := ehdrSize + (1+len(loads))*phdrSize
+	head := bytes.NewBuffer(make([]byte, notesOff))
+	if err := buildNotes(head, p, loads); err != nil {
 		return nil, err
 	}
+	noteHeader(head, procmemName, ntProcmemSmaps, len(smaps))
 	// All of it read with the rights of whoever holds p: it must be of the
 	// address space rd was opened on (an exec in between makes another).
 	if err := rd.SameImage(); err != nil {
 		return nil, err
 	}
-	im := layout(loads, notes)
+	im := layout(loads, head.Bytes(), smaps, notesOff)
 	im.image = rd.Image()
 	return im, nil
 }
@@ -168,40 +177,49 @@ func elfHeader(r procfs.Region, rd *memory.Reader) bool {
 }
 
 // layout places the headers, the notes and the data, each load's data at a
-// page boundary after the last's.
-func layout(loads []load, notes []byte) *Image {
-	phnum := 1 + len(loads)
-	notesOff := uint64(ehdrSize + phnum*phdrSize)
-	dataOff := align(notesOff+uint64(len(notes)), pageSize)
+// page boundary after the last's. head holds the notes from notesOff on,
+// but for the text of the last, smaps, and room for the headers before
+// them, which layout fills in.
+func layout(loads []load, head, smaps []byte, notesOff int) *Image {
+	notesLen := uint64(len(head)-notesOff) + uint64(align4(len(smaps)))
+	dataOff := align(uint64(notesOff)+notesLen, pageSize)
 	off := dataOff
 	for i := range loads {
 		loads[i].offset = off
 		off += loads[i].filesz
 	}
-	var b bytes.Buffer
 	le := binary.LittleEndian
 	// The ELF header: 64-bit, little-endian, ET_CORE, EM_X86_64.
-	b.Write([]byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
-	binary.Write(&b, le, struct {
-		Type, Machine                                     uint16
-		Version                                           uint32
-		Entry, Phoff, Shoff                               uint64
-		Flags                                             uint32
-		Ehsize, Phentsize, Phnum, Shentsize, Shnum, Shstr uint16
-	}{4, 62, 1, 0, ehdrSize, 0, 0, ehdrSize, phdrSize, uint16(min(phnum, 0xffff)), 0, 0, 0})
+	h := head[:ehdrSize]
+	copy(h, []byte{0x7f, 'E', 'L', 'F', 2, 1, 1})
+	clear(h[7:16])
+	le.PutUint16(h[16:], 4)  // e_type
+	le.PutUint16(h[18:], 62) // e_machine
+	le.PutUint32(h[20:], 1)  // e_version
+	le.PutUint64(h[24:], 0)  // e_entry
+	le.PutUint64(h[32:], ehdrSize)
+	le.PutUint64(h[40:], 0) // e_shoff
+	le.PutUint32(h[48:], 0) // e_flags
+	le.PutUint16(h[52:], ehdrSize)
+	le.PutUint16(h[54:], phdrSize)
+	le.PutUint16(h[56:], uint16(min(len(loads)+1, 0xffff)))
+	clear(h[58:64]) // e_shentsize, e_shnum, e_shstrndx
+	ph := head[ehdrSize:notesOff]
 	phdr := func(typ, flags uint32, off, vaddr, filesz, memsz, align uint64) {
-		binary.Write(&b, le, struct {
-			Type, Flags                                 uint32
-			Off, Vaddr, Paddr, Filesz, Memsz, Alignment uint64
-		}{typ, flags, off, vaddr, 0, filesz, memsz, align})
+		le.PutUint32(ph[0:], typ)
+		le.PutUint32(ph[4:], flags)
+		le.PutUint64(ph[8:], off)
+		le.PutUint64(ph[16:], vaddr)
+		le.PutUint64(ph[24:], 0) // p_paddr
+		le.PutUint64(ph[32:], filesz)
+		le.PutUint64(ph[40:], memsz)
+		le.PutUint64(ph[48:], align)
+		ph = ph[phdrSize:]
 	}
-	phdr(4, 0, notesOff, 0, uint64(len(notes)), 0, 0) // PT_NOTE
+	phdr(4, 0, uint64(notesOff), 0, notesLen, 0, 0) // PT_NOTE
 	for _, l := range loads {
 		phdr(1, segmentFlags(l.region.Perms), l.offset, l.region.Start, l.filesz, l.region.Size(), pageSize) // PT_LOAD
 	}
-	b.Write(notes)
-	head := make([]byte, dataOff)
-	copy(head, b.Bytes())
 	// The regions stay whole: a read is clipped to what a load holds, but
 	// the memory layer must see the mapping as maps shows it, or it finds
 	// no map_files entry for it and reads the file through the target.
@@ -211,7 +229,24 @@ func layout(loads []load, notes []byte) *Image {
 			regions = append(regions, l.region)
 		}
 	}
-	return &Image{head: head, loads: loads, regions: regions, size: off}
+	return &Image{head: head, smaps: smaps, dataOff: dataOff, loads: loads, regions: regions, size: off}
+}
+
+// readHead fills b with the headers and notes at off, below dataOff: the
+// head, then smaps' text, then zeros.
+func (im *Image) readHead(b []byte, off uint64) int {
+	b = b[:min(uint64(len(b)), im.dataOff-off)]
+	n := 0
+	for _, piece := range [][]byte{im.head, im.smaps} {
+		if off < uint64(len(piece)) {
+			n += copy(b[n:], piece[off:])
+			off = 0
+		} else {
+			off -= uint64(len(piece))
+		}
+	}
+	clear(b[n:])
+	return len(b)
 }
 
 func align(n, to uint64) uint64 { return (n + to - 1) / to * to }
@@ -242,8 +277,8 @@ func (im *Image) ReadAt(rd *memory.Reader, b []byte, off uint64) (int, error) {
 	}
 	b = b[:min(uint64(len(b)), im.size-off)]
 	done := 0
-	if off < uint64(len(im.head)) {
-		done = copy(b, im.head[off:])
+	if off < im.dataOff {
+		done = im.readHead(b, off)
 	}
 	for done < len(b) {
 		at := off + uint64(done)
@@ -274,11 +309,11 @@ func (im *Image) loadAt(at uint64) load {
 // Seek returns the first offset at or after off that starts data, or with
 // hole set a hole, as a region file's Seek does; the headers are data.
 func (im *Image) Seek(rd *memory.Reader, off uint64, hole bool) (uint64, bool, error) {
-	if off < uint64(len(im.head)) {
+	if off < im.dataOff {
 		if !hole {
 			return off, true, nil
 		}
-		off = uint64(len(im.head))
+		off = im.dataOff
 	}
 	for off < im.size {
 		l := im.loadAt(off)
@@ -307,5 +342,5 @@ func (im *Image) Of(rd *memory.Reader) bool {
 // Footprint is about how many bytes the image holds in memory: its
 // headers and notes, and what it keeps of each mapping.
 func (im *Image) Footprint() int64 {
-	return int64(len(im.head)) + int64(len(im.loads)+len(im.regions))*int64(unsafe.Sizeof(load{}))
+	return int64(len(im.head)+len(im.smaps)) + int64(len(im.loads)+len(im.regions))*int64(unsafe.Sizeof(load{}))
 }

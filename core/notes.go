@@ -78,49 +78,52 @@ const (
 	regCount
 )
 
-// buildNotes reads what the notes tell of process p: its threads' states,
-// its identity, its auxiliary vector and its mapped files.
-func buildNotes(p *procfs.Process, loads []load, smaps []byte) ([]byte, error) {
+// buildNotes appends to b what the notes tell of process p: its threads'
+// states, its identity, its auxiliary vector and its mapped files.
+func buildNotes(b *bytes.Buffer, p *procfs.Process, loads []load) error {
 	st, err := p.Stat()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	status, err := p.Status()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	args, err := p.Cmdline()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	auxv, err := p.Auxv()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tids, err := p.Threads()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var b bytes.Buffer
+	files := fileNote(loads)
+	// Room for all of it at once: a thread's notes (prstatus, fpregset)
+	// take under 1 KiB, the first's others (prpsinfo, siginfo, the header
+	// of the smaps note that follows) 4 KiB.
+	b.Grow(len(tids)<<10 + 4<<10 + len(auxv) + len(files))
 	for i, tid := range tids {
 		ts, err := p.ThreadState(tid)
 		if err != nil {
 			if i == 0 {
-				return nil, err
+				return err
 			}
 			continue // a thread that ended meanwhile
 		}
-		note(&b, ntPrstatus, prstatus(tid, st, ts))
+		note(b, ntPrstatus, prstatus(tid, st, ts))
 		if i == 0 {
-			note(&b, ntPrpsinfo, prpsinfo(st, status, args))
-			note(&b, ntSiginfo, siginfo(sigtrap))
-			note(&b, ntAuxv, auxv)
-			note(&b, ntFile, fileNote(loads))
+			note(b, ntPrpsinfo, prpsinfo(st, status, args))
+			note(b, ntSiginfo, siginfo(sigtrap))
+			note(b, ntAuxv, auxv)
+			note(b, ntFile, files)
 		}
-		note(&b, ntFpregset, make([]byte, fpregsetSize))
+		note(b, ntFpregset, make([]byte, fpregsetSize))
 	}
-	namedNote(&b, procmemName, ntProcmemSmaps, smaps)
-	return b.Bytes(), nil
+	return nil
 }
 
 // note appends one note named CORE.
@@ -129,12 +132,18 @@ func note(b *bytes.Buffer, typ uint32, desc []byte) { namedNote(b, "CORE", typ, 
 // namedNote appends one note: its name NUL-terminated, name and
 // description each padded to 4 bytes.
 func namedNote(b *bytes.Buffer, name string, typ uint32, desc []byte) {
-	le := binary.LittleEndian
-	binary.Write(b, le, [3]uint32{uint32(len(name) + 1), uint32(len(desc)), typ})
-	b.WriteString(name)
-	b.Write(make([]byte, align4(len(name)+1)-len(name)))
+	noteHeader(b, name, typ, len(desc))
 	b.Write(desc)
 	b.Write(make([]byte, align4(len(desc))-len(desc)))
+}
+
+// noteHeader appends a note's header and name, for a description of size
+// bytes to follow.
+func noteHeader(b *bytes.Buffer, name string, typ uint32, size int) {
+	le := binary.LittleEndian
+	binary.Write(b, le, [3]uint32{uint32(len(name) + 1), uint32(size), typ})
+	b.WriteString(name)
+	b.Write(make([]byte, align4(len(name)+1)-len(name)))
 }
 
 func align4(n int) int { return (n + 3) &^ 3 }

@@ -44,17 +44,21 @@ func readFileAt(dir int, name, path string) ([]byte, error) {
 	return readAll(fd, path)
 }
 
-// readAll reads an open /proc file whole, from its start.
+// readAll reads an open /proc file whole, from its start: into chunks
+// that double up to 4 MiB, joined once at the end. (Growing one buffer by
+// append read the maps of 60,000 regions in 26-91 ms against cat's 19-22;
+// doubling it, the 27 MB of their smaps cost a third more than reading them
+// did, in copies and cleared memory.)
 func readAll(fd int, path string) ([]byte, error) {
 	b := make([]byte, 0, 4096)
+	var full [][]byte // chunks filled before b
+	done := 0         // their bytes
 	for {
 		if len(b) == cap(b) {
-			// Double: append grows large slices by only a quarter, and
-			// reading the maps of 60,000 regions that way took 26-91 ms
-			// against 19-22 ms (as cat) doubling.
-			b = append(make([]byte, 0, 2*cap(b)), b...)
+			full, done = append(full, b), done+len(b)
+			b = make([]byte, 0, min(2*cap(b), 4<<20))
 		}
-		n, err := unix.Pread(fd, b[len(b):cap(b)], int64(len(b)))
+		n, err := unix.Pread(fd, b[len(b):cap(b)], int64(done+len(b)))
 		if err == unix.EINTR {
 			continue
 		}
@@ -62,8 +66,16 @@ func readAll(fd int, path string) ([]byte, error) {
 			return nil, &os.PathError{Op: "read", Path: path, Err: err}
 		}
 		if n == 0 {
-			return b, nil
+			break
 		}
 		b = b[:len(b)+n]
 	}
+	if full == nil {
+		return b, nil
+	}
+	all := make([]byte, 0, done+len(b))
+	for _, c := range full {
+		all = append(all, c...)
+	}
+	return append(all, b...), nil
 }
