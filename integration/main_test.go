@@ -51,10 +51,15 @@ func testMain(m *testing.M) int {
 	maprootBin = filepath.Join(dir, "maproot")
 	usageBin = filepath.Join(dir, "usagetarget")
 	build := exec.Command("go", "build", "-o", procmemBin, "..")
+	// Built as the README builds it, static: a procmem that maps libc
+	// would share its pages with the target while it measures, and lower
+	// the target's Pss that TestUsageKinds compares with smaps_rollup.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if cover := os.Getenv("PROCMEM_COVERDIR"); cover != "" {
 		// Every run of the binary, the daemons included, writes its
 		// coverage there; .ci/run reports it.
 		build = exec.Command("go", "build", "-cover", "-coverpkg=github.com/procmem/procmem/...", "-o", procmemBin, "..")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		os.Setenv("GOCOVERDIR", cover)
 	}
 	if other := os.Getenv("PROCMEM_BIN"); other != "" {
