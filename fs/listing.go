@@ -124,7 +124,7 @@ func (l *listing) load(ctx context.Context) syscall.Errno {
 	// Regions nothing can read ([vvar], [vsyscall]) are not listed, so
 	// that recursive tools (grep -r, cp -r, tar, yara -r) of a process
 	// directory succeed; they are there by name, and in info.
-	var listed []procfs.Region
+	listed := make([]procfs.Region, 0, len(snap.regions))
 	for _, r := range snap.regions {
 		if !r.Unreadable() {
 			listed = append(listed, r)

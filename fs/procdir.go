@@ -628,8 +628,11 @@ func (d *procDir) lookup(ctx context.Context, name string, out *fuse.EntryOut, s
 		t := &textFile{dir: d, statm: name == "statm"}
 		t.fsys = d.fsys
 		size := -1 // what it would render now
-		if snap != nil && !t.statm {
-			size = len(snap.info()) // a listing's: info as of its reading
+		if snap != nil {
+			// A listing's: its reading is the caller's, info as of it.
+			if b, errno := t.contentAfter(ctx, snap); errno == 0 {
+				size = len(b)
+			}
 		}
 		t.fillAttr(ctx, &out.Attr, size)
 		out.SetEntryTimeout(stableTimeout) // every process has them

@@ -60,11 +60,17 @@ func (t *textFile) fillAttr(ctx context.Context, a *fuse.Attr, size int) {
 // than maxAge (one rendering for each reading), statm once the caller may
 // read maps.
 func (t *textFile) content(ctx context.Context, maxAge time.Duration) ([]byte, syscall.Errno) {
-	var b bytes.Buffer
 	snap, err := t.dir.snapshot(ctx, maxAge)
 	if err != nil {
 		return nil, toErrno(err)
 	}
+	return t.contentAfter(ctx, snap)
+}
+
+// contentAfter renders the file for a caller whose reading of maps is
+// snap: info as of snap, statm as it is now.
+func (t *textFile) contentAfter(ctx context.Context, snap *mapsSnapshot) ([]byte, syscall.Errno) {
+	var b bytes.Buffer
 	if !t.statm {
 		return snap.info(), 0
 	}

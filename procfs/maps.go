@@ -136,7 +136,24 @@ func (r Region) Label() string {
 // Name is the first column of maps formatted the way procmem names region
 // files: %012x-%012x.
 func (r Region) Name() string {
-	return fmt.Sprintf("%012x-%012x", r.Start, r.End)
+	// By hand rather than with fmt: a listing names 60,000 regions.
+	var b [2*16 + 1]byte
+	n := putHex(b[:0], r.Start)
+	n = append(n, '-')
+	return string(putHex(n, r.End))
+}
+
+// putHex appends v in lower-case hex, at least 12 digits.
+func putHex(b []byte, v uint64) []byte {
+	const digits = "0123456789abcdef"
+	w := 12
+	for v>>(4*w) != 0 && w < 16 {
+		w++
+	}
+	for i := w - 1; i >= 0; i-- {
+		b = append(b, digits[v>>(4*i)&0xf])
+	}
+	return b
 }
 
 func parseMaps(r io.Reader) ([]Region, error) {

@@ -3,6 +3,7 @@ package procfs
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -186,6 +187,15 @@ func BenchmarkParseMaps(b *testing.B) {
 	for b.Loop() {
 		if _, err := parseMapsText(text); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestRegionNameAsPrintf(t *testing.T) {
+	for _, v := range [][2]uint64{{0, 0}, {0x400000, 0x401000}, {0x7ffd12345000, 0x7ffd12366000}, {0xffffffffff600000, 0xffffffffff601000}, {1 << 48, 1<<48 + 1}, {math.MaxUint64, math.MaxUint64}} {
+		r := Region{Start: v[0], End: v[1]}
+		if got, want := r.Name(), fmt.Sprintf("%012x-%012x", v[0], v[1]); got != want {
+			t.Errorf("Name of %#x-%#x: %q, want %q", v[0], v[1], got, want)
 		}
 	}
 }

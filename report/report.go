@@ -34,20 +34,37 @@ func Size(n uint64) string {
 // "START-END  SIZE  PERMS  PATH", the size right-aligned in 10 columns.
 // The pathname is kept exactly, trailing spaces included.
 func RegionLine(r procfs.Region) string {
-	line := fmt.Sprintf("%s  %10s  %s", r.Name(), Size(r.Size()), r.Perms)
-	if r.Path == "" {
-		return line
+	var b strings.Builder
+	writeRegionLine(&b, r)
+	return b.String()
+}
+
+// writeRegionLine writes RegionLine(r) to b, without the garbage of a
+// string per line: a listing gives info's size, 60,000 lines for some.
+func writeRegionLine(b *strings.Builder, r procfs.Region) {
+	b.WriteString(r.Name())
+	b.WriteString("  ")
+	size := Size(r.Size())
+	for i := len(size); i < 10; i++ {
+		b.WriteByte(' ')
 	}
-	return line + "  " + r.Path
+	b.WriteString(size)
+	b.WriteString("  ")
+	b.WriteString(r.Perms.String())
+	if r.Path != "" {
+		b.WriteString("  ")
+		b.WriteString(r.Path)
+	}
 }
 
 // Info writes the info table of the given regions and its total line.
 func Info(w io.Writer, regions []procfs.Region) error {
 	var b strings.Builder
+	b.Grow(len(regions)*64 + 128)
 	var total uint64
 	for _, r := range regions {
 		total += r.Size()
-		b.WriteString(RegionLine(r))
+		writeRegionLine(&b, r)
 		b.WriteByte('\n')
 	}
 	writeTotal(&b, total)
