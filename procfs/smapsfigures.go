@@ -79,9 +79,11 @@ func (p *figuresParser) feed(b []byte, last bool) (int, error) {
 }
 
 func (p *figuresParser) line(line string) error {
-	if len(line) == 0 || hexDigit(line[0]) {
+	if len(line) == 0 || hexDigit(line[0]) || !asciiLetter(line[0]) {
 		// A maps line, or a field whose name starts like a hex number
-		// (Anonymous, FilePmdMapped): told apart as the full parser does.
+		// (Anonymous, FilePmdMapped), or a line starting with neither a
+		// letter nor a digit (a maps line after a space, which the full
+		// parser takes): told apart as the full parser does.
 		if region, ok := kernelMapsLine(line); ok {
 			p.newMapping(region)
 			return nil
@@ -97,9 +99,9 @@ func (p *figuresParser) line(line string) error {
 		}
 		return p.field(line, name, value)
 	}
-	// No maps line starts so: a field, if the text is smaps at all. Only
-	// the names wanted are told, by their prefix, which says the same as
-	// smapsFieldLine would of a line starting so.
+	// No maps line starts with a letter past f: a field, if the text is
+	// smaps at all. Only the names wanted are told, by their prefix, which
+	// says the same as smapsFieldLine would of a line starting so.
 	for _, name := range wantedFields[line[0]&31] {
 		if len(line) > len(name) && line[len(name)] == ':' && line[:len(name)] == name {
 			return p.field(line, name, line[len(name)+1:])
@@ -181,6 +183,8 @@ func hexUntil(line string, i int, stop byte) (v uint64, next int, ok bool) {
 	}
 	return v, i + 1, true
 }
+
+func asciiLetter(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
 
 func hexDigit(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
