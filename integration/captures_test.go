@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,36 +42,9 @@ func writeCores(t *testing.T) *capturedCores {
 	if err := os.WriteFile(c.exe, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("prlimit", "--core=unlimited", c.exe)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	buf := make([]byte, 4096)
-	var text string
-	for !strings.Contains(text, "ready") {
-		n, err := out.Read(buf)
-		if err != nil {
-			t.Fatalf("coretarget: %v (%q)", err, text)
-		}
-		text += string(buf[:n])
-	}
-	for _, line := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(line, "health 0x"); ok {
-			c.health, _ = strconv.ParseUint(v, 16, 64)
-		}
-		if v, ok := strings.CutPrefix(line, "pid "); ok {
-			c.pid, _ = strconv.Atoi(v)
-		}
-	}
+	// prlimit execs the program: the helper's pid is its.
+	h := startHelper(t, "prlimit", "--core=unlimited", c.exe)
+	c.pid, c.health = h.pid, h.addr["health"]
 	c.paths["procmem"] = filepath.Join(dir, "procmem.core")
 	mustSucceed(t, procmem(t, "-p", itoa(c.pid), "core", "-o", c.paths["procmem"]), "procmem core")
 	mustSucceed(t, run(t, "", "gcore", "-o", filepath.Join(dir, "gcore"), itoa(c.pid)), "gcore")
@@ -89,7 +61,7 @@ func writeCores(t *testing.T) *capturedCores {
 	}
 	os.WriteFile(fmt.Sprintf("/proc/%d/coredump_filter", c.pid), []byte("0x33"), 0)
 	syscall.Kill(c.pid, syscall.SIGSEGV)
-	cmd.Wait()
+	h.cmd.Wait()
 	waitFor(t, "the kernel's core", func() (string, bool) {
 		fi, err := os.Stat(kernel)
 		return fmt.Sprint(err), err == nil && fi.Size() > 0

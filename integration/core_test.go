@@ -3,11 +3,8 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,32 +27,9 @@ func startCoreTarget(t *testing.T) int {
 // health (4242) it announces.
 func startCoreTargetAt(t *testing.T) (int, uint64) {
 	t.Helper()
-	cmd := exec.Command(coreBin)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	sc := bufio.NewScanner(out)
-	var health uint64
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "health 0x"); ok {
-			health, _ = strconv.ParseUint(v, 16, 64)
-		}
-		if sc.Text() == "ready" {
-			go io.Copy(io.Discard, out)
-			return cmd.Process.Pid, health
-		}
-	}
-	t.Fatal("coretarget did not get ready")
-	return 0, 0
+	h := startHelper(t, coreBin)
+	h.discardOutput()
+	return h.pid, h.addr["health"]
 }
 
 // watchStopped samples the target's status until stop is called, and

@@ -29,20 +29,8 @@ type helperProc struct {
 func startHelper(t testing.TB, bin string, args ...string) *helperProc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	h := &helperProc{t: t, cmd: cmd, pid: cmd.Process.Pid, in: in, out: bufio.NewReader(out), addr: map[string]uint64{}}
+	in, out := startPiped(t, cmd)
+	h := &helperProc{t: t, cmd: cmd, pid: cmd.Process.Pid, in: in, out: out, addr: map[string]uint64{}}
 	for {
 		line, err := h.out.ReadString('\n')
 		if err != nil {
@@ -57,6 +45,27 @@ func startHelper(t testing.TB, bin string, args ...string) *helperProc {
 			h.addr[name] = n
 		}
 	}
+}
+
+// startPiped starts cmd with a pipe to its standard input and one from its
+// standard output, its standard error the test's, and ends it when the
+// test does.
+func startPiped(t testing.TB, cmd *exec.Cmd) (io.WriteCloser, *bufio.Reader) {
+	t.Helper()
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+	return in, bufio.NewReader(out)
 }
 
 // discardOutput lets the helper write on without anyone reading.

@@ -226,16 +226,8 @@ func TestScanFloats(t *testing.T) {
 func startFreeze(t *testing.T, g *game, holds ...string) (*exec.Cmd, *bufio.Reader) {
 	t.Helper()
 	cmd := exec.Command(procmemBin, append([]string{"-p", itoa(g.pid), "freeze", "--interval", "5ms"}, holds...)...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd, bufio.NewReader(out)
+	_, out := startPiped(t, cmd)
+	return cmd, out
 }
 
 // TestFreeze: freeze holds the health while the game writes another value,

@@ -63,20 +63,8 @@ func startTargetAs(t testing.TB, prefix []string, path string, patternSize uint6
 	t.Helper()
 	args := append(append(append([]string(nil), prefix...), path, fmt.Sprintf("%#x", patternSize)), extra...)
 	cmd := exec.Command(args[0], args[1:]...)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outPipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	tg := &target{t: t, cmd: cmd, pid: cmd.Process.Pid, in: in, out: bufio.NewReader(outPipe), addr: map[string]uint64{}}
-	t.Cleanup(tg.stop)
+	in, out := startPiped(t, cmd)
+	tg := &target{t: t, cmd: cmd, pid: cmd.Process.Pid, in: in, out: out, addr: map[string]uint64{}}
 	for {
 		line, err := tg.readLine(30 * time.Second)
 		if err != nil {
